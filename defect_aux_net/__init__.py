@@ -1,0 +1,1 @@
+"""Defect-Aux-Net: multi-task surface defect classification, segmentation and detection."""

@@ -1,0 +1,37 @@
+"""Defect-Aux-Net: multi-task surface defect classification, segmentation and detection."""
+
+import setuptools
+
+setuptools.setup(
+    name="defect-aux-net",
+    version="0.1.0",
+    description=(
+        "Keras 3 / TensorFlow implementation of Defect-Aux-Net: one network that "
+        "classifies, segments and detects surface defects."
+    ),
+    long_description=open("README.md", encoding="utf-8").read(),
+    long_description_content_type="text/markdown",
+    license="Apache-2.0",
+    python_requires=">=3.10",
+    packages=setuptools.find_packages(include=["defect_aux_net*", "launch*"]),
+    # TensorFlow itself is not a base requirement: TPU VMs ship `tensorflow-tpu`,
+    # and listing `tensorflow` here would make pip replace it.
+    install_requires=[
+        "keras>=3.3",
+        "tensorflow-datasets>=4.9",
+        "absl-py",
+        "numpy",
+        "pycocotools",
+        "scipy",
+        "pillow",
+        "pyyaml",
+        "matplotlib",
+    ],
+    extras_require={
+        "cpu": ["tensorflow-cpu>=2.16"],
+        "gpu": ["tensorflow[and-cuda]>=2.16"],
+        # Uses the tensorflow-tpu that the TPU VM image already has installed.
+        "tpu": [],
+        "test": ["pytest"],
+    },
+)
