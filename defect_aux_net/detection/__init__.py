@@ -1,0 +1,1 @@
+"""Anchors, target encoding and detection decoding, usable in tf.data and in exported graphs."""

@@ -1,0 +1,1 @@
+"""Task losses of Defect-Aux-Net and their weighted sum."""

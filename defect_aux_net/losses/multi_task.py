@@ -1,0 +1,79 @@
+"""The multi-task loss `L = b0*Lcls + b1*Lseg + b2*Ldet` (Defect-Aux-Net eq. 6)."""
+
+import keras
+from keras import ops
+
+from defect_aux_net.losses.detection import detection_loss
+from defect_aux_net.losses.segmentation import SEGMENTATION_LOSS_FUNCTIONS
+
+
+class MultiTaskLoss:
+    """Weighted sum of the losses of the tasks a model has.
+
+    Each example says which annotations it carries through `sample_weight`, a
+    dict with optional keys `classification`, `segmentation` and `detection`
+    (float `[B]`, 1 where the example has an image label / mask / boxes, else 0;
+    a missing key means every example has it). A task's loss is averaged over the
+    examples that have its annotation only, so datasets with masks only and
+    datasets with boxes only can be mixed in one batch.
+
+    `y_true` is a dict with the keys of the model's outputs: `classification`
+    (`[B, K]` multi-hot), `segmentation` (`[B, H, W, K]` binary masks),
+    `box_regression` (`[B, A, 4]`) and `box_classification` (`[B, A]`) from
+    `encode_detection_targets`. All losses are computed in float32.
+
+    Args:
+      config: the model's `DefectAuxNetConfig`.
+    """
+
+    def __init__(self, config):
+        self.config = config
+        self.segmentation_loss = SEGMENTATION_LOSS_FUNCTIONS[config.segmentation_loss]
+
+    def __call__(self, y_true, y_pred, sample_weight=None) -> dict:
+        """Returns a dict of scalar losses: one per task of the model, and `total`."""
+        sample_weight = sample_weight or {}
+        batch_size = ops.shape(next(iter(y_pred.values())))[0]
+
+        def example_weights(task):
+            weights = sample_weight.get(task)
+            if weights is None:
+                return ops.ones((batch_size,), "float32")
+            return ops.reshape(ops.cast(weights, "float32"), (batch_size,))
+
+        losses = {}
+        if "classification" in self.config.tasks:
+            per_example = keras.losses.binary_crossentropy(
+                ops.cast(y_true["classification"], "float32"),
+                ops.cast(y_pred["classification"], "float32"),
+            )
+            losses["classification"] = _weighted_mean(
+                per_example, example_weights("classification")
+            )
+        if "segmentation" in self.config.tasks:
+            per_example = self.segmentation_loss(
+                y_true["segmentation"], y_pred["segmentation"]
+            )
+            losses["segmentation"] = _weighted_mean(
+                per_example, example_weights("segmentation")
+            )
+        if "detection" in self.config.tasks:
+            losses["detection"] = detection_loss(
+                y_true["box_regression"],
+                y_true["box_classification"],
+                y_pred["box_regression"],
+                y_pred["box_classification"],
+                example_weights("detection"),
+                focal_alpha=self.config.focal_alpha,
+                focal_gamma=self.config.focal_gamma,
+                box_loss_weight=self.config.box_loss_weight,
+                huber_delta=self.config.huber_delta,
+            )
+        betas = dict(zip(("classification", "segmentation", "detection"), self.config.loss_weights))
+        losses["total"] = sum(betas[task] * loss for task, loss in losses.items())
+        return losses
+
+
+def _weighted_mean(values, weights):
+    """Mean over the examples with weight > 0; 0 when no example has the annotation."""
+    return ops.divide_no_nan(ops.sum(values * weights), ops.sum(weights))

@@ -1,0 +1,1 @@
+"""Model builders: the bottom-up pathway and the full Defect-Aux-Net."""
