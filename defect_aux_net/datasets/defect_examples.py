@@ -1,0 +1,54 @@
+"""Assembling one example of the shared defect feature schema (see `features.py`)."""
+
+from typing import Any, Sequence
+
+import numpy as np
+
+
+def defect_example(
+    image: bytes | np.ndarray,
+    image_id: str,
+    height: int,
+    width: int,
+    num_classes: int,
+    mask: np.ndarray | None = None,
+    bboxes: np.ndarray | None = None,
+    box_labels: np.ndarray | None = None,
+    image_labels: Sequence[int] = (),
+) -> dict[str, Any]:
+    """Returns the feature dict of one image from whatever the source annotates.
+
+    The multi-hot `labels` and `is_defective` are the union of the mask's classes,
+    the boxes' classes and `image_labels`, so they always agree with the
+    annotations.
+
+    Args:
+      image: encoded bytes or uint8 `[H, W, C]` pixels.
+      image_id: the source's name of the image.
+      height: image height.
+      width: image width.
+      num_classes: number of defect classes K.
+      mask: uint8 `[H, W, K]` binary mask, None where the source has no masks.
+      bboxes: float32 `[N, 4]` normalised boxes, None where the source has no boxes.
+      box_labels: int64 `[N]` class indices of `bboxes`.
+      image_labels: class indices of image-level labels (e.g. from a CSV).
+    """
+    has_mask, has_boxes = mask is not None, bboxes is not None
+    if mask is None:
+        mask = np.zeros((height, width, num_classes), dtype=np.uint8)
+    if bboxes is None:
+        bboxes, box_labels = np.zeros((0, 4), np.float32), np.zeros((0,), np.int64)
+    labels = np.zeros(num_classes, dtype=np.uint8)
+    labels[mask.reshape(-1, num_classes).any(axis=0)] = 1
+    labels[np.asarray(box_labels, dtype=np.int64)] = 1
+    labels[np.asarray(image_labels, dtype=np.int64)] = 1
+    return {
+        "image": image,
+        "segmentation_mask": mask.astype(np.uint8),
+        "objects": {"bbox": bboxes, "label": box_labels},
+        "labels": labels,
+        "is_defective": bool(labels.any()),
+        "has_mask": has_mask,
+        "has_boxes": has_boxes,
+        "image_id": image_id,
+    }
