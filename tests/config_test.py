@@ -1,0 +1,53 @@
+import re
+
+import pytest
+
+from defect_aux_net import DefectAuxNetConfig
+
+
+@pytest.mark.parametrize(
+    "overrides, field, allowed",
+    [
+        ({"backbone": "resnet51"}, "backbone", "resnet18, resnet34, resnet50, resnet101"),
+        ({"attention": "cbam"}, "attention", "none, se, sa, se+sa"),
+        ({"segmentation_loss": "focal"}, "segmentation_loss", "dice, bce, jaccard"),
+    ],
+)
+def test_unknown_names_list_allowed_values(overrides, field, allowed):
+    with pytest.raises(ValueError, match=f"Unknown {field}.*{re.escape(allowed)}"):
+        DefectAuxNetConfig(**overrides)
+
+
+@pytest.mark.parametrize(
+    "overrides, message",
+    [
+        ({"num_classes": 0}, "num_classes must be an integer >= 1, got 0"),
+        ({"input_shape": (0, 600, 3)}, "input_shape must be .* positive integers"),
+        ({"input_shape": (600, 600)}, "input_shape must be"),
+        ({"input_shape": (16, 600, 3)}, "too small.*at least 32"),
+        ({"tasks": ()}, "tasks must be a non-empty subset"),
+        ({"tasks": ("segmentation", "counting")}, "tasks must be a non-empty subset"),
+        ({"loss_weights": (1, 1)}, "loss_weights must be three"),
+        ({"backbone_weights": "imagenet", "input_shape": (128, 128, 1)}, "3 input channels"),
+        ({"backbone_weights": "imagenet", "backbone": "resnet18"}, "not for backbone='resnet18'"),
+        ({"min_level": 1}, "min_level"),
+        ({"positive_iou": 0.3, "negative_iou": 0.4}, "negative_iou <= positive_iou"),
+    ],
+)
+def test_invalid_values_name_the_field(overrides, message):
+    with pytest.raises(ValueError, match=message):
+        DefectAuxNetConfig(**overrides)
+
+
+def test_presets_and_overrides():
+    config = DefectAuxNetConfig.from_preset("severstal", attention="se")
+    assert config.input_shape == (128, 800, 3)
+    assert config.num_classes == 4 and config.attention == "se"
+    assert config.padded_size == (128, 896)
+    with pytest.raises(ValueError, match="Unknown preset 'kaggle'"):
+        DefectAuxNetConfig.from_preset("kaggle")
+
+
+def test_lists_become_tuples_so_configs_round_trip():
+    config = DefectAuxNetConfig(input_shape=[64, 64, 1], tasks=["segmentation"])
+    assert DefectAuxNetConfig(**config.to_dict()) == config

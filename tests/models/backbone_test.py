@@ -1,0 +1,46 @@
+import keras
+import numpy as np
+import pytest
+
+from defect_aux_net.models.backbone import build_backbone
+
+
+@pytest.mark.parametrize(
+    "depth, channels", [("resnet18", (64, 128, 256, 512)), ("resnet50", (256, 512, 1024, 2048))]
+)
+def test_levels_have_strides_4_to_32(depth, channels):
+    backbone = build_backbone(depth, attention="none")
+    features = backbone(np.zeros((1, 64, 96, 3), np.float32))
+    for level, expected_channels in zip((2, 3, 4, 5), channels):
+        assert tuple(features[f"C{level}"].shape) == (
+            1, 64 // 2**level, 96 // 2**level, expected_channels
+        )
+
+
+@pytest.mark.parametrize(
+    "attention, se, sa", [("none", 0, 0), ("se", 16, 0), ("sa", 0, 16), ("se+sa", 16, 16)]
+)
+def test_attention_in_every_residual_block(attention, se, sa):
+    backbone = build_backbone("resnet50", attention=attention)
+    names = [layer.name for layer in backbone.layers]
+    assert sum(name.endswith("_se") for name in names) == se
+    assert sum(name.endswith("_sa") for name in names) == sa
+
+
+def test_se_then_sa_on_the_residual_branch():
+    backbone = build_backbone("resnet18", attention="se+sa")
+    sa = backbone.get_layer("conv3_block1_sa")
+    # SA reads SE's output and feeds the residual addition.
+    assert sa.input.name == backbone.get_layer("conv3_block1_se").output.name
+    add_inputs = [tensor.name for tensor in backbone.get_layer("conv3_block1_add").input]
+    assert sa.output.name in add_inputs
+
+
+def test_conv_and_bn_names_and_shapes_match_keras_resnet50():
+    ours = build_backbone("resnet50", attention="se+sa")
+    reference = keras.applications.ResNet50(weights=None, include_top=False)
+    for layer in reference.layers:
+        if layer.weights:
+            assert [w.shape for w in ours.get_layer(layer.name).weights] == [
+                w.shape for w in layer.weights
+            ], layer.name
