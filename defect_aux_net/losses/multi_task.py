@@ -11,9 +11,10 @@ class MultiTaskLoss:
     """Weighted sum of the losses of the tasks a model has.
 
     Each example says which annotations it carries through `sample_weight`, a
-    dict with optional keys `classification`, `segmentation` and `detection`
+    dict keyed like the outputs, as Keras passes per-output sample weights
     (float `[B]`, 1 where the example has an image label / mask / boxes, else 0;
-    a missing key means every example has it). A task's loss is averaged over the
+    detection reads `box_classification`, and `box_regression` must equal it;
+    a missing key means every example has the annotation). A task's loss is averaged over the
     examples that have its annotation only, so datasets with masks only and
     datasets with boxes only can be mixed in one batch.
 
@@ -35,8 +36,8 @@ class MultiTaskLoss:
         sample_weight = sample_weight or {}
         batch_size = ops.shape(next(iter(y_pred.values())))[0]
 
-        def example_weights(task):
-            weights = sample_weight.get(task)
+        def example_weights(output):
+            weights = sample_weight.get(output)
             if weights is None:
                 return ops.ones((batch_size,), "float32")
             return ops.reshape(ops.cast(weights, "float32"), (batch_size,))
@@ -63,7 +64,7 @@ class MultiTaskLoss:
                 y_true["box_classification"],
                 y_pred["box_regression"],
                 y_pred["box_classification"],
-                example_weights("detection"),
+                example_weights("box_classification"),
                 focal_alpha=self.config.focal_alpha,
                 focal_gamma=self.config.focal_gamma,
                 box_loss_weight=self.config.box_loss_weight,
