@@ -48,7 +48,7 @@ class SourceImage:
         The source bytes when they already are in that encoding with the
         feature's channel count (no lossy JPEG re-encoding), else the pixels.
         """
-        same_format = self.format.lower() == {"jpeg": "jpeg", "png": "png"}[encoding]
+        same_format = self.format.lower() == encoding
         same_channels = _CHANNEL_MODES[self.pixels.shape[-1]] == self.mode
         return self.encoded if same_format and same_channels else self.pixels
 
