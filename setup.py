@@ -19,6 +19,12 @@ setuptools.setup(
     install_requires=[
         "keras>=3.3",
         "tensorflow-datasets>=4.9",
+        # TFDS imports these but does not declare them on Python >= 3.9: builders need
+        # importlib_resources, and the `tfds` command imports apache_beam and mlcroissant
+        # at start-up (tensorflow/datasets#5463).
+        "importlib_resources",
+        "apache-beam",
+        "mlcroissant",
         "absl-py",
         "numpy",
         "pycocotools",
@@ -32,6 +38,7 @@ setuptools.setup(
         "gpu": ["tensorflow[and-cuda]>=2.16"],
         # Uses the tensorflow-tpu that the TPU VM image already has installed.
         "tpu": [],
-        "test": ["pytest"],
+        # tfds.testing imports dill.
+        "test": ["pytest", "dill"],
     },
 )

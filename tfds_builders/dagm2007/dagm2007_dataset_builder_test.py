@@ -10,13 +10,6 @@ from PIL import Image
 
 from . import dagm2007_dataset_builder
 
-# TFDS needs both at run time but declares neither for Python >= 3.9: skip, loudly
-# (pytest -ra), where the environment lacks them instead of failing at import.
-pytest.importorskip("dill", reason="tfds.testing needs `dill` (pip install dill)")
-pytest.importorskip(
-    "importlib_resources",
-    reason="TFDS builders need `importlib_resources` (pip install importlib_resources)",
-)
 
 _DUMMY_DATA = epath.Path(__file__).parent / "dummy_data"
 

@@ -7,8 +7,6 @@ import tensorflow_datasets as tfds
 from . import defect_folder_dataset_builder
 from .defect_folder_dataset_builder import DefectFolderConfig
 
-# `tfds.testing` imports `dill`, which only TFDS's own test extra installs.
-pytest.importorskip("dill", reason="tfds.testing needs `dill` (pip install dill)")
 
 _DUMMY_DATA = epath.Path(__file__).parent / "dummy_data"
 

@@ -1,13 +1,10 @@
 """TFDS harness tests of the KolektorSDD builder, one per accepted layout."""
 
-import pytest
 from etils import epath
 import tensorflow_datasets as tfds
 
 from . import kolektor_sdd_dataset_builder
 
-# `tfds.testing` imports `dill`, which only TFDS's own test extra installs.
-pytest.importorskip("dill", reason="tfds.testing needs `dill` (pip install dill)")
 
 _DUMMY_DATA = epath.Path(__file__).parent / "dummy_data"
 

@@ -1,20 +1,12 @@
 """Tests of the synthetic_defects builder: the TFDS harness, determinism, fidelity."""
 
 import numpy as np
-import pytest
 import tensorflow_datasets as tfds
 
 from defect_aux_net.datasets import synthetic
 
 from . import synthetic_defects_dataset_builder
 
-# TFDS needs both at run time but declares neither for Python >= 3.9: skip, loudly
-# (pytest -ra), where the environment lacks them instead of failing at import.
-pytest.importorskip("dill", reason="tfds.testing needs `dill` (pip install dill)")
-pytest.importorskip(
-    "importlib_resources",
-    reason="TFDS builders need `importlib_resources` (pip install importlib_resources)",
-)
 
 # Tiny variants of the real configs, so that the harness builds in seconds.
 _TINY_GREY = synthetic_defects_dataset_builder.SyntheticDefectsConfig(
