@@ -11,6 +11,7 @@ from defect_aux_net.datasets.annotations import boxes_from_mask
 from defect_aux_net.datasets.defect_examples import defect_example
 from defect_aux_net.datasets.features import defect_features
 from defect_aux_net.datasets.image_files import pair_with_annotations, read_image, read_mask
+from defect_aux_net.datasets.manual_dirs import find_manual_root
 from defect_aux_net.datasets.seeded_splits import seeded_split
 
 CLASS_NAMES = ("blowhole", "break", "crack", "fray", "uneven")
@@ -54,19 +55,14 @@ class Builder(tfds.core.GeneratorBasedBuilder):
             homepage="https://github.com/abin24/Magnetic-tile-defect-datasets.",
         )
 
-    def _find_root(self, manual_dir: epath.Path) -> epath.Path:
-        """Returns `manual_dir` or `manual_dir/magnetic_tile`, whichever holds MT_* folders."""
-        for root in (manual_dir, manual_dir / self.name):
-            if any((root / folder).is_dir() for folder in FOLDER_CLASSES):
-                return root
-        raise FileNotFoundError(
-            f"{manual_dir} holds none of the folders {list(FOLDER_CLASSES)} (found "
-            f"{sorted(path.name for path in manual_dir.iterdir())[:10]}).\n"
-            f"{self.MANUAL_DOWNLOAD_INSTRUCTIONS}"
-        )
-
     def _split_generators(self, dl_manager: tfds.download.DownloadManager):
-        root = self._find_root(dl_manager.manual_dir)
+        root = find_manual_root(
+            dl_manager.manual_dir,
+            self.name,
+            lambda folder: any((folder / name).is_dir() for name in FOLDER_CLASSES),
+            f"folder of {list(FOLDER_CLASSES)}",
+            self.MANUAL_DOWNLOAD_INSTRUCTIONS,
+        )
         missing = [folder for folder in FOLDER_CLASSES if not (root / folder / "Imgs").is_dir()]
         if missing:
             raise FileNotFoundError(

@@ -14,6 +14,7 @@ from defect_aux_net.datasets.annotations import boxes_from_mask
 from defect_aux_net.datasets.defect_examples import defect_example
 from defect_aux_net.datasets.features import defect_features
 from defect_aux_net.datasets.image_files import read_image
+from defect_aux_net.datasets.manual_dirs import find_manual_root
 from defect_aux_net.datasets.rle import rle_decode
 from defect_aux_net.datasets.seeded_splits import seeded_split
 
@@ -122,19 +123,14 @@ class Builder(tfds.core.GeneratorBasedBuilder):
             homepage="https://www.kaggle.com/c/severstal-steel-defect-detection",
         )
 
-    def _find_root(self, manual_dir: epath.Path) -> epath.Path:
-        """Returns the folder holding `train.csv`: `manual_dir` or `manual_dir/severstal`."""
-        for root in (manual_dir, manual_dir / self.name):
-            if (root / _CSV_NAME).exists():
-                return root
-        raise FileNotFoundError(
-            f"{manual_dir} has no {_CSV_NAME} (found "
-            f"{sorted(path.name for path in manual_dir.iterdir())[:10]}).\n"
-            f"{self.MANUAL_DOWNLOAD_INSTRUCTIONS}"
-        )
-
     def _split_generators(self, dl_manager: tfds.download.DownloadManager):
-        root = self._find_root(dl_manager.manual_dir)
+        root = find_manual_root(
+            dl_manager.manual_dir,
+            self.name,
+            lambda folder: (folder / _CSV_NAME).exists(),
+            _CSV_NAME,
+            self.MANUAL_DOWNLOAD_INSTRUCTIONS,
+        )
         csv_path, images_dir = root / _CSV_NAME, root / _IMAGES_FOLDER
         if not images_dir.is_dir():
             raise FileNotFoundError(
