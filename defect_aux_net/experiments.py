@@ -1,0 +1,102 @@
+"""Training experiments: a model config plus data and schedule, with named presets.
+
+The paper's runs (section IV-B/D: Adam, one-cycle LR, batch 128, 50 epochs) are
+the `severstal` and `tekerreka` presets; `quickstart` trains the small model on the
+embedded synthetic dataset in minutes on a CPU.
+"""
+
+import dataclasses
+from typing import Optional
+
+from defect_aux_net.config import DefectAuxNetConfig
+
+
+@dataclasses.dataclass(frozen=True)
+class ExperimentConfig:
+    """Everything `launch.train` needs besides where to read and write.
+
+    Attributes:
+      model: the network and its loss.
+      dataset: TFDS name, `"name"` or `"name/config"`.
+      train_split: split to train on.
+      validation_split: split for best-model selection and per-class thresholds.
+      test_split: split evaluated after training, or None.
+      batch_size: global batch size (paper: 128).
+      epochs: training epochs (paper: 50).
+      learning_rate: peak learning rate of the one-cycle schedule (`lr_find` suggests one).
+      train_fraction: fraction of `train_split` used (paper Fig. 10), in (0, 1].
+      augment: the paper's augmentation on training images.
+      negative_sampling: frequency-of-use sampling of defect-free images (two-stage paper).
+      distance_weights: `(positive_weight, power)` for positive mask pixels, or None.
+      cache: keep decoded training examples in memory (datasets that fit in RAM).
+      seed: seed of initialisation, shuffling, augmentation and sampling.
+    """
+
+    model: DefectAuxNetConfig
+    dataset: str
+    train_split: str = "train"
+    validation_split: str = "validation"
+    test_split: Optional[str] = "test"
+    batch_size: int = 128
+    epochs: int = 50
+    learning_rate: float = 1e-3
+    train_fraction: float = 1.0
+    augment: bool = True
+    negative_sampling: bool = False
+    distance_weights: Optional[tuple] = None
+    cache: bool = False
+    seed: int = 0
+
+    def __post_init__(self):
+        if self.distance_weights is not None:
+            object.__setattr__(self, "distance_weights", tuple(self.distance_weights))
+        if not 0 < self.train_fraction <= 1:
+            raise ValueError(f"train_fraction must be in (0, 1], got {self.train_fraction}.")
+        for name in ("batch_size", "epochs"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}.")
+        if self.learning_rate <= 0:
+            raise ValueError(f"learning_rate must be > 0, got {self.learning_rate}.")
+
+    @property
+    def train_split_slice(self) -> str:
+        """The TFDS split string of the training data, `train_fraction` applied."""
+        if self.train_fraction == 1:
+            return self.train_split
+        return f"{self.train_split}[:{self.train_fraction * 100:g}%]"
+
+    @classmethod
+    def from_preset(cls, name: str, **overrides) -> "ExperimentConfig":
+        """The preset `name` of `PRESETS`; `model_overrides` go to its model config."""
+        if name not in PRESETS:
+            raise ValueError(f"Unknown preset {name!r}; choose one of {sorted(PRESETS)}.")
+        return dataclasses.replace(PRESETS[name], **overrides)
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict) -> "ExperimentConfig":
+        return cls(**(values | {"model": DefectAuxNetConfig(**values["model"])}))
+
+
+PRESETS = {
+    # Paper: Severstal at 128x800, 4 classes, batch 128, 50 epochs on a TPU v2-8.
+    "severstal": ExperimentConfig(
+        model=DefectAuxNetConfig.from_preset("severstal"), dataset="severstal"
+    ),
+    # Paper: TekErreka (not public) at 600x600; train your own data with
+    # --dataset=defect_folder/<yours> built by tfds_builders/defect_folder.
+    "tekerreka": ExperimentConfig(
+        model=DefectAuxNetConfig.from_preset("tekerreka"), dataset="defect_folder"
+    ),
+    # Minutes on a 2-core CPU: the small network on the embedded synthetic set.
+    "quickstart": ExperimentConfig(
+        model=DefectAuxNetConfig.from_preset("small"),
+        dataset="synthetic_defects",
+        batch_size=16,
+        epochs=6,
+        learning_rate=2e-3,
+        cache=True,
+    ),
+}

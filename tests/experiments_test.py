@@ -1,0 +1,50 @@
+import json
+
+import pytest
+
+from defect_aux_net.experiments import PRESETS, ExperimentConfig
+
+
+def test_paper_presets_follow_section_iv():
+    severstal = ExperimentConfig.from_preset("severstal")
+    assert (severstal.batch_size, severstal.epochs) == (128, 50)
+    assert severstal.model.input_shape == (128, 800, 3)
+    assert ExperimentConfig.from_preset("tekerreka").model.input_shape == (600, 600, 3)
+
+
+def test_overrides_replace_fields():
+    experiment = ExperimentConfig.from_preset("quickstart", dataset="neu_det", epochs=3)
+    assert (experiment.dataset, experiment.epochs) == ("neu_det", 3)
+    assert experiment.model == PRESETS["quickstart"].model
+
+
+def test_train_fraction_slices_the_split():
+    assert ExperimentConfig.from_preset("quickstart").train_split_slice == "train"
+    half = ExperimentConfig.from_preset("quickstart", train_fraction=0.25)
+    assert half.train_split_slice == "train[:25%]"
+
+
+def test_round_trips_through_json():
+    experiment = ExperimentConfig.from_preset("quickstart", distance_weights=[1.0, 2.0])
+    restored = ExperimentConfig.from_dict(json.loads(json.dumps(experiment.to_dict())))
+    assert restored == experiment
+
+
+@pytest.mark.parametrize(
+    "field, value, message",
+    [
+        ("train_fraction", 0.0, "train_fraction"),
+        ("train_fraction", 1.5, "train_fraction"),
+        ("batch_size", 0, "batch_size"),
+        ("epochs", 0, "epochs"),
+        ("learning_rate", -1.0, "learning_rate"),
+    ],
+)
+def test_bad_values_name_the_field(field, value, message):
+    with pytest.raises(ValueError, match=message):
+        ExperimentConfig.from_preset("quickstart", **{field: value})
+
+
+def test_unknown_preset_lists_the_presets():
+    with pytest.raises(ValueError, match="quickstart"):
+        ExperimentConfig.from_preset("imagenet")
