@@ -1,0 +1,1 @@
+"""SavedModel export for TF Serving: preprocessing, model and decoding in one graph."""

@@ -1,0 +1,51 @@
+"""Writes a Defect-Aux-Net model as a SavedModel that TF Serving loads as it is."""
+
+import os
+from typing import Optional, Sequence
+
+import tensorflow as tf
+
+from defect_aux_net.export.serving import ServingModule
+
+
+def export_saved_model(
+    model,
+    export_dir,
+    class_names: Sequence[str],
+    thresholds: Optional[Sequence[float]] = None,
+    **serving_kwargs,
+) -> str:
+    """Exports `model` with its serving signatures, preprocessing and decoding.
+
+    Signatures (see `ServingModule` for the outputs and the REST requests):
+    `serving_default` takes `images`, a string `[B]` tensor of encoded images;
+    `serving_float` takes `images`, float32 `[B, h, w, C]` raw pixel values.
+    The class names, thresholds and input size are saved as variables, readable
+    after `tf.saved_model.load` (`loaded.class_names`, `loaded.thresholds`,
+    `loaded.image_size`, `loaded.channels`).
+
+    Example:
+    ```python
+    export_saved_model(model, "gs://BUCKET/models/defects/1", ["scratch", "pit"],
+                       thresholds=[0.42, 0.61])
+    # tensorflow_model_server --rest_api_port=8501 --model_name=defects \
+    #   --model_base_path=gs://BUCKET/models/defects
+    ```
+
+    Args:
+      model: a `DefectAuxNet` (any task subset, float32 or `mixed_bfloat16`).
+      export_dir: folder to write; for TF Serving, `<model_base_path>/<version>`
+        with an integer version. Local path or `gs://` URL.
+      class_names: the K class names, in the model's class order.
+      thresholds: K per-class decision thresholds (chosen on the validation split);
+        None for 0.5 each.
+      **serving_kwargs: `max_detections`, `score_threshold`, `iou_threshold` of
+        `ServingModule`.
+
+    Returns:
+      `export_dir` as a string.
+    """
+    module = ServingModule(model, class_names, thresholds, **serving_kwargs)
+    export_dir = os.fspath(export_dir)
+    tf.saved_model.save(module, export_dir, signatures=module.signatures())
+    return export_dir

@@ -1,0 +1,227 @@
+"""The serving module: preprocessing, Defect-Aux-Net and decoding in one exported graph.
+
+TF Serving REST requests (`export_saved_model` writes `<model_base_path>/<version>`):
+
+```
+POST http://HOST:8501/v1/models/NAME:predict
+{"instances": [{"b64": "<base64 of PNG/JPEG/BMP/GIF bytes>"}, ...]}
+
+POST http://HOST:8501/v1/models/NAME:predict
+{"signature_name": "serving_float", "instances": [<[H, W, C] nested lists of pixels>, ...]}
+```
+
+TF Serving turns a `{"b64": ...}` object into the raw bytes of a string tensor whatever
+the input is named (the `_bytes` name suffix only affects how string *outputs* are
+encoded). A signature with a single input takes the value itself as each instance;
+`{"images": {"b64": ...}}` works too. Encoded images may differ in size within a
+request; float images must share one size per request (it is one tensor). Each
+instance's answer holds the outputs listed in `ServingModule`.
+"""
+
+from typing import Optional, Sequence
+
+import tensorflow as tf
+
+from defect_aux_net.config import DefectAuxNetConfig
+from defect_aux_net.data.preprocessing import prepare_image
+from defect_aux_net.detection.decoding import decode_detections
+
+SERVING_DEFAULT = "serving_default"
+SERVING_FLOAT = "serving_float"
+# A mask pixel at or above this probability makes an image defective when the model
+# has no classification head.
+MASK_THRESHOLD = 0.5
+DEFAULT_THRESHOLD = 0.5
+
+
+class ServingModule(tf.Module):
+    """Serving signatures of a Defect-Aux-Net model, with preprocessing inside the graph.
+
+    Images are prepared with `prepare_image`, the function the input pipeline trains
+    on, so a served image sees exactly what training images saw. Outputs (only those
+    of the model's tasks, plus `is_defective`):
+
+      probabilities: float32 `[B, K]` per-class defect probabilities (classification).
+      masks: float32 `[B, H, W, K]` per-class mask probabilities at the model input
+        size (segmentation).
+      boxes: float32 `[B, max_detections, 4]` `ymin, xmin, ymax, xmax` in [0, 1] of the
+        image, so they apply to the original image whatever its size (detection).
+      scores: float32 `[B, max_detections]`, classes: int32 `[B, max_detections]`,
+      num_detections: int32 `[B]` (detection; rows past `num_detections` are padding).
+      is_defective: bool `[B]`: any class probability >= its threshold; without a
+        classification head, any mask pixel >= 0.5 or any detection whose score is
+        >= the threshold of its class.
+
+    The thresholds live in a variable, so they are saved with the model and can be
+    read (and assigned) after `tf.saved_model.load`.
+
+    Example:
+    ```python
+    module = ServingModule(model, ["scratch", "pit"], thresholds=[0.4, 0.6])
+    outputs = module.serve_bytes(tf.constant([png_bytes]))
+    tf.saved_model.save(module, export_dir, signatures=module.signatures())
+    ```
+
+    Args:
+      model: a `DefectAuxNet` (any task subset; any dtype policy).
+      class_names: the K class names, in the model's class order.
+      thresholds: K per-class decision thresholds in [0, 1] (chosen on the
+        validation split); None for 0.5 each.
+      max_detections: boxes kept per image.
+      score_threshold: minimum detection score.
+      iou_threshold: per-class NMS overlap threshold.
+
+    Attributes:
+      class_names: string variable `[K]`.
+      thresholds: float32 variable `[K]`.
+      image_size: int32 variable `[2]`, the model input `(height, width)`.
+      channels: int32 variable, the model input channels.
+      serve_bytes: `tf.function` taking `images`, string `[B]` encoded PNG, JPEG, BMP
+        or GIF (first frame) images of any size and 1 to 4 channels (alpha is dropped).
+      serve_float: `tf.function` taking `images`, float32 `[B, h, w, C]` raw pixel
+        values of any range and size.
+    """
+
+    def __init__(
+        self,
+        model,
+        class_names: Sequence[str],
+        thresholds: Optional[Sequence[float]] = None,
+        max_detections: int = 100,
+        score_threshold: float = 0.05,
+        iou_threshold: float = 0.5,
+    ):
+        super().__init__(name="defect_aux_net_serving")
+        config = getattr(model, "config", None)
+        if not isinstance(config, DefectAuxNetConfig):
+            raise ValueError(
+                f"model must be a DefectAuxNet (with a DefectAuxNetConfig `config`), got "
+                f"{type(model).__name__}."
+            )
+        num_classes = config.num_classes
+        if isinstance(class_names, str) or len(class_names) != num_classes or not all(
+            isinstance(name, str) for name in class_names
+        ):
+            raise ValueError(
+                f"class_names must be {num_classes} strings (the model's classes, in "
+                f"order), got {class_names!r}."
+            )
+        if thresholds is None:
+            thresholds = [DEFAULT_THRESHOLD] * num_classes
+        thresholds = [float(value) for value in thresholds]
+        if len(thresholds) != num_classes or not all(0 <= t <= 1 for t in thresholds):
+            raise ValueError(
+                f"thresholds must be {num_classes} values in [0, 1] (one per class), "
+                f"got {thresholds!r}."
+            )
+        if max_detections < 1:
+            raise ValueError(f"max_detections must be >= 1, got {max_detections!r}.")
+        for name, value in (("score_threshold", score_threshold), ("iou_threshold", iou_threshold)):
+            if not 0 <= value <= 1:
+                raise ValueError(f"{name} must be in [0, 1], got {value!r}.")
+
+        self.model = model
+        self.class_names = tf.Variable(list(class_names), trainable=False, name="class_names")
+        self.thresholds = tf.Variable(
+            thresholds, dtype=tf.float32, trainable=False, name="thresholds"
+        )
+        self.image_size = tf.Variable(
+            config.input_shape[:2], dtype=tf.int32, trainable=False, name="image_size"
+        )
+        self.channels = tf.Variable(
+            config.input_shape[2], dtype=tf.int32, trainable=False, name="channels"
+        )
+        self._config = config
+        self._decoding = dict(
+            max_detections=max_detections,
+            score_threshold=score_threshold,
+            iou_threshold=iou_threshold,
+        )
+        self.serve_bytes = tf.function(
+            self._serve_bytes,
+            input_signature=[tf.TensorSpec([None], tf.string, name="images")],
+        )
+        self.serve_float = tf.function(
+            self._serve_float,
+            input_signature=[
+                tf.TensorSpec([None, None, None, config.input_shape[2]], tf.float32, name="images")
+            ],
+        )
+
+    def signatures(self) -> dict:
+        """Returns the SavedModel signatures, keyed by signature name."""
+        return {SERVING_DEFAULT: self.serve_bytes, SERVING_FLOAT: self.serve_float}
+
+    def _serve_bytes(self, images):
+        prepared = tf.map_fn(
+            self._decode_and_prepare, images, fn_output_signature=self._prepared_spec()
+        )
+        return self._predict(prepared)
+
+    def _serve_float(self, images):
+        height, width, channels = self._config.input_shape
+        prepared = tf.map_fn(
+            lambda image: prepare_image(image, (height, width), channels),
+            images,
+            fn_output_signature=self._prepared_spec(),
+        )
+        return self._predict(prepared)
+
+    def _prepared_spec(self):
+        return tf.TensorSpec(self._config.input_shape, tf.float32)
+
+    def _decode_and_prepare(self, encoded):
+        height, width, channels = self._config.input_shape
+        # uint8 as the TFDS images the model trained on; an undecodable string raises
+        # InvalidArgumentError, which TF Serving returns as an error response.
+        image = tf.io.decode_image(encoded, expand_animations=False)
+
+        def prepare(source_channels):
+            # Alpha carries no surface information: keep grey or colour only.
+            source = tf.ensure_shape(image[..., :source_channels], [None, None, source_channels])
+            return prepare_image(source, (height, width), channels)
+
+        return tf.cond(tf.shape(image)[-1] >= 3, lambda: prepare(3), lambda: prepare(1))
+
+    def _predict(self, images):
+        outputs = self.model(images, training=False)
+        results = {}
+        if "classification" in outputs:
+            results["probabilities"] = outputs["classification"]
+        if "segmentation" in outputs:
+            results["masks"] = outputs["segmentation"]
+        if "box_regression" in outputs:
+            height, width = self._config.input_shape[:2]
+            anchors = self.model.anchors
+            # The heads' reshapes lose the anchor count in graphs; NMS needs it static.
+            num_anchors, num_classes = len(anchors), self._config.num_classes
+            detections = decode_detections(
+                tf.ensure_shape(outputs["box_regression"], [None, num_anchors, 4]),
+                tf.ensure_shape(outputs["box_classification"], [None, num_anchors, num_classes]),
+                anchors,
+                (height, width),
+                **self._decoding,
+            )
+            results["boxes"] = detections["boxes"] / tf.constant(
+                [height, width, height, width], tf.float32
+            )
+            results["scores"] = detections["scores"]
+            results["classes"] = detections["classes"]
+            results["num_detections"] = detections["num_detections"]
+        results["is_defective"] = self._is_defective(results)
+        return results
+
+    def _is_defective(self, results):
+        if "probabilities" in results:
+            return tf.reduce_any(results["probabilities"] >= self.thresholds, axis=-1)
+        evidence = []
+        if "masks" in results:
+            evidence.append(tf.reduce_any(results["masks"] >= MASK_THRESHOLD, axis=[1, 2, 3]))
+        if "scores" in results:
+            valid = (
+                tf.range(tf.shape(results["scores"])[1])[None, :]
+                < results["num_detections"][:, None]
+            )
+            confident = results["scores"] >= tf.gather(self.thresholds, results["classes"])
+            evidence.append(tf.reduce_any(valid & confident, axis=-1))
+        return tf.reduce_any(tf.stack(evidence), axis=0)

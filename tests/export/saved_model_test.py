@@ -1,0 +1,188 @@
+import os
+import subprocess
+import sys
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from defect_aux_net.export.saved_model import export_saved_model
+from tests.export.serving_test import (
+    CLASS_NAMES,
+    assert_outputs_match,
+    build_test_model,
+    encode,
+    expected_outputs,
+)
+
+# Not the default 0.5: with them every image is defective, with 0.5 none is.
+THRESHOLDS = [0.3, 0.7]
+SIGNATURE_OUTPUTS = {
+    "probabilities",
+    "masks",
+    "boxes",
+    "scores",
+    "classes",
+    "num_detections",
+    "is_defective",
+}
+
+# Runs in a fresh interpreter that imports TensorFlow only, as TF Serving sees the model.
+LOAD_AND_SERVE = """
+import sys
+
+import numpy as np
+import tensorflow as tf
+
+export_dir, work_dir = sys.argv[1:]
+loaded = tf.saved_model.load(export_dir)
+serve_bytes = loaded.signatures["serving_default"]
+serve_float = loaded.signatures["serving_float"]
+encoded = tf.constant([open(f"{work_dir}/image_{i}.png", "rb").read() for i in range(2)])
+floats = tf.constant(np.load(f"{work_dir}/floats.npy"))
+
+results = {}
+for prefix, outputs in [
+    ("bytes", serve_bytes(images=encoded)),
+    ("float", serve_float(images=floats)),
+]:
+    results.update({f"{prefix}_{key}": value.numpy() for key, value in outputs.items()})
+try:
+    serve_bytes(images=tf.constant([b"not an image"]))
+    results["bad_bytes_error"] = "none"
+except tf.errors.InvalidArgumentError:
+    results["bad_bytes_error"] = "InvalidArgumentError"
+outputs = serve_bytes(images=encoded[:1])
+results.update({f"after_error_{key}": value.numpy() for key, value in outputs.items()})
+results["class_names"] = np.array([name.decode() for name in loaded.class_names.numpy()])
+results["thresholds"] = loaded.thresholds.numpy()
+results["image_size"] = loaded.image_size.numpy()
+results["channels"] = loaded.channels.numpy()
+np.savez(f"{work_dir}/results.npz", **results)
+"""
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory):
+    work_dir = tmp_path_factory.mktemp("saved_model")
+    model = build_test_model()
+    images = np.random.default_rng(3).integers(0, 256, (2, 80, 96, 3)).astype(np.uint8)
+    floats = images.astype(np.float32) / 127.5 - 1.0
+    for index, image in enumerate(images):
+        (work_dir / f"image_{index}.png").write_bytes(encode(image))
+    np.save(work_dir / "floats.npy", floats)
+    export_dir = export_saved_model(
+        model, work_dir / "model" / "1", CLASS_NAMES, thresholds=THRESHOLDS
+    )
+    expected = {"bytes": expected_outputs(model, images), "float": expected_outputs(model, floats)}
+    return export_dir, work_dir, expected
+
+
+@pytest.fixture(scope="module")
+def served_in_fresh_process(exported):
+    export_dir, work_dir, _ = exported
+    completed = subprocess.run(
+        [sys.executable, "-c", LOAD_AND_SERVE, export_dir, str(work_dir)],
+        capture_output=True,
+        text=True,
+        env=os.environ | {"TF_CPP_MIN_LOG_LEVEL": "2"},
+    )
+    assert completed.returncode == 0, completed.stderr
+    with np.load(work_dir / "results.npz") as results:
+        return dict(results)
+
+
+def outputs_with_prefix(results, prefix):
+    return {key[len(prefix) :]: value for key, value in results.items() if key.startswith(prefix)}
+
+
+def test_export_dir_is_returned(exported):
+    export_dir, work_dir, _ = exported
+    assert export_dir == str(work_dir / "model" / "1")
+    assert tf.saved_model.contains_saved_model(export_dir)
+
+
+@pytest.mark.parametrize("signature", ["bytes", "float"])
+def test_loaded_signatures_equal_the_keras_model(
+    exported, served_in_fresh_process, signature
+):
+    expected = exported[2][signature]
+    outputs = outputs_with_prefix(served_in_fresh_process, f"{signature}_")
+
+    assert set(outputs) == SIGNATURE_OUTPUTS
+    assert outputs["num_detections"].min() > 0
+    assert_outputs_match(outputs, expected)
+    # The exported thresholds, not the default.
+    defective = (expected["probabilities"] >= THRESHOLDS).any(axis=1)
+    np.testing.assert_array_equal(outputs["is_defective"], defective)
+
+
+def test_bad_bytes_raise_and_serving_goes_on(exported, served_in_fresh_process):
+    assert served_in_fresh_process["bad_bytes_error"] == "InvalidArgumentError"
+    outputs = outputs_with_prefix(served_in_fresh_process, "after_error_")
+    expected = {key: value[:1] for key, value in exported[2]["bytes"].items()}
+    assert_outputs_match(outputs, expected)
+
+
+def test_metadata_is_readable_after_load(served_in_fresh_process):
+    assert list(served_in_fresh_process["class_names"]) == CLASS_NAMES
+    np.testing.assert_allclose(served_in_fresh_process["thresholds"], THRESHOLDS)
+    np.testing.assert_array_equal(served_in_fresh_process["image_size"], [64, 64])
+    assert int(served_in_fresh_process["channels"]) == 3
+
+
+def test_saved_model_cli_lists_the_signatures(exported):
+    export_dir = exported[0]
+    completed = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "tensorflow.python.tools.saved_model_cli",
+            "show",
+            "--dir",
+            export_dir,
+            "--all",
+        ],
+        capture_output=True,
+        text=True,
+        env=os.environ | {"TF_CPP_MIN_LOG_LEVEL": "2"},
+    )
+    assert completed.returncode == 0, completed.stderr
+    # One section per signature: "signature_def['NAME']:" up to the next one.
+    sections = {
+        section.split("'", 1)[0]: section
+        for section in completed.stdout.split("signature_def['")[1:]
+    }
+    assert {"serving_default", "serving_float"} <= set(sections)
+    for name, input_dtype in [("serving_default", "DT_STRING"), ("serving_float", "DT_FLOAT")]:
+        section = sections[name]
+        inputs, outputs = section.split("outputs", 1)
+        assert "inputs['images']" in inputs and f"dtype: {input_dtype}" in inputs
+        for output in SIGNATURE_OUTPUTS:
+            assert f"outputs['{output}']" in section, (name, output)
+
+
+def test_mixed_bfloat16_model_exports_float32(tmp_path):
+    policy = keras.mixed_precision.global_policy()
+    keras.mixed_precision.set_global_policy("mixed_bfloat16")
+    try:
+        model = build_test_model()
+    finally:
+        keras.mixed_precision.set_global_policy(policy)
+    pixels = np.random.default_rng(4).random((2, 64, 64, 3)).astype(np.float32)
+
+    export_dir = export_saved_model(model, tmp_path / "1", CLASS_NAMES)
+    loaded = tf.saved_model.load(export_dir)
+    outputs = loaded.signatures["serving_float"](images=tf.constant(pixels))
+
+    for key in ("probabilities", "masks", "boxes", "scores"):
+        assert outputs[key].dtype == tf.float32, key
+    expected = expected_outputs(model, pixels)
+    assert_outputs_match({key: value.numpy() for key, value in outputs.items()}, expected)
+    # Mixed precision keeps float32 weights: nothing is saved in bfloat16.
+    dtypes = tf.train.load_checkpoint(
+        os.path.join(export_dir, "variables", "variables")
+    ).get_variable_to_dtype_map()
+    assert tf.bfloat16 not in dtypes.values()
+    assert list(dtypes.values()).count(tf.float32) >= len(model.weights)
