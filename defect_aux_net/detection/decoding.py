@@ -47,7 +47,10 @@ def decode_detections(
     height, width = image_size
     boxes = tf.clip_by_value(boxes, 0.0, [height, width, height, width])
 
-    top_k = min(pre_nms_top_k, scores.shape[1])
+    num_anchors = scores.shape[1]
+    if num_anchors is None:  # Traced graphs (exports) may lose the static anchor count.
+        num_anchors = tf.shape(scores)[1]
+    top_k = tf.minimum(pre_nms_top_k, num_anchors)
     _, top_indices = tf.math.top_k(tf.reduce_max(scores, axis=-1), k=top_k)
     boxes = tf.gather(boxes, top_indices, batch_dims=1)
     scores = tf.gather(scores, top_indices, batch_dims=1)
