@@ -21,7 +21,9 @@ class MultiTaskLoss:
     `y_true` is a dict with the keys of the model's outputs: `classification`
     (`[B, K]` multi-hot), `segmentation` (`[B, H, W, K]` binary masks),
     `box_regression` (`[B, A, 4]`) and `box_classification` (`[B, A]`) from
-    `encode_detection_targets`. All losses are computed in float32.
+    `encode_detection_targets`; optionally `segmentation_weights`
+    (`[B, H, W, K]`, e.g. distance-transform weights), which weight each pixel's
+    terms of the segmentation loss. All losses are computed in float32.
 
     Args:
       config: the model's `DefectAuxNetConfig`.
@@ -53,7 +55,9 @@ class MultiTaskLoss:
             )
         if "segmentation" in self.config.tasks:
             per_example = self.segmentation_loss(
-                y_true["segmentation"], y_pred["segmentation"]
+                y_true["segmentation"],
+                y_pred["segmentation"],
+                y_true.get("segmentation_weights"),
             )
             losses["segmentation"] = _weighted_mean(
                 per_example, example_weights("segmentation")

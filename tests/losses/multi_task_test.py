@@ -3,7 +3,7 @@ import pytest
 
 from defect_aux_net import DefectAuxNetConfig
 from defect_aux_net.losses.multi_task import MultiTaskLoss
-from defect_aux_net.losses.segmentation import dice_loss
+from defect_aux_net.losses.segmentation import SEGMENTATION_LOSS_FUNCTIONS, dice_loss
 
 
 def batch():
@@ -58,3 +58,18 @@ def test_segmentation_loss_is_selectable(name):
     assert float(MultiTaskLoss(config)(y_true, y_pred)["total"]) != pytest.approx(
         float(MultiTaskLoss(dice_config)(y_true, y_pred)["total"])
     )
+
+
+@pytest.mark.parametrize("name", ["dice", "bce"])
+def test_segmentation_weights_in_y_true_weight_the_pixels(name):
+    config = DefectAuxNetConfig(tasks=("segmentation",), segmentation_loss=name)
+    y_true, y_pred = batch()
+    weights = np.random.default_rng(1).uniform(0.5, 3.0, (2, 4, 4, 1)).astype("float32")
+    loss = SEGMENTATION_LOSS_FUNCTIONS[name]
+    weighted = np.array(loss(y_true["segmentation"], y_pred["segmentation"], weights))
+    plain = np.array(loss(y_true["segmentation"], y_pred["segmentation"]))
+    losses = MultiTaskLoss(config)(y_true, y_pred)
+    np.testing.assert_allclose(float(losses["segmentation"]), plain.mean(), rtol=1e-5)
+    losses = MultiTaskLoss(config)({**y_true, "segmentation_weights": weights}, y_pred)
+    np.testing.assert_allclose(float(losses["segmentation"]), weighted.mean(), rtol=1e-5)
+    assert not np.allclose(weighted, plain)
