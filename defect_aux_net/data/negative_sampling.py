@@ -1,0 +1,167 @@
+"""Frequency-of-use sampling of defect-free examples (Bozic et al. 2021, section III-B).
+
+Each epoch shows every defective example (positive) and as many defect-free ones
+(negatives), alternating. Uniform sampling of the negatives over-uses some and
+never shows others; frequency-of-use sampling draws each negative with a
+probability that falls with the number of times it has been used, as the
+authors' code does at the start of every epoch:
+`p = 1 - freq / max(freq)`, `p = p - median(p) + 1`, `p = p ** (4 ln N)`,
+normalised, and draws without replacement.
+"""
+
+import numpy as np
+import tensorflow as tf
+
+
+def usage_probabilities(usage_counts) -> np.ndarray:
+    """Probability of drawing each negative first, given how often each was used.
+
+    Args:
+      usage_counts: `[N]` number of times each negative has been used so far.
+
+    Returns:
+      float64 `[N]` probabilities summing to 1; uniform when every negative was
+      used equally often (including never).
+    """
+    return _normalise(_log_weights(np.asarray(usage_counts, np.float64)))
+
+
+def frequency_of_use_schedule(
+    num_negatives: int, num_positives: int, num_epochs: int, seed: int
+) -> np.ndarray:
+    """The negatives each epoch shows, drawn by frequency of use.
+
+    Epoch 0 draws uniformly (nothing has been used). Each epoch draws
+    `num_positives` negatives without replacement. When there are fewer
+    negatives than positives, an epoch is drawn in rounds of at most
+    `num_negatives` distinct negatives, usage updated after each round: every
+    negative is shown `num_positives // num_negatives` times and the remainder
+    goes to the least used, so epochs keep their one-to-one balance.
+
+    Drawing without replacement with probabilities `p` uses the Gumbel-top-k
+    trick (sort `log p + Gumbel noise`; Kool et al. 2019), which draws the same
+    distribution as sequential draws and works in log space, where `p ** (4 ln N)`
+    cannot underflow. Negatives of probability 0 come only after all others.
+
+    Args:
+      num_negatives: number of negatives N (defect-free examples), at least 1.
+      num_positives: negatives per epoch (the number of positives), at least 1.
+      num_epochs: number of epochs, at least 1.
+      seed: seed of the draws; the same arguments always give the same schedule.
+
+    Returns:
+      int64 `[num_epochs, num_positives]`: indices in `[0, num_negatives)` of the
+      negatives of each epoch, in the order drawn.
+    """
+    for name, value in (
+        ("num_negatives", num_negatives),
+        ("num_positives", num_positives),
+        ("num_epochs", num_epochs),
+    ):
+        if not isinstance(value, (int, np.integer)) or value < 1:
+            raise ValueError(
+                f"{name} must be a positive integer, got {value!r}"
+                + (
+                    ": frequency-of-use sampling needs defect-free examples to draw."
+                    if name == "num_negatives"
+                    else "."
+                )
+            )
+    rng = np.random.default_rng(seed)
+    usage = np.zeros(num_negatives, np.float64)
+    schedule = np.empty((num_epochs, num_positives), np.int64)
+    for epoch in range(num_epochs):
+        start = 0
+        while start < num_positives:
+            count = min(num_positives - start, num_negatives)
+            keys = _log_weights(usage) + rng.gumbel(size=num_negatives)
+            drawn = np.argsort(-keys, kind="stable")[:count]
+            schedule[epoch, start : start + count] = drawn
+            usage[drawn] += 1
+            start += count
+    return schedule
+
+
+def frequency_of_use_dataset(dataset: tf.data.Dataset, num_epochs: int, seed: int):
+    """All epochs of frequency-of-use sampling, back to back, as one dataset.
+
+    Each epoch yields every positive once (shuffled) alternating with the
+    negatives of `frequency_of_use_schedule` (shuffled): positive, negative,
+    positive, ... Everything runs in the graph (no `py_function`), so the result
+    runs on TPU hosts. Building it reads `dataset` once on the host to count
+    positives and negatives; each epoch then reads it twice (once for the
+    positives, once for the negatives), so cache a slow source first
+    (`dataset.cache()`, in memory or to a file) if it fits: the caller decides.
+    The shuffles hold up to 2 x positives examples; pass examples with images
+    still encoded (e.g. TFDS `decoders`) and decode after, or resized ones, to
+    keep that small.
+
+    Args:
+      dataset: finite dataset of example dicts, each with a scalar bool
+        `is_defective`; the same order every time it is read.
+      num_epochs: number of epochs to build.
+      seed: seed of the schedule and of the shuffles.
+
+    Returns:
+      `(epochs, examples_per_epoch)`: the dataset of `num_epochs` epochs and the
+      number of examples in each (2 x positives).
+    """
+    if "is_defective" not in dataset.element_spec:
+        raise ValueError(
+            "frequency_of_use_dataset needs examples with an 'is_defective' key, got "
+            f"{sorted(dataset.element_spec)}."
+        )
+    defective = np.fromiter(
+        dataset.map(lambda example: example["is_defective"]).as_numpy_iterator(), bool
+    )
+    num_positives = int(defective.sum())
+    if num_positives == 0:
+        raise ValueError(
+            "dataset has no defective example (is_defective true): frequency-of-use "
+            "sampling alternates defective and defect-free examples."
+        )
+    schedule = frequency_of_use_schedule(
+        int((~defective).sum()), num_positives, num_epochs, seed
+    )
+    # How often each negative appears in each epoch: [num_epochs, num_negatives].
+    repeats = tf.constant(
+        np.stack([np.bincount(row, minlength=len(defective) - num_positives) for row in schedule])
+    )
+    shuffle_seeds = tf.constant(
+        np.random.default_rng([seed, 1]).integers(2**31, size=(num_epochs, 2))
+    )
+    positives = dataset.filter(lambda example: example["is_defective"])
+    negatives = dataset.filter(lambda example: tf.logical_not(example["is_defective"]))
+
+    def epoch(index):
+        epoch_positives = positives.shuffle(
+            num_positives, seed=shuffle_seeds[index, 0], reshuffle_each_iteration=False
+        )
+        epoch_negatives = (
+            negatives.enumerate()
+            .flat_map(
+                lambda i, example: tf.data.Dataset.from_tensors(example).repeat(
+                    repeats[index, i]
+                )
+            )
+            .shuffle(num_positives, seed=shuffle_seeds[index, 1], reshuffle_each_iteration=False)
+        )
+        alternate = tf.data.Dataset.range(2).repeat(num_positives)
+        return tf.data.Dataset.choose_from_datasets([epoch_positives, epoch_negatives], alternate)
+
+    epochs = tf.data.Dataset.range(num_epochs).flat_map(epoch)
+    return epochs, 2 * num_positives
+
+
+def _log_weights(usage):
+    """`4 ln N * log(p - median(p) + 1)` with `p = 1 - usage / max(usage)`."""
+    highest = usage.max()
+    p = np.ones_like(usage) if highest == 0 else 1.0 - usage / highest
+    p = p - np.median(p) + 1.0
+    with np.errstate(divide="ignore"):  # p == 0 (most used): log 0 = -inf, never drawn first
+        return 4.0 * np.log(len(usage)) * np.log(p)
+
+
+def _normalise(log_weights):
+    weights = np.exp(log_weights - log_weights.max())
+    return weights / weights.sum()
