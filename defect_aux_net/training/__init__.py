@@ -1,0 +1,1 @@
+"""Training utilities for launch scripts: one-cycle Adam, strategies, callbacks, LR finder."""

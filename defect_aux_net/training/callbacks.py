@@ -1,0 +1,200 @@
+"""Training callbacks: stop on a NaN loss keeping the backup, and prediction images."""
+
+import math
+import os
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from defect_aux_net.detection.decoding import decode_detections
+
+# Class colours (RGB in [0, 1]) of masks and boxes; classes beyond six reuse colours.
+CLASS_COLORS = (
+    (0.90, 0.62, 0.00),  # orange
+    (0.34, 0.71, 0.91),  # sky blue
+    (0.00, 0.62, 0.45),  # bluish green
+    (0.94, 0.89, 0.26),  # yellow
+    (0.84, 0.37, 0.00),  # vermillion
+    (0.80, 0.47, 0.65),  # reddish purple
+)
+# Weight of the class colour where a mask is on: the surface stays visible beneath.
+MASK_ALPHA = 0.4
+IMAGE_TAG = "predictions"
+
+
+class StopOnNaN(keras.callbacks.Callback):
+    """Raises `FloatingPointError` as soon as the training loss is NaN or infinite.
+
+    Unlike `keras.callbacks.TerminateOnNaN`'s default (`stop_training`), raising
+    skips `on_train_end`, where `keras.callbacks.BackupAndRestore` deletes its
+    backup: the state of the last completed epoch stays on disk, and the next run
+    with the same backup directory resumes from it. The error says where.
+
+    Args:
+      checkpoint_dir: the backup/checkpoint directory to name in the error.
+    """
+
+    def __init__(self, checkpoint_dir: str | None = None):
+        super().__init__()
+        self.checkpoint_dir = checkpoint_dir
+        self._epoch = 0
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._epoch = epoch
+
+    def on_train_batch_end(self, batch, logs=None):
+        loss = (logs or {}).get("loss")
+        if loss is None or math.isfinite(float(loss)):
+            return
+        kept = (
+            f"The last good checkpoint in {self.checkpoint_dir} is kept; rerunning with it "
+            "resumes from there."
+            if self.checkpoint_dir
+            else "No checkpoint directory was given to StopOnNaN."
+        )
+        raise FloatingPointError(
+            f"Training loss is {float(loss)} in epoch {self._epoch + 1}, batch {batch + 1} "
+            f"(counted from 1, as Keras prints them): training stopped. {kept} Lower the "
+            "learning rate or check the data of this epoch."
+        )
+
+
+class PredictionImages(keras.callbacks.Callback):
+    """Writes TensorBoard images of ground truth and predictions after each epoch.
+
+    Each image is two panels side by side: the input with its ground-truth masks
+    and boxes (left) and with the predicted masks (probability >= 0.5) and decoded
+    boxes (right), one colour per class (`CLASS_COLORS`). Images go to
+    `<log_dir>/images` under the tag `predictions`, one step per epoch. The model
+    is a DefectAuxNet (dict outputs, and `anchors` when it detects).
+
+    Example:
+    ```python
+    images = next(iter(validation.unbatch().batch(4)))[0]
+    model.fit(train, callbacks=[PredictionImages("logs/run1", images)])
+    ```
+
+    Args:
+      log_dir: TensorBoard log directory (the TensorBoard callback's `log_dir`).
+      images: float `[N, H, W, C]` model inputs in [0, 1], C 1 or 3.
+      masks: optional binary ground-truth masks `[N, H, W, K]`.
+      boxes: optional ground-truth boxes `[N, M, 4]`, `ymin, xmin, ymax, xmax`
+        normalised to [0, 1]; rows without area (padding) are skipped.
+      box_classes: optional int `[N, M]` class of each box (default class 0).
+      max_images: at most this many images are shown.
+    """
+
+    def __init__(self, log_dir, images, masks=None, boxes=None, box_classes=None, max_images=4):
+        super().__init__()
+        try:
+            import tensorboard  # noqa: F401  (tf.summary.image is implemented there)
+        except ImportError as error:
+            raise ImportError(
+                "PredictionImages needs the tensorboard package: pip install tensorboard"
+            ) from error
+        images = np.asarray(images, np.float32)[:max_images]
+        if images.ndim != 4 or images.shape[-1] not in (1, 3):
+            raise ValueError(f"images must be [N, H, W, C] with C 1 or 3, got {images.shape}.")
+        count, height, width = images.shape[:3]
+        if masks is not None:
+            masks = np.asarray(masks, np.float32)[:max_images]
+            if masks.ndim != 4 or masks.shape[:3] != (count, height, width):
+                raise ValueError(
+                    f"masks must be [N, H, W, K] like images {images.shape}, got {masks.shape}."
+                )
+        if boxes is not None:
+            boxes = np.asarray(boxes, np.float32)[:max_images]
+            if boxes.ndim != 3 or boxes.shape[0] != count or boxes.shape[-1] != 4:
+                raise ValueError(f"boxes must be [N, M, 4] with N={count}, got {boxes.shape}.")
+            if box_classes is not None:
+                box_classes = np.asarray(box_classes, np.int32)[:max_images]
+            if box_classes is not None and box_classes.shape != boxes.shape[:2]:
+                raise ValueError(
+                    f"box_classes must be [N, M] = {boxes.shape[:2]}, got {box_classes.shape}."
+                )
+        self.log_dir = log_dir
+        self.images = images
+        self.masks = masks
+        self.boxes = boxes
+        self.box_classes = box_classes
+        self.max_images = max_images
+        self._writer = None
+
+    def on_epoch_end(self, epoch, logs=None):
+        if self._writer is None:
+            self._writer = tf.summary.create_file_writer(os.path.join(self.log_dir, "images"))
+        outputs = self.model.predict_on_batch(self.images)
+        height, width = self.images.shape[1:3]
+        boxes = classes = None
+        if "box_regression" in outputs:
+            detections = decode_detections(
+                outputs["box_regression"],
+                outputs["box_classification"],
+                self.model.anchors,
+                (height, width),
+            )
+            boxes, classes = _valid_detections(detections, (height, width))
+        truth = overlay(self.images, self.masks, self.boxes, self.box_classes)
+        predicted = overlay(self.images, outputs.get("segmentation"), boxes, classes)
+        with self._writer.as_default():
+            tf.summary.image(
+                IMAGE_TAG,
+                tf.concat([truth, predicted], axis=2),
+                step=epoch,
+                max_outputs=self.max_images,
+            )
+        self._writer.flush()
+
+    def on_train_end(self, logs=None):
+        if self._writer is not None:
+            self._writer.close()
+            self._writer = None
+
+
+def overlay(images, masks=None, boxes=None, box_classes=None):
+    """Blends class-coloured masks and draws class-coloured boxes over images.
+
+    Args:
+      images: float `[N, H, W, C]` in [0, 1], C 1 or 3.
+      masks: optional float `[N, H, W, K]`; a pixel is on where the value is >= 0.5.
+        Class k's colour is blended in at `MASK_ALPHA`.
+      boxes: optional float `[N, M, 4]` normalised `ymin, xmin, ymax, xmax`; rows
+        without area (padding) are not drawn.
+      box_classes: optional int `[N, M]` class of each box (default class 0).
+
+    Returns:
+      float32 `[N, H, W, 3]` tensor in [0, 1].
+    """
+    images = tf.convert_to_tensor(images, tf.float32)
+    if images.shape[-1] == 1:
+        images = tf.image.grayscale_to_rgb(images)
+    if masks is not None:
+        masks = np.asarray(masks)
+        for k in range(masks.shape[-1]):
+            color = tf.constant(CLASS_COLORS[k % len(CLASS_COLORS)], tf.float32)
+            blended = (1.0 - MASK_ALPHA) * images + MASK_ALPHA * color
+            images = tf.where(masks[..., k : k + 1] >= 0.5, blended, images)
+    if boxes is None:
+        return images
+    boxes = np.asarray(boxes, np.float32)
+    box_classes = np.zeros(boxes.shape[:2], int) if box_classes is None else np.asarray(box_classes)
+    has_area = (boxes[..., 2] > boxes[..., 0]) & (boxes[..., 3] > boxes[..., 1])
+    drawn = []
+    for i in range(boxes.shape[0]):
+        image = images[i : i + 1]
+        # draw_bounding_boxes colours boxes by their index, so draw one class at a time.
+        for k in np.unique(box_classes[i][has_area[i]]):
+            selected = boxes[i][has_area[i] & (box_classes[i] == k)]
+            color = np.array([CLASS_COLORS[k % len(CLASS_COLORS)]], np.float32)
+            image = tf.image.draw_bounding_boxes(image, selected[None], color)
+        drawn.append(image)
+    return tf.concat(drawn, axis=0)
+
+
+def _valid_detections(detections, image_size):
+    """Normalised boxes `[N, max_detections, 4]` with padding rows zeroed, and classes."""
+    height, width = image_size
+    boxes = detections["boxes"].numpy() / np.array([height, width, height, width], np.float32)
+    valid = np.arange(boxes.shape[1])[None, :] < detections["num_detections"].numpy()[:, None]
+    return np.where(valid[..., None], boxes, 0.0), detections["classes"].numpy()
