@@ -1,0 +1,250 @@
+"""TPU-ready input pipeline: TFDS split -> static-shape batches for training and evaluation.
+
+Everything after reading runs as TF graph ops (no `py_function`), so it runs on
+TPU hosts; shapes are static (boxes padded, `drop_remainder` for training);
+each host reads its own shard through `tf.distribute.InputContext`.
+"""
+
+import dataclasses
+from typing import Optional
+
+import tensorflow as tf
+import tensorflow_datasets as tfds
+
+from defect_aux_net.config import DefectAuxNetConfig
+from defect_aux_net.data import preprocessing
+from defect_aux_net.data.augmentation import build_augmenter
+from defect_aux_net.data.distance_weights import distance_transform_weights
+from defect_aux_net.data.negative_sampling import frequency_of_use_dataset
+from defect_aux_net.detection.anchors import anchors_for_config
+from defect_aux_net.detection.box_matching import encode_detection_targets
+
+
+@dataclasses.dataclass(frozen=True)
+class InputOptions:
+    """How a split is read and batched.
+
+    Attributes:
+      batch_size: global batch size (split over replicas by `InputContext`).
+      training: shuffle, augment (unless `augment=False`), repeat forever and drop
+        the last partial batch; otherwise read once, in order.
+      seed: seed of file order, shuffling, augmentation and negative sampling.
+      augment: apply the paper's augmentation; defaults to `training`.
+      drop_remainder: defaults to `training`; evaluation on TPU needs it too.
+      negative_sampling_epochs: > 0 uses frequency-of-use sampling of defect-free
+        images (two-stage paper) for that many epochs instead of plain shuffling.
+      distance_weights: `(positive_weight, power)` of the distance-transform weights
+        of positive mask pixels (two-stage paper), or None for uniform weights.
+      max_boxes: ground truth boxes per image after padding.
+      shuffle_buffer: examples in the shuffle buffer.
+      cache: keep decoded examples in memory after the first epoch (small sets).
+      ground_truth: yield `(images, ground_truth)` for `Evaluator` instead of the
+        `(images, targets, sample_weights)` that `fit` takes.
+    """
+
+    batch_size: int
+    training: bool
+    seed: int = 0
+    augment: Optional[bool] = None
+    drop_remainder: Optional[bool] = None
+    negative_sampling_epochs: int = 0
+    distance_weights: Optional[tuple] = None
+    max_boxes: int = preprocessing.MAX_BOXES
+    shuffle_buffer: int = 1024
+    cache: bool = False
+    ground_truth: bool = False
+
+    def __post_init__(self):
+        if self.batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {self.batch_size}.")
+        if self.augment is None:
+            object.__setattr__(self, "augment", self.training)
+        if self.drop_remainder is None:
+            object.__setattr__(self, "drop_remainder", self.training)
+
+
+def prepare_example(features: dict, config: DefectAuxNetConfig, max_boxes: int) -> dict:
+    """One TFDS example -> model-input-sized image, masks, padded boxes and flags.
+
+    Returns:
+      dict with `images` float32 `[H, W, C]` in [0, 1], `masks` float32 `[H, W, K]`,
+      `boxes` float32 `[max_boxes, 4]` pixel yxyx, `box_classes` int32 `[max_boxes]`
+      (-1 padding), `labels` float32 `[K]`, float32 flags `has_mask` and
+      `has_boxes`, and bool `is_defective`.
+    """
+    image_size, channels = config.input_shape[:2], config.input_shape[2]
+    boxes, box_classes = preprocessing.pad_boxes(
+        features["objects"]["bbox"], features["objects"]["label"], image_size, max_boxes
+    )
+    return {
+        "images": preprocessing.prepare_image(features["image"], image_size, channels),
+        "masks": preprocessing.prepare_mask(features["segmentation_mask"], image_size),
+        "boxes": boxes,
+        "box_classes": box_classes,
+        "labels": tf.cast(features["labels"], tf.float32),
+        "has_mask": tf.cast(features["has_mask"], tf.float32),
+        "has_boxes": tf.cast(features["has_boxes"], tf.float32),
+        "is_defective": features["is_defective"],
+    }
+
+
+def augment_example(index, example: dict, augmenter) -> dict:
+    """Applies `augmenter` to image, masks and boxes together; `index` seeds it."""
+    augmented = augmenter(
+        index,
+        {
+            "images": example["images"],
+            "segmentation_masks": example["masks"],
+            "bounding_boxes": {"boxes": example["boxes"], "labels": example["box_classes"]},
+        }
+    )
+    return example | {
+        "images": augmented["images"],
+        "masks": augmented["segmentation_masks"],
+        "boxes": augmented["bounding_boxes"]["boxes"],
+        "box_classes": augmented["bounding_boxes"]["labels"],
+    }
+
+
+def training_inputs(
+    example: dict, config: DefectAuxNetConfig, anchors, distance_weights=None
+) -> tuple:
+    """An example -> `(images, targets, sample_weights)` as `DefectAuxNet.fit` takes.
+
+    Sample weights are the annotation flags, so each task's loss skips the
+    examples without its annotation (image labels are always known).
+    """
+    targets, weights = {}, {}
+    if "classification" in config.tasks:
+        targets["classification"] = example["labels"]
+        weights["classification"] = tf.constant(1.0)
+    if "segmentation" in config.tasks:
+        targets["segmentation"] = example["masks"]
+        weights["segmentation"] = example["has_mask"]
+        if distance_weights is not None:
+            targets["segmentation_weights"] = distance_transform_weights(
+                example["masks"], *distance_weights
+            )
+    if "detection" in config.tasks:
+        box_targets, class_targets = encode_detection_targets(
+            example["boxes"],
+            example["box_classes"],
+            anchors,
+            positive_iou=config.positive_iou,
+            negative_iou=config.negative_iou,
+        )
+        targets["box_regression"] = box_targets
+        targets["box_classification"] = class_targets
+        weights["box_regression"] = example["has_boxes"]
+        weights["box_classification"] = example["has_boxes"]
+    return example["images"], targets, weights
+
+
+def evaluation_inputs(example: dict) -> tuple:
+    """An example -> `(images, ground_truth)` with the keys `Evaluator.update` reads."""
+    ground_truth = {
+        "labels": example["labels"],
+        "masks": example["masks"],
+        "has_mask": example["has_mask"] > 0,
+        "boxes": example["boxes"],
+        "box_classes": example["box_classes"],
+        "has_boxes": example["has_boxes"] > 0,
+    }
+    return example["images"], ground_truth
+
+
+def make_dataset(
+    builder: tfds.core.DatasetBuilder,
+    split: str,
+    config: DefectAuxNetConfig,
+    options: InputOptions,
+    input_context: Optional[tf.distribute.InputContext] = None,
+) -> tf.data.Dataset:
+    """Batches of one split: training triples or `(images, ground_truth)` for evaluation.
+
+    Args:
+      builder: a prepared TFDS builder with the project's feature schema
+        (`defect_aux_net.data.datasets.load_builder`); its data may be on GCS.
+      split: TFDS split, slicing allowed (`"train[:25%]"`).
+      config: the model's config: input size, channels, tasks, anchors.
+      options: batching, shuffling, augmentation and sampling.
+      input_context: this host's share when called through
+        `strategy.distribute_datasets_from_function`: with several input
+        pipelines each reads `tfds.even_splits(split)[input_pipeline_id]` (any
+        number of files; equal counts when `drop_remainder`) and gets the
+        per-replica batch size.
+    """
+    batch_size = options.batch_size
+    num_hosts, host = 1, 0
+    if input_context is not None:
+        batch_size = input_context.get_per_replica_batch_size(options.batch_size)
+        num_hosts, host = input_context.num_input_pipelines, input_context.input_pipeline_id
+    if num_hosts > 1:
+        # Each host reads its own contiguous share of the examples. TFDS's own
+        # sharding (`ReadConfig(input_context=...)`) deals out whole files and
+        # raises when a split has fewer files than hosts (small splits have one).
+        # Dropping the remainder gives every host as many examples, hence batches.
+        split = tfds.even_splits(split, n=num_hosts, drop_remainder=options.drop_remainder)[host]
+    dataset = builder.as_dataset(
+        split=split,
+        # Frequency-of-use sampling needs the same order in every read (it
+        # counts uses by position) and shuffles its epochs itself.
+        shuffle_files=options.training and not options.negative_sampling_epochs,
+        # No reshuffling per read: the training stream is a function of the seed,
+        # however often the dataset is iterated (the example shuffle after
+        # `repeat` still orders every epoch differently).
+        read_config=tfds.ReadConfig(
+            shuffle_seed=options.seed,
+            shuffle_reshuffle_each_iteration=False,
+            try_autocache=False,
+        ),
+    )
+    dataset = dataset.map(
+        lambda features: prepare_example(features, config, options.max_boxes),
+        num_parallel_calls=tf.data.AUTOTUNE,
+    )
+    if options.cache:
+        dataset = dataset.cache()
+    if options.training:
+        if options.negative_sampling_epochs:
+            # Covers every epoch; repeating only matters when a resumed run
+            # restarts the iterator.
+            dataset = frequency_of_use_dataset(
+                dataset, options.negative_sampling_epochs, options.seed
+            )[0].repeat()
+        else:
+            dataset = dataset.repeat().shuffle(
+                options.shuffle_buffer, seed=options.seed, reshuffle_each_iteration=False
+            )
+    if options.augment:
+        augmenter = build_augmenter(options.seed)
+        # The example's position seeds its augmentation: reproducible, and different
+        # in every epoch because `enumerate` counts across repeats. Positions are
+        # interleaved over hosts so that no two hosts draw the same augmentations.
+        dataset = dataset.enumerate().map(
+            lambda index, example: augment_example(
+                index * num_hosts + host, example, augmenter
+            ),
+            num_parallel_calls=tf.data.AUTOTUNE,
+        )
+    if options.ground_truth:
+        dataset = dataset.map(evaluation_inputs, num_parallel_calls=tf.data.AUTOTUNE)
+    else:
+        anchors = tf.constant(anchors_for_config(config), tf.float32)
+        dataset = dataset.map(
+            lambda example: training_inputs(
+                example, config, anchors, options.distance_weights
+            ),
+            num_parallel_calls=tf.data.AUTOTUNE,
+        )
+    dataset = dataset.batch(batch_size, drop_remainder=options.drop_remainder)
+    data_options = tf.data.Options()
+    data_options.deterministic = True
+    return dataset.with_options(data_options).prefetch(tf.data.AUTOTUNE)
+
+
+def distributed_dataset(strategy, builder, split, config, options):
+    """`make_dataset` per host through `strategy.distribute_datasets_from_function`."""
+    return strategy.distribute_datasets_from_function(
+        lambda input_context: make_dataset(builder, split, config, options, input_context)
+    )
