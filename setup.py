@@ -13,7 +13,14 @@ setuptools.setup(
     long_description_content_type="text/markdown",
     license="Apache-2.0",
     python_requires=">=3.10",
-    packages=setuptools.find_packages(include=["defect_aux_net*", "launch*"]),
+    # tfds_builders/ follows the `tfds new` layout (no top-level __init__.py), so it is
+    # found as a namespace package; `load_builder` imports the builders from it.
+    packages=setuptools.find_namespace_packages(
+        include=["defect_aux_net*", "launch*", "tfds_builders", "tfds_builders.*"],
+        exclude=["*.dummy_data*"],
+    ),
+    # TFDS reads a builder's CITATIONS.bib, README.md, TAGS.txt and checksums.tsv.
+    package_data={"tfds_builders": ["*/*.bib", "*/*.md", "*/*.txt", "*/*.tsv"]},
     # TensorFlow itself is not a base requirement: TPU VMs ship `tensorflow-tpu`,
     # and listing `tensorflow` here would make pip replace it.
     install_requires=[
@@ -32,7 +39,16 @@ setuptools.setup(
         "pillow",
         "pyyaml",
         "matplotlib",
+        # TensorBoard logs (keras.callbacks.TensorBoard, tf.summary.image) need it;
+        # tensorflow-cpu does not install it.
+        "tensorboard",
     ],
+    entry_points={
+        "console_scripts": [
+            f"defect-aux-net-{name.replace('_', '-')}=launch.{name}:run"
+            for name in ("train", "lr_find", "evaluate", "export", "predict", "benchmark")
+        ]
+    },
     extras_require={
         "cpu": ["tensorflow-cpu>=2.16"],
         "gpu": ["tensorflow[and-cuda]>=2.16"],

@@ -72,6 +72,11 @@ class ExperimentConfig:
             raise ValueError(f"Unknown preset {name!r}; choose one of {sorted(PRESETS)}.")
         return dataclasses.replace(PRESETS[name], **overrides)
 
+    def for_classes(self, class_names) -> "ExperimentConfig":
+        """This experiment with the model's `num_classes` set to the dataset's classes."""
+        model = dataclasses.replace(self.model, num_classes=len(class_names))
+        return dataclasses.replace(self, model=model)
+
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
 

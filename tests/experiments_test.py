@@ -48,3 +48,8 @@ def test_bad_values_name_the_field(field, value, message):
 def test_unknown_preset_lists_the_presets():
     with pytest.raises(ValueError, match="quickstart"):
         ExperimentConfig.from_preset("imagenet")
+
+
+def test_for_classes_sets_the_model_class_count():
+    experiment = ExperimentConfig.from_preset("quickstart").for_classes(["a", "b"])
+    assert experiment.model.num_classes == 2

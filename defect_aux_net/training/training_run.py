@@ -1,0 +1,167 @@
+"""One training run: data, model, one-cycle Adam, callbacks, best model and export.
+
+`launch.train` parses flags into an `ExperimentConfig` and calls `run_training`;
+the pieces are here so notebooks can do the same without absl.
+"""
+
+import os
+
+import keras
+import tensorflow as tf
+from absl import logging
+
+from defect_aux_net.data import datasets
+from defect_aux_net.data.pipeline import InputOptions, distributed_dataset, make_dataset
+from defect_aux_net.evaluation.model_evaluation import choose_thresholds
+from defect_aux_net.experiments import ExperimentConfig
+from defect_aux_net.export.saved_model import export_saved_model
+from defect_aux_net.models.defect_aux_net import build_defect_aux_net
+from defect_aux_net.training.callbacks import PredictionImages, StopOnNaN
+from defect_aux_net.training.one_cycle import OneCycleAdam, OneCycleSchedule
+from defect_aux_net.training.run_files import (
+    best_validation_loss,
+    load_model,
+    model_dir_paths,
+    write_config,
+    write_thresholds,
+)
+from defect_aux_net.training.strategies import is_chief, worker_index_and_count
+
+# Batches of training steps run per TPU call: host round trips dominate otherwise.
+TPU_STEPS_PER_EXECUTION = 32
+
+
+def steps_per_epoch(experiment: ExperimentConfig, summary: datasets.SplitSummary) -> int:
+    """Training steps per epoch: one pass over the split (or the sampled epoch)."""
+    examples = summary.num_examples
+    if experiment.negative_sampling:
+        # Every defective image, each followed by a sampled defect-free one.
+        examples = 2 * summary.defective
+    steps = examples // experiment.batch_size
+    if steps == 0:
+        raise ValueError(
+            f"--batch_size={experiment.batch_size} is larger than the {examples} training "
+            f"examples of {experiment.dataset} {experiment.train_split_slice}."
+        )
+    return steps
+
+
+def run_training(
+    experiment: ExperimentConfig,
+    model_dir: str,
+    strategy: tf.distribute.Strategy,
+    data_dir: str | None = None,
+    export: bool = True,
+    jit_compile="auto",
+    verbose="auto",
+):
+    """Trains `experiment`, keeps the best model on validation loss and exports it.
+
+    Resumable: `keras.callbacks.BackupAndRestore` in `<model_dir>/backup` makes a
+    killed or preempted run continue from its last finished epoch when the same
+    command runs again.
+
+    Returns:
+      `(best_model, thresholds)`: the model with the lowest validation loss and its
+      per-class thresholds chosen on the validation split (the chief's; other
+      workers of a multi-worker run get `(None, None)`).
+    """
+    paths = model_dir_paths(model_dir)
+    builder = datasets.load_builder(experiment.dataset, data_dir)
+    class_names = datasets.class_names(builder)
+    experiment = experiment.for_classes(class_names)
+    model_config = experiment.model
+    summary = datasets.summarize_split(builder, experiment.train_split_slice)
+    datasets.check_tasks(model_config.tasks, summary, experiment.dataset, experiment.train_split)
+    train_steps = steps_per_epoch(experiment, summary)
+    chief = is_chief()
+    if chief:
+        write_config(experiment, class_names, paths["config"])
+
+    is_tpu = isinstance(strategy, tf.distribute.TPUStrategy)
+    train_data = distributed_dataset(
+        strategy,
+        builder,
+        experiment.train_split_slice,
+        model_config,
+        InputOptions(
+            experiment.batch_size,
+            training=True,
+            seed=experiment.seed,
+            augment=experiment.augment,
+            negative_sampling_epochs=experiment.epochs if experiment.negative_sampling else 0,
+            distance_weights=experiment.distance_weights,
+            cache=experiment.cache,
+        ),
+    )
+    validation_data = distributed_dataset(
+        strategy,
+        builder,
+        experiment.validation_split,
+        model_config,
+        InputOptions(experiment.batch_size, training=False, drop_remainder=is_tpu, cache=True),
+    )
+
+    keras.utils.set_random_seed(experiment.seed)
+    with strategy.scope():
+        model = build_defect_aux_net(model_config)
+        schedule = OneCycleSchedule(experiment.learning_rate, train_steps * experiment.epochs)
+        model.compile(
+            optimizer=OneCycleAdam(schedule),
+            jit_compile=jit_compile,
+            steps_per_execution=TPU_STEPS_PER_EXECUTION if is_tpu else 1,
+        )
+
+    # Every worker of a multi-worker run saves (the saves are collective); only the
+    # chief's copies are kept, the others write where they do no harm.
+    worker_paths = paths if chief else model_dir_paths(
+        os.path.join(model_dir, "workers", str(worker_index_and_count()[0]))
+    )
+    callbacks = [
+        keras.callbacks.BackupAndRestore(worker_paths["backup"]),
+        StopOnNaN(worker_paths["backup"]),
+        keras.callbacks.ModelCheckpoint(
+            worker_paths["best"],
+            monitor="val_loss",
+            save_best_only=True,
+            initial_value_threshold=best_validation_loss(paths["history"]),
+        ),
+    ]
+    if chief:
+        callbacks += [
+            keras.callbacks.CSVLogger(paths["history"], append=True),
+            keras.callbacks.TensorBoard(paths["logs"]),
+            PredictionImages(paths["logs"], *validation_examples(builder, experiment)),
+        ]
+    model.fit(
+        train_data,
+        epochs=experiment.epochs,
+        steps_per_epoch=train_steps,
+        validation_data=validation_data,
+        callbacks=callbacks,
+        verbose=verbose,
+    )
+    if not chief:
+        return None, None
+
+    best = load_model(paths["best"])
+    thresholds = choose_thresholds(
+        best, builder, experiment.validation_split, min(experiment.batch_size, 32)
+    )
+    write_thresholds(class_names, thresholds, paths["thresholds"])
+    if export:
+        export_saved_model(best, paths["export"], class_names, thresholds)
+        logging.info("Exported the best model to %s", paths["export"])
+    return best, thresholds
+
+
+def validation_examples(builder, experiment: ExperimentConfig, count: int = 4) -> tuple:
+    """A few validation images and their ground truth for the TensorBoard image panel."""
+    dataset = make_dataset(
+        builder,
+        experiment.validation_split,
+        experiment.model,
+        InputOptions(count, training=False, ground_truth=True),
+    )
+    images, ground_truth = next(iter(dataset))
+    return images, ground_truth["masks"], ground_truth["boxes"], ground_truth["box_classes"]

@@ -1,0 +1,103 @@
+"""Flags that pick an experiment preset and override its fields (train and lr_find).
+
+A flag given on the command line overrides the preset; one left out keeps the
+preset's value, so `--preset=quickstart --dataset=neu_det` changes only the data.
+"""
+
+import dataclasses
+
+from absl import flags
+
+from defect_aux_net.config import ATTENTIONS, BACKBONES, TASKS
+from defect_aux_net.experiments import PRESETS, ExperimentConfig
+
+PRESET = flags.DEFINE_enum("preset", "quickstart", sorted(PRESETS), "Experiment preset.")
+DATASET = flags.DEFINE_string(
+    "dataset", None, 'TFDS dataset, "name" or "name/config" (default: the preset\'s).'
+)
+DATA_DIR = flags.DEFINE_string(
+    "data_dir", None, "TFDS data_dir; gs://... on Cloud TPU (default: ~/tensorflow_datasets)."
+)
+BACKBONE = flags.DEFINE_enum("backbone", None, BACKBONES, "Bottom-up pathway depth.")
+ATTENTION = flags.DEFINE_enum("attention", None, ATTENTIONS, "Attention in residual blocks.")
+TASKS_FLAG = flags.DEFINE_list("tasks", None, f"Heads to train, a subset of {','.join(TASKS)}.")
+LOSS_WEIGHTS = flags.DEFINE_list(
+    "loss_weights", None, "b0,b1,b2: classification, segmentation, detection loss weights."
+)
+INPUT_SIZE = flags.DEFINE_list(
+    "input_size", None, "height,width the images are resized to (paper: 128,800 / 600,600)."
+)
+BATCH_SIZE = flags.DEFINE_integer("batch_size", None, "Global batch size (paper: 128).", lower_bound=1)
+EPOCHS = flags.DEFINE_integer("epochs", None, "Training epochs (paper: 50).", lower_bound=1)
+LEARNING_RATE = flags.DEFINE_float(
+    "learning_rate", None, "Peak learning rate of the one-cycle schedule.", lower_bound=0.0
+)
+TRAIN_FRACTION = flags.DEFINE_float(
+    "train_fraction", None, "Fraction of the training split used (paper Fig. 10).",
+)
+AUGMENT = flags.DEFINE_boolean("augment", None, "Augment training images as the paper.")
+NEGATIVE_SAMPLING = flags.DEFINE_boolean(
+    "negative_sampling", None, "Frequency-of-use sampling of defect-free images."
+)
+DISTANCE_WEIGHTS = flags.DEFINE_list(
+    "distance_weights", None, "w_pos,p: distance-transform weights of positive mask pixels."
+)
+BACKBONE_WEIGHTS = flags.DEFINE_string(
+    "backbone_weights", None, '"imagenet" or a keras.applications ResNet weights file.'
+)
+SEED = flags.DEFINE_integer("seed", None, "Seed of initialisation, shuffling and augmentation.")
+
+
+def _floats(flag, count: int) -> tuple:
+    try:
+        values = tuple(float(value) for value in flag.value)
+    except ValueError:
+        values = ()
+    if len(values) != count:
+        raise ValueError(f"--{flag.name} takes {count} comma-separated numbers, got {flag.value}.")
+    return values
+
+
+def experiment_from_flags() -> ExperimentConfig:
+    """The preset with every given flag applied; ValueError names a bad flag."""
+    preset = ExperimentConfig.from_preset(PRESET.value)
+    model_changes = {}
+    if BACKBONE.value is not None:
+        model_changes["backbone"] = BACKBONE.value
+    if ATTENTION.value is not None:
+        model_changes["attention"] = ATTENTION.value
+    if TASKS_FLAG.value is not None:
+        unknown = set(TASKS_FLAG.value) - set(TASKS)
+        if unknown or not TASKS_FLAG.value:
+            raise ValueError(f"--tasks must be a non-empty subset of {TASKS}, got {TASKS_FLAG.value}.")
+        model_changes["tasks"] = tuple(TASKS_FLAG.value)
+    if LOSS_WEIGHTS.value is not None:
+        model_changes["loss_weights"] = _floats(LOSS_WEIGHTS, 3)
+    if INPUT_SIZE.value is not None:
+        height, width = (int(size) for size in _floats(INPUT_SIZE, 2))
+        model_changes["input_shape"] = (height, width, preset.model.input_shape[2])
+    if BACKBONE_WEIGHTS.value is not None:
+        model_changes["backbone_weights"] = BACKBONE_WEIGHTS.value
+    try:
+        model = dataclasses.replace(preset.model, **model_changes)
+    except ValueError as error:
+        raise ValueError(f"Model flags: {error}") from error
+
+    changes = {"model": model}
+    for flag, field in (
+        (DATASET, "dataset"),
+        (BATCH_SIZE, "batch_size"),
+        (EPOCHS, "epochs"),
+        (LEARNING_RATE, "learning_rate"),
+        (TRAIN_FRACTION, "train_fraction"),
+        (AUGMENT, "augment"),
+        (NEGATIVE_SAMPLING, "negative_sampling"),
+        (SEED, "seed"),
+    ):
+        if flag.value is not None:
+            changes[field] = flag.value
+    if DISTANCE_WEIGHTS.value is not None:
+        changes["distance_weights"] = _floats(DISTANCE_WEIGHTS, 2)
+    if TRAIN_FRACTION.value is not None and not 0 < TRAIN_FRACTION.value <= 1:
+        raise ValueError(f"--train_fraction must be in (0, 1], got {TRAIN_FRACTION.value}.")
+    return dataclasses.replace(preset, **changes)

@@ -1,0 +1,90 @@
+r"""Learning-rate range test (Smith): the peak learning rate for one-cycle training.
+
+  python -m launch.lr_find --preset=quickstart --output_dir=runs/lr_find
+  python -m launch.train --preset=quickstart --learning_rate=<suggested> ...
+
+Trains from the preset's initial weights with the learning rate growing
+exponentially per step, saves the loss-vs-LR curve as a PNG and prints the
+suggested peak learning rate.
+"""
+
+import os
+
+from absl import app, flags
+
+from launch import experiment_flags
+
+OUTPUT_DIR = flags.DEFINE_string("output_dir", None, "Where lr_find.png and lr_find.json go.")
+MIN_LR = flags.DEFINE_float("min_lr", 1e-7, "Learning rate of the first step.", lower_bound=0.0)
+MAX_LR = flags.DEFINE_float("max_lr", 1.0, "Learning rate of the last step.", lower_bound=0.0)
+NUM_STEPS = flags.DEFINE_integer("num_steps", 100, "Steps of the sweep.", lower_bound=2)
+
+flags.mark_flag_as_required("output_dir")
+flags.register_multi_flags_validator(
+    ["min_lr", "max_lr"],
+    lambda values: values["min_lr"] < values["max_lr"],
+    message="--min_lr must be smaller than --max_lr.",
+)
+
+
+def main(argv):
+    if len(argv) > 1:
+        raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
+    import keras
+
+    from defect_aux_net.data import datasets
+    from defect_aux_net.data.pipeline import InputOptions, make_dataset
+    from defect_aux_net.models.defect_aux_net import build_defect_aux_net
+    from defect_aux_net.training import lr_finder, run_files
+
+    try:
+        experiment = experiment_flags.experiment_from_flags()
+        builder = datasets.load_builder(experiment.dataset, experiment_flags.DATA_DIR.value)
+        class_names = datasets.class_names(builder)
+        datasets.check_tasks(
+            experiment.model.tasks,
+            datasets.summarize_split(builder, experiment.train_split_slice),
+            experiment.dataset,
+            experiment.train_split,
+        )
+    except ValueError as error:
+        raise app.UsageError(str(error)) from error
+    experiment = experiment.for_classes(class_names)
+    model_config = experiment.model
+    keras.utils.set_random_seed(experiment.seed)
+    model = build_defect_aux_net(model_config)
+    model.compile(optimizer=keras.optimizers.Adam())
+    dataset = make_dataset(
+        builder,
+        experiment.train_split_slice,
+        model_config,
+        InputOptions(
+            experiment.batch_size,
+            training=True,
+            seed=experiment.seed,
+            augment=experiment.augment,
+            cache=experiment.cache,
+        ),
+    )
+    result = lr_finder.find_learning_rate(
+        model, dataset, MIN_LR.value, MAX_LR.value, NUM_STEPS.value
+    )
+    plot = os.path.join(OUTPUT_DIR.value, "lr_find.png")
+    run_files.write_json(
+        {
+            "suggested_lr": result.suggested_lr,
+            "learning_rates": result.learning_rates.tolist(),
+            "losses": result.losses.tolist(),
+        },
+        os.path.join(OUTPUT_DIR.value, "lr_find.json"),
+    )
+    lr_finder.plot_lr_finder(result, plot)
+    print(f"Suggested peak learning rate: {result.suggested_lr:.3g} (curve: {plot})")
+
+
+def run():
+    app.run(main)
+
+
+if __name__ == "__main__":
+    app.run(main)

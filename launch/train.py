@@ -1,0 +1,115 @@
+r"""Trains Defect-Aux-Net, keeps the best model on validation, exports and evaluates it.
+
+Quickstart (builds the embedded synthetic dataset when missing):
+
+  python -m launch.train --preset=quickstart --model_dir=runs/quickstart
+
+Cloud TPU VM (data and model_dir on GCS, see README "Training on Cloud TPU"):
+
+  python -m launch.train --preset=severstal --strategy=tpu --tpu=local \
+    --data_dir=gs://BUCKET/tensorflow_datasets --model_dir=gs://BUCKET/runs/severstal
+
+Running the same command again after a kill or preemption resumes from the last
+finished epoch.
+"""
+
+import os
+
+from absl import app, flags, logging
+
+from launch import experiment_flags
+
+STRATEGIES = ("default", "mirrored", "multi_worker", "tpu")
+PRECISIONS = ("auto", "float32", "mixed_bfloat16", "mixed_float16")
+
+MODEL_DIR = flags.DEFINE_string(
+    "model_dir", None, "Where checkpoints, logs, config, metrics and the export go."
+)
+STRATEGY = flags.DEFINE_enum("strategy", "default", STRATEGIES, "tf.distribute strategy.")
+TPU = flags.DEFINE_string("tpu", None, 'TPU name, or "local" on a TPU VM (with --strategy=tpu).')
+MIXED_PRECISION = flags.DEFINE_enum(
+    "mixed_precision", "auto", PRECISIONS, "Keras dtype policy; auto: mixed_bfloat16 on TPU."
+)
+EXPORT = flags.DEFINE_boolean("export", True, "Export the best model to <model_dir>/export.")
+TEST_SPLIT = flags.DEFINE_string(
+    "test_split", None, "Split evaluated after training (default: the preset's; '' skips)."
+)
+JIT_COMPILE = flags.DEFINE_enum(
+    "jit_compile", "auto", ("auto", "true", "false"), "Compile the training step with XLA."
+)
+CPU_DEVICES = flags.DEFINE_integer(
+    "cpu_devices", None, "Split the CPU into this many logical devices (tests mirrored "
+    "training with 8 replicas like a TPU v2-8 on a CPU machine).", lower_bound=1
+)
+
+flags.mark_flag_as_required("model_dir")
+flags.register_validator(
+    "tpu",
+    lambda value: value is None or flags.FLAGS.strategy == "tpu",
+    message="--tpu is only used with --strategy=tpu.",
+)
+
+
+def main(argv):
+    if len(argv) > 1:
+        raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
+    # Imported here: logical CPU devices must be configured before TF starts.
+    from defect_aux_net.training import strategies
+
+    if CPU_DEVICES.value:
+        strategies.configure_logical_cpus(CPU_DEVICES.value)
+    import keras
+
+    from defect_aux_net.evaluation import model_evaluation
+    from defect_aux_net.training import run_files
+    from defect_aux_net.training.training_run import run_training
+
+    try:
+        experiment = experiment_flags.experiment_from_flags()
+        strategy = strategies.make_strategy(STRATEGY.value, TPU.value)
+    except ValueError as error:
+        raise app.UsageError(str(error)) from error
+    policy = MIXED_PRECISION.value
+    if policy == "auto":
+        policy = "mixed_bfloat16" if STRATEGY.value == "tpu" else "float32"
+    keras.mixed_precision.set_global_policy(policy)
+    logging.info("Training %s on %d replica(s)", experiment, strategy.num_replicas_in_sync)
+
+    try:
+        best, thresholds = run_training(
+            experiment,
+            MODEL_DIR.value,
+            strategy,
+            data_dir=experiment_flags.DATA_DIR.value,
+            export=EXPORT.value,
+            jit_compile={"auto": "auto", "true": True, "false": False}[JIT_COMPILE.value],
+        )
+    except ValueError as error:
+        raise app.UsageError(str(error)) from error
+    if best is None:  # A multi-worker run's non-chief worker: the chief reports.
+        return
+    test_split = experiment.test_split if TEST_SPLIT.value is None else TEST_SPLIT.value
+    if test_split:
+        from defect_aux_net.data import datasets
+
+        builder = datasets.load_builder(experiment.dataset, experiment_flags.DATA_DIR.value)
+        output = os.path.join(MODEL_DIR.value, f"metrics_{test_split}.json")
+        model_evaluation.write_evaluation(
+            model_evaluation.evaluate_model(
+                best, builder, test_split, datasets.class_names(builder), thresholds
+            ),
+            output,
+        )
+    paths = run_files.model_dir_paths(MODEL_DIR.value)
+    print(f"\nBest model: {paths['best']}")
+    if EXPORT.value:
+        print(f"SavedModel: {paths['export']}")
+    print(f"TensorBoard: tensorboard --logdir={paths['logs']}")
+
+
+def run():
+    app.run(main)
+
+
+if __name__ == "__main__":
+    app.run(main)

@@ -1,0 +1,64 @@
+"""A tiny synthetic dataset and one finished training run shared by the launch tests.
+
+The launch scripts run as real subprocesses (`python -m launch.<name>`), as users
+run them.
+"""
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+from defect_aux_net.data import datasets
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+# 64 training images at 64x64 in batches of 8: seconds per epoch on 2 cores.
+TINY_TRAINING = (
+    "--preset=quickstart",
+    "--dataset=synthetic_defects/small",
+    "--input_size=64,64",
+    "--batch_size=8",
+    "--train_fraction=0.125",
+    "--jit_compile=false",
+)
+
+
+def run_launch(script: str, *args: str, env: dict | None = None, timeout: float = 600):
+    """Runs `python -m launch.<script> args` from the repo root; returns the CompletedProcess."""
+    return subprocess.run(
+        [sys.executable, "-m", f"launch.{script}", *args],
+        cwd=REPO,
+        env=os.environ | {"TF_CPP_MIN_LOG_LEVEL": "2"} | (env or {}),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+def check_success(result: subprocess.CompletedProcess):
+    assert result.returncode == 0, f"stdout:\n{result.stdout}\nstderr:\n{result.stderr[-5000:]}"
+
+
+@pytest.fixture(scope="session")
+def synthetic_data_dir(tmp_path_factory):
+    """A TFDS data_dir holding synthetic_defects/small."""
+    data_dir = str(tmp_path_factory.mktemp("tfds"))
+    datasets.load_builder("synthetic_defects/small", data_dir)
+    return data_dir
+
+
+@pytest.fixture(scope="session")
+def trained_run(synthetic_data_dir, tmp_path_factory):
+    """The model_dir of a finished two-epoch run, evaluated on the test split."""
+    model_dir = str(tmp_path_factory.mktemp("run"))
+    result = run_launch(
+        "train",
+        *TINY_TRAINING,
+        "--epochs=2",
+        f"--data_dir={synthetic_data_dir}",
+        f"--model_dir={model_dir}",
+    )
+    check_success(result)
+    return model_dir, result

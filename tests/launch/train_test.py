@@ -1,0 +1,165 @@
+import csv
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+import pytest
+import tensorflow as tf
+
+from tests.launch.conftest import REPO, TINY_TRAINING, check_success, run_launch
+
+METRIC_KEYS = {
+    "classification": {"accuracy", "precision", "recall", "f1", "per_class"},
+    "segmentation": {"dice", "iou", "dice_per_image", "iou_per_image", "per_class"},
+    "detection": {"map", "map50", "ar", "per_class"},
+    "image_ap": {"ap", "fp", "fn", "threshold"},
+}
+
+
+def history_epochs(model_dir):
+    path = os.path.join(model_dir, "history.csv")
+    if not os.path.exists(path):
+        return []
+    with open(path) as file:
+        return [int(row["epoch"]) for row in csv.DictReader(file)]
+
+
+def test_train_writes_config_checkpoint_export_logs_and_metrics(trained_run):
+    model_dir, result = trained_run
+    config = json.load(open(os.path.join(model_dir, "config.json")))
+    assert config["model"]["input_shape"] == [64, 64, 3]
+    assert config["model"]["num_classes"] == 4  # From the dataset, not the preset.
+    assert config["dataset"] == "synthetic_defects/small"
+    assert config["class_names"] == ["scratch", "crack", "pit", "blotch"]
+    assert history_epochs(model_dir) == [0, 1]
+    assert os.path.exists(os.path.join(model_dir, "best.keras"))
+    assert os.path.exists(os.path.join(model_dir, "export", "1", "saved_model.pb"))
+    thresholds = json.load(open(os.path.join(model_dir, "thresholds.json")))
+    assert set(thresholds) == set(config["class_names"])
+    assert all(0 <= value <= 1 for value in thresholds.values())
+
+    metrics = json.load(open(os.path.join(model_dir, "metrics_test.json")))
+    for key, fields in METRIC_KEYS.items():
+        assert fields <= set(metrics[key]), key
+    assert os.path.exists(os.path.join(model_dir, "metrics_test.md"))
+    assert os.path.exists(os.path.join(model_dir, "metrics_test_pr_curves.png"))
+    assert "dice" in result.stdout  # The printed metrics table.
+    assert os.path.join(model_dir, "export", "1") in result.stdout
+
+    image_tags = set()
+    for event_file in tf.io.gfile.glob(os.path.join(model_dir, "logs", "**", "events.*")):
+        for event in tf.compat.v1.train.summary_iterator(event_file):
+            for value in event.summary.value:
+                if value.metadata.plugin_data.plugin_name == "images":
+                    image_tags.add(value.tag)
+    assert image_tags, "no prediction images in TensorBoard logs"
+
+
+def test_killed_run_resumes_without_losing_epochs(synthetic_data_dir, tmp_path):
+    model_dir = str(tmp_path / "run")
+    args = [
+        sys.executable, "-m", "launch.train", *TINY_TRAINING, "--epochs=3",
+        "--train_fraction=0.5", "--test_split=", "--export=false",
+        f"--data_dir={synthetic_data_dir}", f"--model_dir={model_dir}",
+    ]
+    env = os.environ | {"TF_CPP_MIN_LOG_LEVEL": "2"}
+    process = subprocess.Popen(
+        args, cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    deadline = time.time() + 300
+    while history_epochs(model_dir) != [0] and time.time() < deadline:
+        assert process.poll() is None, "training ended before it could be killed"
+        time.sleep(0.5)
+    time.sleep(3)  # Into the second epoch.
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    assert history_epochs(model_dir) == [0], "kill the run mid-epoch 2"
+
+    result = subprocess.run(args, cwd=REPO, env=env, capture_output=True, text=True)
+    check_success(result)
+    # Epoch 0 is not run again; the interrupted epoch 1 runs once, then epoch 2.
+    assert history_epochs(model_dir) == [0, 1, 2]
+    assert os.path.exists(os.path.join(model_dir, "best.keras"))
+
+
+def test_mirrored_on_eight_cpu_devices_trains_like_default(
+    synthetic_data_dir, trained_run, tmp_path
+):
+    model_dir = str(tmp_path / "run")
+    result = run_launch(
+        "train", *TINY_TRAINING, "--epochs=1", "--batch_size=16", "--strategy=mirrored",
+        "--cpu_devices=8", f"--data_dir={synthetic_data_dir}", f"--model_dir={model_dir}",
+    )
+    check_success(result)
+    assert "8 replica(s)" in result.stderr
+    mirrored = json.load(open(os.path.join(model_dir, "metrics_test.json")))
+    default = json.load(open(os.path.join(trained_run[0], "metrics_test.json")))
+    assert set(mirrored) == set(default)
+    for key in default:
+        assert set(mirrored[key]) == set(default[key])
+
+
+def free_port():
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def test_multi_worker_trains_two_processes_and_the_chief_exports(
+    synthetic_data_dir, tmp_path
+):
+    model_dir = str(tmp_path / "run")
+    workers = [f"127.0.0.1:{free_port()}" for _ in range(2)]
+    processes = []
+    for index in range(2):
+        tf_config = {"cluster": {"worker": workers}, "task": {"type": "worker", "index": index}}
+        processes.append(
+            subprocess.Popen(
+                [
+                    sys.executable, "-m", "launch.train", *TINY_TRAINING, "--epochs=2",
+                    "--batch_size=16", "--strategy=multi_worker", "--test_split=",
+                    f"--data_dir={synthetic_data_dir}", f"--model_dir={model_dir}",
+                ],
+                cwd=REPO,
+                env=os.environ | {"TF_CONFIG": json.dumps(tf_config), "TF_CPP_MIN_LOG_LEVEL": "2"},
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                text=True,
+            )
+        )
+    outputs = [process.communicate(timeout=600)[0] for process in processes]
+    for process, output in zip(processes, outputs):
+        assert process.returncode == 0, output[-5000:]
+    assert "2 replica(s)" in outputs[0]
+    assert history_epochs(model_dir) == [0, 1]
+    assert os.path.exists(os.path.join(model_dir, "best.keras"))
+    assert os.path.exists(os.path.join(model_dir, "export", "1", "saved_model.pb"))
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--tasks=classification,boxes"], "--tasks"),
+        (["--loss_weights=1,2"], "--loss_weights"),
+        (["--input_size=64"], "--input_size"),
+        (["--train_fraction=2"], "--train_fraction"),
+        (["--strategy=tpu", "--tpu=grpc://127.0.0.1:1"], "--tpu"),
+        (["--tpu=local"], "--tpu"),
+        (["--strategy=gpu"], "--strategy"),
+        (["--dataset=no_such_dataset"], "--dataset"),
+    ],
+)
+def test_bad_flags_stop_with_a_message_naming_the_flag(args, message, tmp_path):
+    result = run_launch("train", f"--model_dir={tmp_path}", *args, timeout=120)
+    assert result.returncode != 0
+    assert message in result.stderr + result.stdout
+
+
+def test_missing_model_dir_is_reported():
+    result = run_launch("train", timeout=60)
+    assert result.returncode != 0
+    assert "model_dir" in result.stderr
