@@ -3,4 +3,7 @@
 from defect_aux_net.config import DefectAuxNetConfig
 from defect_aux_net.models.defect_aux_net import DefectAuxNet, build_defect_aux_net
 
+# Registers OneCycleAdam and its schedule, which training checkpoints (.keras) hold.
+from defect_aux_net.training import one_cycle  # noqa: F401  isort: skip
+
 __all__ = ["DefectAuxNet", "DefectAuxNetConfig", "build_defect_aux_net"]

@@ -8,7 +8,7 @@ import dataclasses
 
 from absl import flags
 
-from defect_aux_net.config import ATTENTIONS, BACKBONES, TASKS
+from defect_aux_net.config import ATTENTIONS, BACKBONES, SEGMENTATION_LOSSES, TASKS
 from defect_aux_net.experiments import PRESETS, ExperimentConfig
 
 PRESET = flags.DEFINE_enum("preset", "quickstart", sorted(PRESETS), "Experiment preset.")
@@ -18,9 +18,18 @@ DATASET = flags.DEFINE_string(
 DATA_DIR = flags.DEFINE_string(
     "data_dir", None, "TFDS data_dir; gs://... on Cloud TPU (default: ~/tensorflow_datasets)."
 )
+TRAIN_SPLIT = flags.DEFINE_string(
+    "train_split", None, "Training split, TFDS slicing allowed (default: the preset's)."
+)
+VALIDATION_SPLIT = flags.DEFINE_string(
+    "validation_split", None, "Split for best-model selection and thresholds."
+)
 BACKBONE = flags.DEFINE_enum("backbone", None, BACKBONES, "Bottom-up pathway depth.")
 ATTENTION = flags.DEFINE_enum("attention", None, ATTENTIONS, "Attention in residual blocks.")
 TASKS_FLAG = flags.DEFINE_list("tasks", None, f"Heads to train, a subset of {','.join(TASKS)}.")
+SEGMENTATION_LOSS = flags.DEFINE_enum(
+    "segmentation_loss", None, SEGMENTATION_LOSSES, "Segmentation loss (paper Table I)."
+)
 LOSS_WEIGHTS = flags.DEFINE_list(
     "loss_weights", None, "b0,b1,b2: classification, segmentation, detection loss weights."
 )
@@ -71,6 +80,8 @@ def experiment_from_flags() -> ExperimentConfig:
         if unknown or not TASKS_FLAG.value:
             raise ValueError(f"--tasks must be a non-empty subset of {TASKS}, got {TASKS_FLAG.value}.")
         model_changes["tasks"] = tuple(TASKS_FLAG.value)
+    if SEGMENTATION_LOSS.value is not None:
+        model_changes["segmentation_loss"] = SEGMENTATION_LOSS.value
     if LOSS_WEIGHTS.value is not None:
         model_changes["loss_weights"] = _floats(LOSS_WEIGHTS, 3)
     if INPUT_SIZE.value is not None:
@@ -86,6 +97,8 @@ def experiment_from_flags() -> ExperimentConfig:
     changes = {"model": model}
     for flag, field in (
         (DATASET, "dataset"),
+        (TRAIN_SPLIT, "train_split"),
+        (VALIDATION_SPLIT, "validation_split"),
         (BATCH_SIZE, "batch_size"),
         (EPOCHS, "epochs"),
         (LEARNING_RATE, "learning_rate"),

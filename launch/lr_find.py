@@ -17,7 +17,7 @@ from launch import experiment_flags
 OUTPUT_DIR = flags.DEFINE_string("output_dir", None, "Where lr_find.png and lr_find.json go.")
 MIN_LR = flags.DEFINE_float("min_lr", 1e-7, "Learning rate of the first step.", lower_bound=0.0)
 MAX_LR = flags.DEFINE_float("max_lr", 1.0, "Learning rate of the last step.", lower_bound=0.0)
-NUM_STEPS = flags.DEFINE_integer("num_steps", 100, "Steps of the sweep.", lower_bound=2)
+NUM_STEPS = flags.DEFINE_integer("num_steps", 100, "Steps of the sweep.", lower_bound=10)
 
 flags.mark_flag_as_required("output_dir")
 flags.register_multi_flags_validator(

@@ -43,6 +43,16 @@ CPU_DEVICES = flags.DEFINE_integer(
 )
 
 flags.mark_flag_as_required("model_dir")
+# Keras 3 `fit` mean-reduces scalar metrics along axis 0 under
+# MultiWorkerMirroredStrategy and fails (tensorflow/tensorflow#72388); multi-host
+# training runs on TPU pods (--strategy=tpu) until Keras fixes it.
+flags.register_validator(
+    "strategy",
+    lambda value: value != "multi_worker",
+    message="--strategy=multi_worker is not available: Keras 3 model.fit fails under "
+    "MultiWorkerMirroredStrategy (tensorflow/tensorflow#72388). Use --strategy=tpu for "
+    "TPU pod slices, or --strategy=mirrored for the GPUs of one machine.",
+)
 flags.register_validator(
     "tpu",
     lambda value: value is None or flags.FLAGS.strategy == "tpu",
@@ -61,42 +71,35 @@ def main(argv):
     import keras
 
     from defect_aux_net.evaluation import model_evaluation
-    from defect_aux_net.training import run_files
-    from defect_aux_net.training.training_run import run_training
+    from defect_aux_net.training import run_files, training_run
 
     try:
         experiment = experiment_flags.experiment_from_flags()
         strategy = strategies.make_strategy(STRATEGY.value, TPU.value)
+        data = training_run.prepare_training_data(experiment, experiment_flags.DATA_DIR.value)
     except ValueError as error:
         raise app.UsageError(str(error)) from error
+    experiment = data.experiment
     policy = MIXED_PRECISION.value
     if policy == "auto":
         policy = "mixed_bfloat16" if STRATEGY.value == "tpu" else "float32"
     keras.mixed_precision.set_global_policy(policy)
     logging.info("Training %s on %d replica(s)", experiment, strategy.num_replicas_in_sync)
-
-    try:
-        best, thresholds = run_training(
-            experiment,
-            MODEL_DIR.value,
-            strategy,
-            data_dir=experiment_flags.DATA_DIR.value,
-            export=EXPORT.value,
-            jit_compile={"auto": "auto", "true": True, "false": False}[JIT_COMPILE.value],
-        )
-    except ValueError as error:
-        raise app.UsageError(str(error)) from error
+    best, thresholds = training_run.run_training(
+        data,
+        MODEL_DIR.value,
+        strategy,
+        export=EXPORT.value,
+        jit_compile={"auto": "auto", "true": True, "false": False}[JIT_COMPILE.value],
+    )
     if best is None:  # A multi-worker run's non-chief worker: the chief reports.
         return
     test_split = experiment.test_split if TEST_SPLIT.value is None else TEST_SPLIT.value
     if test_split:
-        from defect_aux_net.data import datasets
-
-        builder = datasets.load_builder(experiment.dataset, experiment_flags.DATA_DIR.value)
         output = os.path.join(MODEL_DIR.value, f"metrics_{test_split}.json")
         model_evaluation.write_evaluation(
             model_evaluation.evaluate_model(
-                best, builder, test_split, datasets.class_names(builder), thresholds
+                best, data.builder, test_split, data.class_names, thresholds
             ),
             output,
         )

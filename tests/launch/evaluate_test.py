@@ -1,0 +1,82 @@
+import json
+import os
+
+import keras
+import numpy as np
+import tensorflow as tf
+import tensorflow_datasets as tfds
+
+from defect_aux_net.data.preprocessing import prepare_image
+from tests.launch.conftest import check_success, run_launch
+
+
+def test_evaluate_matches_accuracy_computed_from_the_checkpoint(
+    trained_run, synthetic_data_dir, tmp_path
+):
+    model_dir, _ = trained_run
+    output = str(tmp_path / "metrics.json")
+    result = run_launch(
+        "evaluate", f"--model_dir={model_dir}", f"--data_dir={synthetic_data_dir}",
+        "--split=test[:32]", f"--output={output}",
+    )
+    check_success(result)
+    metrics = json.load(open(output))
+    assert set(metrics) == {"classification", "segmentation", "detection", "image_ap"}
+    assert os.path.exists(str(tmp_path / "metrics.md"))
+    assert os.path.exists(str(tmp_path / "metrics_pr_curves.png"))
+
+    # Image-level accuracy by hand: the checkpoint, the stored thresholds, raw TFDS images.
+    model = keras.models.load_model(os.path.join(model_dir, "best.keras"))
+    thresholds = json.load(open(os.path.join(model_dir, "thresholds.json")))
+    thresholds = np.array([thresholds[name] for name in ("scratch", "crack", "pit", "blotch")])
+    examples = tfds.load("synthetic_defects/small", split="test[:32]", data_dir=synthetic_data_dir)
+    correct = 0
+    for example in examples:
+        image = prepare_image(example["image"], (64, 64), 3)[None]
+        probabilities = model(image)["classification"].numpy()[0]
+        correct += bool((probabilities >= thresholds).any()) == bool(example["is_defective"])
+    assert metrics["classification"]["accuracy"] == correct / 32
+
+
+def test_evaluate_needs_a_model():
+    result = run_launch("evaluate", "--split=test", timeout=120)
+    assert result.returncode != 0
+    assert "--model_dir" in result.stderr
+
+
+def test_evaluate_reports_a_missing_checkpoint(tmp_path):
+    result = run_launch("evaluate", f"--checkpoint={tmp_path}/none.keras", timeout=120)
+    assert result.returncode != 0
+    assert "none.keras" in result.stderr
+
+
+def test_export_writes_a_servable_model_with_the_run_thresholds(trained_run, tmp_path):
+    model_dir, _ = trained_run
+    export_dir = str(tmp_path / "export")
+    check_success(run_launch("export", f"--model_dir={model_dir}", f"--export_dir={export_dir}"))
+    loaded = tf.saved_model.load(export_dir)
+    config = json.load(open(os.path.join(model_dir, "config.json")))
+    thresholds = json.load(open(os.path.join(model_dir, "thresholds.json")))
+    assert [name.decode() for name in loaded.class_names.numpy()] == config["class_names"]
+    np.testing.assert_allclose(
+        loaded.thresholds.numpy(), [thresholds[name] for name in config["class_names"]]
+    )
+    image = np.random.default_rng(0).integers(0, 255, (1, 80, 70, 3)).astype(np.float32)
+    served = loaded.signatures["serving_float"](images=tf.constant(image))
+    model = keras.models.load_model(os.path.join(model_dir, "best.keras"))
+    expected = model(prepare_image(image[0], (64, 64), 3)[None])["classification"]
+    np.testing.assert_allclose(served["probabilities"].numpy(), expected.numpy(), atol=1e-5)
+
+
+def test_lr_find_writes_the_curve_and_suggests_a_rate(synthetic_data_dir, tmp_path):
+    result = run_launch(
+        "lr_find", "--preset=quickstart", "--dataset=synthetic_defects/small",
+        "--input_size=64,64", "--batch_size=8", "--num_steps=10", "--min_lr=1e-5",
+        "--max_lr=1e-1", f"--data_dir={synthetic_data_dir}", f"--output_dir={tmp_path}",
+    )
+    check_success(result)
+    curve = json.load(open(tmp_path / "lr_find.json"))
+    assert 1e-5 <= curve["suggested_lr"] <= 1e-1
+    assert len(curve["learning_rates"]) == len(curve["losses"]) <= 10
+    assert os.path.getsize(tmp_path / "lr_find.png") > 0
+    assert "Suggested peak learning rate" in result.stdout
