@@ -1,0 +1,21 @@
+"""Metrics of the papers for a split: classification, segmentation, detection, per-image AP."""
+
+from defect_aux_net.evaluation.evaluator import Evaluator
+from defect_aux_net.evaluation.markdown_report import metrics_markdown
+from defect_aux_net.evaluation.pr_plots import plot_pr_curves
+from defect_aux_net.evaluation.precision_recall import (
+    average_precision,
+    best_f1_threshold,
+    best_f1_thresholds,
+    precision_recall_curve,
+)
+
+__all__ = [
+    "Evaluator",
+    "average_precision",
+    "best_f1_threshold",
+    "best_f1_thresholds",
+    "metrics_markdown",
+    "plot_pr_curves",
+    "precision_recall_curve",
+]

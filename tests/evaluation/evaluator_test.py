@@ -1,0 +1,104 @@
+import json
+
+import numpy as np
+import pytest
+
+from defect_aux_net.evaluation.evaluator import Evaluator
+
+CLASSES = ["scratch", "pit"]
+
+
+def make_batch():
+    """Two 4x4 images: image 0 has a scratch (mask and box), image 1 is defect-free."""
+    masks = np.zeros((2, 4, 4, 2))
+    masks[0, :2, :2, 0] = 1
+    segmentation = np.zeros((2, 4, 4, 2))
+    segmentation[0, :2, :2, 0] = 0.8
+    segmentation[1, 3, 3, 1] = 0.6  # a false pixel on the defect-free image
+    ground_truth = {
+        "labels": np.array([[1, 0], [0, 0]]),
+        "masks": masks,
+        "has_mask": np.array([True, True]),
+        "boxes": np.array([[[0, 0, 2, 2]], [[0, 0, 0, 0]]], np.float32),
+        "box_classes": np.array([[0], [-1]]),
+        "has_boxes": np.array([True, True]),
+    }
+    predictions = {
+        "classification": np.array([[0.7, 0.2], [0.1, 0.3]]),
+        "segmentation": segmentation,
+        "boxes": np.array([[[0, 0, 2, 2], [0, 0, 0, 0]], [[0, 0, 0, 0]] * 2], np.float32),
+        "scores": np.array([[0.95, 0.0], [0.0, 0.0]]),
+        "classes": np.array([[0, 0], [0, 0]]),
+        "num_detections": np.array([1, 0]),
+    }
+    return ground_truth, predictions
+
+
+def only(predictions, *keys):
+    return {key: predictions[key] for key in keys}
+
+
+def test_all_tasks_give_a_json_result_with_hand_checked_values():
+    evaluator = Evaluator(CLASSES, ("classification", "segmentation", "detection"))
+    evaluator.update(*make_batch())
+    result = json.loads(json.dumps(evaluator.result()))
+    assert set(result) == {"classification", "segmentation", "detection", "image_ap"}
+    assert result["classification"]["accuracy"] == 1.0
+    assert result["classification"]["per_class"]["pit"]["support"] == 0
+    # scratch: found exactly in image 0, empty-empty in image 1. pit: empty-empty in
+    # image 0, one false pixel in image 1 (0 there), so 0 over the split.
+    assert result["segmentation"]["per_class"]["scratch"]["dice"] == 1.0
+    assert result["segmentation"]["per_class"]["pit"]["iou_per_image"] == 0.5
+    assert result["segmentation"]["iou"] == 0.5
+    assert result["segmentation"]["iou_per_image"] == 0.75
+    assert result["detection"]["map"] == pytest.approx(1.0)
+    # Image scores from the classification: 0.7 (defective), 0.3 (defect-free).
+    assert result["image_ap"] == {"ap": 1.0, "threshold": 0.7, "f1": 1.0, "fp": 0, "fn": 0}
+    assert set(evaluator.pr_curves()) == {"image", "class/scratch", "class/pit"}
+
+
+@pytest.mark.parametrize(
+    "tasks, keys, threshold",
+    [
+        # Highest mask probability: 0.8 and 0.6.
+        (("segmentation",), ("segmentation",), 0.8),
+        # Highest valid detection score: 0.95 and none (0).
+        (("detection",), ("boxes", "scores", "classes", "num_detections"), 0.95),
+    ],
+)
+def test_image_score_without_classification(tasks, keys, threshold):
+    ground_truth, predictions = make_batch()
+    evaluator = Evaluator(CLASSES, tasks)
+    evaluator.update(ground_truth, only(predictions, *keys))
+    result = evaluator.result()
+    assert set(result) == {*tasks, "image_ap"}
+    assert result["image_ap"]["threshold"] == pytest.approx(threshold)
+    assert set(evaluator.pr_curves()) == {"image"}
+
+
+def test_thresholds_reach_the_classification():
+    ground_truth, predictions = make_batch()
+    evaluator = Evaluator(CLASSES, ("classification",), thresholds=[0.8, 0.25])
+    evaluator.update(ground_truth, only(predictions, "classification"))
+    result = evaluator.result()["classification"]
+    # Image 0 now missed (0.7 < 0.8), image 1 flagged (0.3 >= 0.25): FN 1, FP 1.
+    assert result["accuracy"] == 0.0
+    assert result["per_class"]["pit"]["threshold"] == 0.25
+
+
+def test_bad_arguments_and_batches_are_named():
+    with pytest.raises(ValueError, match="`tasks`"):
+        Evaluator(CLASSES, ("segmentation", "counting"))
+    with pytest.raises(ValueError, match="`thresholds`"):
+        Evaluator(CLASSES, ("classification",), thresholds=[0.5])
+    ground_truth, predictions = make_batch()
+    evaluator = Evaluator(CLASSES, ("classification", "segmentation"))
+    with pytest.raises(KeyError, match="`predictions` has no `segmentation`"):
+        evaluator.update(ground_truth, only(predictions, "classification"))
+    predictions["segmentation"] = predictions["segmentation"][:, :3]
+    with pytest.raises(ValueError, match=r"predictions\['segmentation'\]` must have shape"):
+        evaluator.update(ground_truth, predictions)
+    ground_truth, predictions = make_batch()
+    predictions["num_detections"] = np.array([3, 0])
+    with pytest.raises(ValueError, match="num_detections"):
+        Evaluator(CLASSES, ("detection",)).update(ground_truth, predictions)
