@@ -19,7 +19,7 @@ def test_overrides_replace_fields():
 
 
 def test_train_fraction_slices_the_split():
-    assert ExperimentConfig.from_preset("quickstart").train_split_slice == "train"
+    assert ExperimentConfig.from_preset("severstal").train_split_slice == "train"
     half = ExperimentConfig.from_preset("quickstart", train_fraction=0.25)
     assert half.train_split_slice == "train[:25%]"
 

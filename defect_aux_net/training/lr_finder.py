@@ -146,6 +146,10 @@ def plot_lr_finder(result: LRFinderResult, path: str) -> None:
         label=f"suggested {result.suggested_lr:.2e}",
     )
     axes.set_xscale("log")
+    # The divergence at the end would flatten the interesting part of the curve.
+    low, start = float(np.min(result.losses)), float(result.losses[0])
+    top = min(float(np.max(result.losses)), start + 2 * (start - low) + 0.1 * abs(start))
+    axes.set_ylim(low - 0.05 * (top - low) - 1e-12, top)
     axes.set_xlabel("learning rate")
     axes.set_ylabel("smoothed training loss")
     axes.legend()

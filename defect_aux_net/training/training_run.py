@@ -6,6 +6,7 @@ the pieces are here so notebooks can do the same without absl.
 
 import dataclasses
 import os
+import sys
 
 import keras
 import tensorflow as tf
@@ -86,7 +87,7 @@ def run_training(
     strategy: tf.distribute.Strategy,
     export: bool = True,
     jit_compile="auto",
-    verbose="auto",
+    verbose=None,
 ):
     """Trains on `data`, keeps the best model on validation loss and exports it.
 
@@ -162,6 +163,8 @@ def run_training(
             keras.callbacks.TensorBoard(paths["logs"]),
             PredictionImages(paths["logs"], *validation_examples(builder, experiment)),
         ]
+    if verbose is None:  # A progress bar on a terminal, a line per epoch in log files.
+        verbose = 1 if sys.stdout.isatty() else 2
     model.fit(
         train_data,
         epochs=experiment.epochs,
