@@ -1,0 +1,1 @@
+"""Pictures of predictions: masks and boxes drawn over the original images."""
