@@ -1,5 +1,6 @@
 import numpy as np
 import pytest
+import tensorflow as tf
 
 from defect_aux_net.visualization.overlays import OKABE_ITO, binary_masks, draw_overlay
 
@@ -57,6 +58,14 @@ def test_masks_resize_nearest_to_any_image_size():
     np.testing.assert_array_equal(pixels[5, 0], blended((0, 0, 0), ORANGE))
     np.testing.assert_array_equal(pixels[5, 1], ORANGE)  # Right edge of the region.
     np.testing.assert_array_equal(pixels[:, 2:], 0)
+
+
+@pytest.mark.parametrize("size", [(40, 56), (72, 48), (13, 29), (1, 1)])
+def test_binary_masks_match_tensorflow_nearest_resize(size):
+    # 64 -> 40 rows puts output row 7 exactly between source rows 11 and 12.
+    masks = np.random.default_rng(0).random((64, 64, 2)).astype(np.float32)
+    expected = tf.image.resize(masks, size, method="nearest").numpy() >= 0.3
+    np.testing.assert_array_equal(binary_masks(masks, size, threshold=0.3), expected)
 
 
 def test_box_edges_at_pixel_coordinates_with_label_above():

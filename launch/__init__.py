@@ -1,0 +1,1 @@
+"""absl-flag launch scripts: python -m launch.<name>."""
