@@ -32,39 +32,26 @@ def main(argv):
         raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
     import keras
 
-    from defect_aux_net.data import datasets
-    from defect_aux_net.data.pipeline import InputOptions, make_dataset
+    from defect_aux_net.data.pipeline import make_dataset
     from defect_aux_net.models.defect_aux_net import build_defect_aux_net
-    from defect_aux_net.training import lr_finder, run_files
+    from defect_aux_net.training import lr_finder, run_files, training_run
 
     try:
-        experiment = experiment_flags.experiment_from_flags()
-        builder = datasets.load_builder(experiment.dataset, experiment_flags.DATA_DIR.value)
-        class_names = datasets.class_names(builder)
-        datasets.check_tasks(
-            experiment.model.tasks,
-            datasets.summarize_split(builder, experiment.train_split_slice),
-            experiment.dataset,
-            experiment.train_split,
+        data = training_run.prepare_training_data(
+            experiment_flags.experiment_from_flags(), experiment_flags.DATA_DIR.value
         )
     except ValueError as error:
         raise app.UsageError(str(error)) from error
-    experiment = experiment.for_classes(class_names)
+    experiment = data.experiment
     model_config = experiment.model
     keras.utils.set_random_seed(experiment.seed)
     model = build_defect_aux_net(model_config)
     model.compile(optimizer=keras.optimizers.Adam())
     dataset = make_dataset(
-        builder,
+        data.builder,
         experiment.train_split_slice,
         model_config,
-        InputOptions(
-            experiment.batch_size,
-            training=True,
-            seed=experiment.seed,
-            augment=experiment.augment,
-            cache=experiment.cache,
-        ),
+        training_run.training_input_options(experiment),
     )
     result = lr_finder.find_learning_rate(
         model, dataset, MIN_LR.value, MAX_LR.value, NUM_STEPS.value

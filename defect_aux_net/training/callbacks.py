@@ -8,16 +8,10 @@ import numpy as np
 import tensorflow as tf
 
 from defect_aux_net.detection.decoding import decode_detections
+from defect_aux_net.visualization.overlays import OKABE_ITO
 
-# Class colours (RGB in [0, 1]) of masks and boxes; classes beyond six reuse colours.
-CLASS_COLORS = (
-    (0.90, 0.62, 0.00),  # orange
-    (0.34, 0.71, 0.91),  # sky blue
-    (0.00, 0.62, 0.45),  # bluish green
-    (0.94, 0.89, 0.26),  # yellow
-    (0.84, 0.37, 0.00),  # vermillion
-    (0.80, 0.47, 0.65),  # reddish purple
-)
+# The prediction overlays' palette, as RGB in [0, 1] for TF image ops.
+CLASS_COLORS = tuple(tuple(channel / 255 for channel in color) for color in OKABE_ITO)
 # Weight of the class colour where a mask is on: the surface stays visible beneath.
 MASK_ALPHA = 0.4
 IMAGE_TAG = "predictions"

@@ -65,6 +65,19 @@ class TrainingData:
     train_steps: int
 
 
+def training_input_options(experiment: ExperimentConfig) -> InputOptions:
+    """How `experiment` reads its training split."""
+    return InputOptions(
+        experiment.batch_size,
+        training=True,
+        seed=experiment.seed,
+        augment=experiment.augment,
+        negative_sampling_epochs=experiment.epochs if experiment.negative_sampling else 0,
+        distance_weights=experiment.distance_weights,
+        cache=experiment.cache,
+    )
+
+
 def prepare_training_data(experiment: ExperimentConfig, data_dir: str | None) -> TrainingData:
     """Loads (or builds) the dataset and checks it suits the experiment.
 
@@ -114,15 +127,7 @@ def run_training(
         builder,
         experiment.train_split_slice,
         model_config,
-        InputOptions(
-            experiment.batch_size,
-            training=True,
-            seed=experiment.seed,
-            augment=experiment.augment,
-            negative_sampling_epochs=experiment.epochs if experiment.negative_sampling else 0,
-            distance_weights=experiment.distance_weights,
-            cache=experiment.cache,
-        ),
+        training_input_options(experiment),
     )
     validation_data = distributed_dataset(
         strategy,
