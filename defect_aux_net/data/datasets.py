@@ -2,6 +2,7 @@
 
 import dataclasses
 import importlib
+import importlib.util
 
 import numpy as np
 import tensorflow as tf
@@ -69,15 +70,16 @@ def _import_our_builder(base_name: str) -> bool:
     """Imports `tfds_builders/<base_name>` so TFDS knows it; False if there is none."""
     if not base_name.isidentifier():
         return False
-    # `tfds new` layout: the builder class is in <name>/<name>_dataset_builder.py
-    # and the package's `__init__.py` is empty, so import the module itself.
-    module = f"tfds_builders.{base_name}.{base_name}_dataset_builder"
-    try:
-        importlib.import_module(module)
-    except ModuleNotFoundError as error:
-        if error.name and (module + ".").startswith(error.name + "."):
-            return False  # Not one of ours: a TFDS catalogue dataset.
-        raise  # One of ours, missing a dependency: say so, not "unknown".
+    if importlib.util.find_spec("tfds_builders") is None or importlib.util.find_spec(
+        f"tfds_builders.{base_name}"
+    ) is None:
+        return False  # Not one of ours: a TFDS catalogue dataset.
+    # Already registered when its module was imported under another name (by
+    # `tfds build` or pytest); importing it again would register it twice.
+    if base_name not in tfds.list_builders(with_community_datasets=False):
+        # `tfds new` layout: the builder class is in <name>/<name>_dataset_builder.py
+        # and the package's `__init__.py` is empty, so import the module itself.
+        importlib.import_module(f"tfds_builders.{base_name}.{base_name}_dataset_builder")
     return True
 
 
