@@ -37,6 +37,11 @@ def steps_per_epoch(experiment: ExperimentConfig, summary: datasets.SplitSummary
     """Training steps per epoch: one pass over the split (or the sampled epoch)."""
     examples = summary.num_examples
     if experiment.negative_sampling:
+        if summary.defective == 0:
+            raise ValueError(
+                f"--negative_sampling needs defective images, and {experiment.dataset} "
+                f"{experiment.train_split_slice} has none."
+            )
         # Every defective image, each followed by a sampled defect-free one.
         examples = 2 * summary.defective
     steps = examples // experiment.batch_size
