@@ -13,14 +13,11 @@ setuptools.setup(
     long_description_content_type="text/markdown",
     license="Apache-2.0",
     python_requires=">=3.10",
-    # tfds_builders/ follows the `tfds new` layout (no top-level __init__.py), so it is
-    # found as a namespace package; `load_builder` imports the builders from it.
-    packages=setuptools.find_namespace_packages(
-        include=["defect_aux_net*", "launch*", "tfds_builders", "tfds_builders.*"],
-        exclude=["*.dummy_data*"],
-    ),
-    # TFDS reads a builder's CITATIONS.bib, README.md, TAGS.txt and checksums.tsv.
-    package_data={"tfds_builders": ["*/*.bib", "*/*.md", "*/*.txt", "*/*.tsv"]},
+    # tfds_builders/ is not installed: an editable install maps its `tfds new`
+    # layout (no top-level __init__.py) to a namespace package whose resources TFDS
+    # cannot read ("MultiplexedPath only supports directories"). The launch scripts
+    # run from the repository root, where it is importable as it is.
+    packages=setuptools.find_packages(include=["defect_aux_net*", "launch*"]),
     # TensorFlow itself is not a base requirement: TPU VMs ship `tensorflow-tpu`,
     # and listing `tensorflow` here would make pip replace it.
     install_requires=[
@@ -46,7 +43,7 @@ setuptools.setup(
     entry_points={
         "console_scripts": [
             f"defect-aux-net-{name.replace('_', '-')}=launch.{name}:run"
-            for name in ("train", "lr_find", "evaluate", "export", "predict", "benchmark")
+            for name in ("train", "lr_find", "evaluate", "export", "predict")
         ]
     },
     extras_require={
