@@ -38,6 +38,10 @@ class DefectAuxNetConfig:
       attention: attention in every residual block, one of `ATTENTIONS`
         ("se+sa" applies squeeze-excitation then spatial attention, in series).
       se_ratio: squeeze-excitation bottleneck reduction r (C -> C/r -> C).
+      batch_norm_momentum: momentum of every batch norm's moving statistics. 0.99
+        (keras.applications) suits long runs; in a run of a few hundred steps the
+        moving statistics would still lag the weights, so validation (which uses
+        them) would not measure the model that trained: the small preset uses 0.9.
       spatial_attention_kernel_size: kernel of the spatial-attention convolution.
       backbone_weights: None (random init), "imagenet" (Keras ResNet weights,
         downloaded), or a path to a weights file of `keras.applications.ResNet50`
@@ -69,6 +73,7 @@ class DefectAuxNetConfig:
     backbone: str = "resnet50"
     attention: str = "se+sa"
     se_ratio: int = 16
+    batch_norm_momentum: float = 0.99
     spatial_attention_kernel_size: int = 7
     backbone_weights: Optional[str] = None
     tasks: tuple = TASKS
@@ -175,6 +180,10 @@ class DefectAuxNetConfig:
         ):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)!r}.")
+        if not 0 <= self.batch_norm_momentum < 1:
+            raise ValueError(
+                f"batch_norm_momentum must be in [0, 1), got {self.batch_norm_momentum!r}."
+            )
         if not self.anchor_aspect_ratios or min(self.anchor_aspect_ratios) <= 0:
             raise ValueError(
                 "anchor_aspect_ratios must be positive numbers, got "
@@ -200,5 +209,6 @@ PRESETS = {
         pyramid_channels=64,
         segmentation_channels=32,
         detection_head_depth=2,
+        batch_norm_momentum=0.9,
     ),
 }

@@ -32,6 +32,7 @@ def test_unknown_names_list_allowed_values(overrides, field, allowed):
         ({"backbone_weights": "imagenet", "backbone": "resnet18"}, "not for backbone='resnet18'"),
         ({"min_level": 1}, "min_level"),
         ({"positive_iou": 0.3, "negative_iou": 0.4}, "negative_iou <= positive_iou"),
+        ({"batch_norm_momentum": 1.0}, r"batch_norm_momentum must be in \[0, 1\), got 1.0"),
     ],
 )
 def test_invalid_values_name_the_field(overrides, message):

@@ -4,6 +4,8 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from defect_aux_net.datasets.annotations import boxes_from_mask
+
 
 def defect_example(
     image: bytes | np.ndarray,
@@ -20,7 +22,8 @@ def defect_example(
 
     The multi-hot `labels` and `is_defective` are the union of the mask's classes,
     the boxes' classes and `image_labels`, so they always agree with the
-    annotations.
+    annotations. A source that annotates masks but no boxes gets the mask's
+    connected components as boxes, so every masked example trains detection too.
 
     Args:
       image: encoded bytes or uint8 `[H, W, C]` pixels.
@@ -29,15 +32,17 @@ def defect_example(
       width: image width.
       num_classes: number of defect classes K.
       mask: uint8 `[H, W, K]` binary mask, None where the source has no masks.
-      bboxes: float32 `[N, 4]` normalised boxes, None where the source has no boxes.
+      bboxes: float32 `[N, 4]` normalised boxes; None for the mask's connected
+        components, or for no boxes where there is no mask either.
       box_labels: int64 `[N]` class indices of `bboxes`.
       image_labels: class indices of image-level labels (e.g. from a CSV).
     """
-    has_mask, has_boxes = mask is not None, bboxes is not None
+    has_mask = mask is not None
+    has_boxes = has_mask or bboxes is not None
     if mask is None:
         mask = np.zeros((height, width, num_classes), dtype=np.uint8)
     if bboxes is None:
-        bboxes, box_labels = np.zeros((0, 4), np.float32), np.zeros((0,), np.int64)
+        bboxes, box_labels = boxes_from_mask(mask)
     labels = np.zeros(num_classes, dtype=np.uint8)
     labels[mask.reshape(-1, num_classes).any(axis=0)] = 1
     labels[np.asarray(box_labels, dtype=np.int64)] = 1

@@ -44,6 +44,8 @@ class SyntheticSpec:
       channels: 1 for grey images, 3 for RGB ones (a random colour cast per image).
       defect_free_fraction: fraction of images without any defect, in [0, 1];
         exactly `floor(n * defect_free_fraction)` of the first `n` indices.
+      defect_contrast: gain on how much defects change the surface (distractors
+        keep theirs); above 1 makes defects easier to see than the look-alikes.
       seed: base seed; different seeds give unrelated datasets.
     """
 
@@ -51,6 +53,7 @@ class SyntheticSpec:
     width: int = 128
     channels: int = 1
     defect_free_fraction: float = 0.5
+    defect_contrast: float = 1.0
     seed: int = 0
 
     def __post_init__(self):
@@ -65,6 +68,8 @@ class SyntheticSpec:
                 "defect_free_fraction must be in [0, 1], got "
                 f"{self.defect_free_fraction}."
             )
+        if self.defect_contrast <= 0:
+            raise ValueError(f"defect_contrast must be > 0, got {self.defect_contrast}.")
 
 
 def example_rng(seed: int, split: str, index: int) -> np.random.Generator:
@@ -108,7 +113,10 @@ def generate_example(
     if not is_defect_free(index, spec.defect_free_fraction):
         for _ in range(1 + rng.binomial(2, 0.3)):
             class_index = rng.integers(len(CLASS_NAMES))
+            unmarked = surface.copy()
             mask[..., class_index] |= DEFECT_DRAWERS[class_index](rng, surface)
+            if spec.defect_contrast != 1:  # keeps the default images bit-identical
+                surface[:] = unmarked + spec.defect_contrast * (surface - unmarked)
     # Dirt lies on top of the material, so distractors are drawn after defects;
     # defect-free and defective images get them equally often.
     for _ in range(min(rng.poisson(1.5), 4)):

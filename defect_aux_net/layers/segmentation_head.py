@@ -24,13 +24,22 @@ class SegmentationHead(keras.layers.Layer):
       num_classes: mask channels K.
       channels: channels of the refinement convs.
       dropout: spatial dropout rate before the class conv.
+      batch_norm_momentum: momentum of the batch norms' moving statistics.
     """
 
-    def __init__(self, num_classes: int, channels: int = 128, dropout: float = 0.2, **kwargs):
+    def __init__(
+        self,
+        num_classes: int,
+        channels: int = 128,
+        dropout: float = 0.2,
+        batch_norm_momentum: float = 0.99,
+        **kwargs,
+    ):
         super().__init__(**kwargs)
         self.num_classes = num_classes
         self.channels = channels
         self.dropout = dropout
+        self.batch_norm_momentum = batch_norm_momentum
         layer_args = dict(dtype=self.dtype_policy)
         # Flat lists (not nested containers) so that `.keras` saving tracks every layer.
         self.refine_convs, self.refine_norms = [], []
@@ -42,7 +51,11 @@ class SegmentationHead(keras.layers.Layer):
                 )
             )
             self.refine_norms.append(
-                keras.layers.BatchNormalization(name=f"P{level}_block{index}_bn", **layer_args)
+                keras.layers.BatchNormalization(
+                    momentum=batch_norm_momentum,
+                    name=f"P{level}_block{index}_bn",
+                    **layer_args,
+                )
             )
         self.upsample = keras.layers.UpSampling2D(
             2, interpolation="bilinear", name="upsample", **layer_args
@@ -88,7 +101,12 @@ class SegmentationHead(keras.layers.Layer):
     def get_config(self):
         config = super().get_config()
         config.update(
-            {"num_classes": self.num_classes, "channels": self.channels, "dropout": self.dropout}
+            {
+                "num_classes": self.num_classes,
+                "channels": self.channels,
+                "dropout": self.dropout,
+                "batch_norm_momentum": self.batch_norm_momentum,
+            }
         )
         return config
 

@@ -23,6 +23,7 @@ def build_backbone(
     input_channels: int = 3,
     se_ratio: int = 16,
     spatial_attention_kernel_size: int = 7,
+    batch_norm_momentum: float = 0.99,
 ) -> keras.Model:
     """Builds the bottom-up pathway as a functional model returning `{"C2".."C5"}`.
 
@@ -44,6 +45,7 @@ def build_backbone(
       input_channels: image channels.
       se_ratio: squeeze-excitation reduction ratio.
       spatial_attention_kernel_size: spatial attention conv kernel.
+      batch_norm_momentum: momentum of the batch norms' moving statistics.
     """
     blocks_per_stage, bottleneck = RESNET_STAGES[depth]
     attention_layers = {
@@ -52,6 +54,18 @@ def build_backbone(
         "sa": ("sa",),
         "se+sa": ("se", "sa"),
     }[attention]
+
+    def conv_bn(x, filters, kernel_size, stride, name, activation=True, padding="same"):
+        # Biases before batch norm are redundant but kept: keras.applications has them.
+        x = keras.layers.Conv2D(
+            filters, kernel_size, strides=stride, padding=padding, name=f"{name}_conv"
+        )(x)
+        x = keras.layers.BatchNormalization(
+            momentum=batch_norm_momentum, epsilon=BN_EPSILON, name=f"{name}_bn"
+        )(x)
+        if activation:
+            x = keras.layers.Activation("relu", name=f"{name}_relu")(x)
+        return x
 
     def attend(x, name):
         for kind in attention_layers:
@@ -63,7 +77,7 @@ def build_backbone(
 
     inputs = keras.Input((None, None, input_channels), name="images")
     x = keras.layers.ZeroPadding2D(3, name="conv1_pad")(inputs)
-    x = _conv_bn(x, 64, 7, 2, "conv1", padding="valid")
+    x = conv_bn(x, 64, 7, 2, "conv1", padding="valid")
     x = keras.layers.ZeroPadding2D(1, name="pool1_pad")(x)
     x = keras.layers.MaxPooling2D(3, strides=2, name="pool1_pool")(x)
 
@@ -73,44 +87,33 @@ def build_backbone(
             name = f"conv{stage + 2}_block{block + 1}"
             stride = 2 if stage > 0 and block == 0 else 1
             block_fn = _bottleneck_block if bottleneck else _basic_block
-            x = block_fn(x, filters, stride, name, attend)
+            x = block_fn(x, filters, stride, name, conv_bn, attend)
         features[f"C{stage + 2}"] = x
     return keras.Model(inputs, features, name=f"{depth}_{attention.replace('+', '_')}")
 
 
-def _conv_bn(x, filters, kernel_size, stride, name, activation=True, padding="same"):
-    # Biases before batch norm are redundant but kept: keras.applications has them.
-    x = keras.layers.Conv2D(
-        filters, kernel_size, strides=stride, padding=padding, name=f"{name}_conv"
-    )(x)
-    x = keras.layers.BatchNormalization(epsilon=BN_EPSILON, name=f"{name}_bn")(x)
-    if activation:
-        x = keras.layers.Activation("relu", name=f"{name}_relu")(x)
-    return x
-
-
-def _bottleneck_block(x, filters, stride, name, attend):
+def _bottleneck_block(x, filters, stride, name, conv_bn, attend):
     """keras.applications' ResNet v1 block: the stride sits on the first 1x1 conv."""
     if stride != 1 or x.shape[-1] != 4 * filters:
-        shortcut = _conv_bn(x, 4 * filters, 1, stride, f"{name}_0", activation=False)
+        shortcut = conv_bn(x, 4 * filters, 1, stride, f"{name}_0", activation=False)
     else:
         shortcut = x
-    residual = _conv_bn(x, filters, 1, stride, f"{name}_1")
-    residual = _conv_bn(residual, filters, 3, 1, f"{name}_2")
-    residual = _conv_bn(residual, 4 * filters, 1, 1, f"{name}_3", activation=False)
+    residual = conv_bn(x, filters, 1, stride, f"{name}_1")
+    residual = conv_bn(residual, filters, 3, 1, f"{name}_2")
+    residual = conv_bn(residual, 4 * filters, 1, 1, f"{name}_3", activation=False)
     residual = attend(residual, name)
     x = keras.layers.Add(name=f"{name}_add")([shortcut, residual])
     return keras.layers.Activation("relu", name=f"{name}_out")(x)
 
 
-def _basic_block(x, filters, stride, name, attend):
+def _basic_block(x, filters, stride, name, conv_bn, attend):
     """ResNet-18/34 block: two 3x3 convs."""
     if stride != 1 or x.shape[-1] != filters:
-        shortcut = _conv_bn(x, filters, 1, stride, f"{name}_0", activation=False)
+        shortcut = conv_bn(x, filters, 1, stride, f"{name}_0", activation=False)
     else:
         shortcut = x
-    residual = _conv_bn(x, filters, 3, stride, f"{name}_1")
-    residual = _conv_bn(residual, filters, 3, 1, f"{name}_2", activation=False)
+    residual = conv_bn(x, filters, 3, stride, f"{name}_1")
+    residual = conv_bn(residual, filters, 3, 1, f"{name}_2", activation=False)
     residual = attend(residual, name)
     x = keras.layers.Add(name=f"{name}_add")([shortcut, residual])
     return keras.layers.Activation("relu", name=f"{name}_out")(x)

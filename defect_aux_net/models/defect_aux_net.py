@@ -59,6 +59,7 @@ class DefectAuxNet(keras.Model):
             config.input_shape[2],
             config.se_ratio,
             config.spatial_attention_kernel_size,
+            config.batch_norm_momentum,
         )
         if config.backbone_weights is not None:
             load_backbone_weights(backbone, config.backbone, config.backbone_weights)
@@ -80,6 +81,7 @@ class DefectAuxNet(keras.Model):
                 config.num_classes,
                 config.segmentation_channels,
                 config.segmentation_dropout,
+                config.batch_norm_momentum,
                 name="segmentation_head",
             )(pyramid)
             mask_logits = keras.layers.Cropping2D(

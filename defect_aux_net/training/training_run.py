@@ -96,7 +96,22 @@ def prepare_training_data(experiment: ExperimentConfig, data_dir: str | None) ->
     datasets.check_tasks(
         experiment.model.tasks, summary, experiment.dataset, experiment.train_split
     )
-    return TrainingData(experiment, builder, class_names, steps_per_epoch(experiment, summary))
+    train_steps = steps_per_epoch(experiment, summary)
+    check_schedule(experiment, train_steps)
+    return TrainingData(experiment, builder, class_names, train_steps)
+
+
+def check_schedule(experiment: ExperimentConfig, train_steps: int):
+    """Raises a ValueError naming the flags when the run is too short for one cycle."""
+    total_steps = train_steps * experiment.epochs
+    try:
+        OneCycleSchedule(experiment.learning_rate, total_steps)
+    except ValueError as error:
+        raise ValueError(
+            f"--epochs={experiment.epochs} x {train_steps} steps per epoch "
+            f"(--batch_size={experiment.batch_size}) = {total_steps} steps are too few "
+            f"for the one-cycle schedule: {error}"
+        ) from error
 
 
 def run_training(
@@ -206,4 +221,7 @@ def validation_examples(builder, experiment: ExperimentConfig, count: int = 4) -
         InputOptions(count, training=False, ground_truth=True),
     )
     images, ground_truth = next(iter(dataset))
-    return images, ground_truth["masks"], ground_truth["boxes"], ground_truth["box_classes"]
+    # The pipeline's boxes are in pixels; the image panel draws normalised ones.
+    height, width = images.shape[1:3]
+    boxes = ground_truth["boxes"] / tf.constant([height, width, height, width], tf.float32)
+    return images, ground_truth["masks"], boxes, ground_truth["box_classes"]

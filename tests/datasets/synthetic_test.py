@@ -2,6 +2,7 @@
 
 import numpy as np
 import pytest
+import scipy.ndimage
 
 from defect_aux_net.datasets import synthetic
 from defect_aux_net.datasets.annotations import boxes_from_mask
@@ -101,12 +102,43 @@ def test_images_have_the_spec_shape_and_dtype():
     assert not np.array_equal(rgb["image"][..., 0], rgb["image"][..., 1])
 
 
+def test_defect_contrast_strengthens_defects_only():
+    stronger = synthetic.SyntheticSpec(defect_contrast=3.0)
+    for index in (0, 2, 4, 6):
+        plain = synthetic.generate_example(index, "train")
+        strong = synthetic.generate_example(index, "train", stronger)
+        mask = plain["segmentation_mask"].any(axis=-1)
+        np.testing.assert_array_equal(plain["segmentation_mask"], strong["segmentation_mask"])
+        np.testing.assert_array_equal(plain["objects"]["bbox"], strong["objects"]["bbox"])
+        # Soft edges reach a pixel past the mask and pit rims a few more; the rest
+        # of the surface, distractors included, does not change.
+        distance_to_defects = scipy.ndimage.distance_transform_edt(~mask)
+        changed = plain["image"][..., 0] != strong["image"][..., 0]
+        assert changed.any() and distance_to_defects[changed].max() <= 8
+        near_defects = distance_to_defects <= 3
+        # Defect pixels lie about 3x as far from the surrounding surface's mean (less
+        # where the texture's own spread, which does not grow, dominates).
+        ring = (distance_to_defects <= 6) & ~near_defects
+
+        def contrast(image):
+            pixels = image[..., 0].astype(np.float64)
+            return np.abs(pixels[mask] - pixels[ring].mean()).mean()
+
+        assert contrast(strong["image"]) > 2.2 * contrast(plain["image"])
+
+
+def test_default_contrast_keeps_the_images():
+    explicit = synthetic.generate_example(0, "train", synthetic.SyntheticSpec(defect_contrast=1.0))
+    np.testing.assert_array_equal(explicit["image"], synthetic.generate_example(0)["image"])
+
+
 @pytest.mark.parametrize(
     "arguments, message",
     [
         ({"height": 16}, "at least 32x32, got 16x128"),
         ({"channels": 2}, "channels must be 1 or 3, got 2"),
         ({"defect_free_fraction": 1.5}, r"in \[0, 1\], got 1.5"),
+        ({"defect_contrast": 0.0}, "defect_contrast must be > 0, got 0.0"),
     ],
 )
 def test_bad_specs_are_rejected(arguments, message):

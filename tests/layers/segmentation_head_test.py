@@ -37,3 +37,9 @@ def test_segmentation_head_block_count_per_level():
         "P5_block1_conv",
         "P5_block2_conv",
     ]
+
+
+def test_segmentation_head_batch_norm_momentum_survives_its_config():
+    layer = SegmentationHead(num_classes=1, channels=4, batch_norm_momentum=0.9)
+    restored = SegmentationHead.from_config(layer.get_config())
+    assert {norm.momentum for norm in restored.refine_norms} == {0.9}

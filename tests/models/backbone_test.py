@@ -44,3 +44,10 @@ def test_conv_and_bn_names_and_shapes_match_keras_resnet50():
             assert [w.shape for w in ours.get_layer(layer.name).weights] == [
                 w.shape for w in layer.weights
             ], layer.name
+
+
+def test_batch_norm_momentum_reaches_every_batch_norm():
+    backbone = build_backbone("resnet18", attention="se+sa", batch_norm_momentum=0.9)
+    norms = [layer for layer in backbone.layers if isinstance(layer, keras.layers.BatchNormalization)]
+    assert len(norms) == 1 + 8 * 2 + 3  # stem, two per basic block, three projections
+    assert {norm.momentum for norm in norms} == {0.9}

@@ -1,8 +1,16 @@
+import numpy as np
 import pytest
+import tensorflow_datasets as tfds
 
+from defect_aux_net.data import datasets
 from defect_aux_net.data.datasets import SplitSummary
 from defect_aux_net.experiments import ExperimentConfig
-from defect_aux_net.training.training_run import steps_per_epoch
+from defect_aux_net.training.training_run import (
+    check_schedule,
+    steps_per_epoch,
+    validation_examples,
+)
+from tests.data.synthetic_fixture import synthetic_small_builder
 
 
 def test_an_epoch_is_one_pass_over_the_split():
@@ -25,3 +33,28 @@ def test_negative_sampling_without_defects_names_the_flag():
     experiment = ExperimentConfig.from_preset("quickstart", negative_sampling=True)
     with pytest.raises(ValueError, match="--negative_sampling"):
         steps_per_epoch(experiment, SplitSummary(100, 0, 0, 0))
+
+
+def test_a_run_too_short_for_one_cycle_names_the_flags():
+    experiment = ExperimentConfig.from_preset("quickstart", epochs=1, batch_size=16)
+    check_schedule(experiment, train_steps=4)
+    with pytest.raises(ValueError, match=r"--epochs=1 x 2 steps .*--batch_size=16.* = 2 steps"):
+        check_schedule(experiment, train_steps=2)
+
+
+def test_validation_examples_give_normalised_ground_truth_boxes(tmp_path_factory):
+    builder = synthetic_small_builder(tmp_path_factory)
+    experiment = ExperimentConfig.from_preset(
+        "quickstart", dataset="synthetic_defects/small"
+    ).for_classes(datasets.class_names(builder))
+    images, masks, boxes, box_classes = validation_examples(builder, experiment, count=4)
+    # The image panel draws normalised boxes: the same boxes as the raw TFDS examples.
+    raw = tfds.as_numpy(builder.as_dataset(split="validation[:4]", shuffle_files=False))
+    for example, image_boxes, classes in zip(raw, boxes.numpy(), box_classes.numpy()):
+        # The pipeline orders boxes by area; compare them as sets of (box, class) rows.
+        expected = np.column_stack([example["objects"]["bbox"], example["objects"]["label"]])
+        padded = np.column_stack([image_boxes, classes])
+        actual = padded[classes >= 0]
+        np.testing.assert_allclose(
+            actual[np.lexsort(actual.T)], expected[np.lexsort(expected.T)], atol=1e-6
+        )

@@ -8,7 +8,6 @@ import tensorflow_datasets as tfds
 from absl import logging
 from etils import epath
 
-from defect_aux_net.datasets.annotations import boxes_from_mask
 from defect_aux_net.datasets.defect_examples import defect_example
 from defect_aux_net.datasets.features import defect_features
 from defect_aux_net.datasets.image_files import read_image, read_mask
@@ -136,7 +135,6 @@ class Builder(tfds.core.GeneratorBasedBuilder):
                 mask[..., 0] = read_mask(label_path, image.height, image.width) > 0
                 if not mask.any():
                     empty_labels.append(str(label_path))
-            bboxes, box_labels = boxes_from_mask(mask)
             yield f"{prefix}/{image_path.name}", defect_example(
                 image.feature_value("png"),
                 image_id=f"{prefix}/{image_path.stem}",
@@ -144,8 +142,6 @@ class Builder(tfds.core.GeneratorBasedBuilder):
                 width=image.width,
                 num_classes=len(CLASS_NAMES),
                 mask=mask,
-                bboxes=bboxes,
-                box_labels=box_labels,
                 # The label file's existence makes the image defective.
                 image_labels=[] if label_path is None else [0],
             )

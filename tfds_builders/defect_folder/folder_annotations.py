@@ -12,7 +12,6 @@ from typing import Any, Callable, Sequence
 import numpy as np
 from etils import epath
 
-from defect_aux_net.datasets.annotations import boxes_from_mask
 from defect_aux_net.datasets.image_files import SourceImage, read_mask
 from defect_aux_net.datasets.polygons import rasterize_polygons
 from defect_aux_net.datasets.voc import parse_voc_xml
@@ -20,11 +19,6 @@ from defect_aux_net.datasets.yolo import parse_yolo_detection, parse_yolo_segmen
 
 Annotation = dict[str, Any]
 Reader = Callable[[Any, SourceImage, Sequence[str]], Annotation]
-
-
-def _mask_and_boxes(mask: np.ndarray) -> Annotation:
-    bboxes, box_labels = boxes_from_mask(mask)
-    return {"mask": mask, "bboxes": bboxes, "box_labels": box_labels}
 
 
 def read_index_mask(path: epath.Path, image: SourceImage, names: Sequence[str]) -> Annotation:
@@ -36,7 +30,7 @@ def read_index_mask(path: epath.Path, image: SourceImage, names: Sequence[str]) 
             f"(background) or 1..{len(names)} (class index + 1 of {list(names)})."
         )
     mask = values[..., None] == np.arange(1, len(names) + 1, dtype=np.uint8)
-    return _mask_and_boxes(mask.astype(np.uint8))
+    return {"mask": mask.astype(np.uint8)}
 
 
 def read_voc(path: epath.Path, image: SourceImage, names: Sequence[str]) -> Annotation:
@@ -54,7 +48,7 @@ def read_yolo_segmentation(
     path: epath.Path, image: SourceImage, names: Sequence[str]
 ) -> Annotation:
     polygons = parse_yolo_segmentation(path.read_text(), len(names), str(path))
-    return _mask_and_boxes(rasterize_polygons(polygons, image.height, image.width, len(names)))
+    return {"mask": rasterize_polygons(polygons, image.height, image.width, len(names))}
 
 
 def read_csv_labels(labels: Sequence[int], image: SourceImage, names: Sequence[str]) -> Annotation:

@@ -6,7 +6,6 @@ import numpy as np
 import tensorflow_datasets as tfds
 from etils import epath
 
-from defect_aux_net.datasets.annotations import boxes_from_mask
 from defect_aux_net.datasets.defect_examples import defect_example
 from defect_aux_net.datasets.features import defect_features
 from defect_aux_net.datasets.image_files import (
@@ -120,7 +119,6 @@ class Builder(tfds.core.GeneratorBasedBuilder):
         for key, image_id, image_path, annotation_path in items:
             image = read_image(image_path, channels=1)
             mask = read_defect_mask(annotation_path, image)
-            bboxes, labels = boxes_from_mask(mask)
             yield key, defect_example(
                 image.feature_value("jpeg"),
                 image_id=image_id,
@@ -128,6 +126,4 @@ class Builder(tfds.core.GeneratorBasedBuilder):
                 width=image.width,
                 num_classes=len(CLASS_NAMES),
                 mask=mask,
-                bboxes=bboxes,
-                box_labels=labels,
             )

@@ -7,7 +7,6 @@ import tensorflow_datasets as tfds
 from absl import logging
 from etils import epath
 
-from defect_aux_net.datasets.annotations import boxes_from_mask
 from defect_aux_net.datasets.defect_examples import defect_example
 from defect_aux_net.datasets.features import defect_features
 from defect_aux_net.datasets.image_files import pair_with_annotations, read_image, read_mask
@@ -103,7 +102,6 @@ class Builder(tfds.core.GeneratorBasedBuilder):
                 mask[..., class_index] = defect
                 if not defect.any():
                     empty_defect_masks.append(str(mask_path))
-            bboxes, box_labels = boxes_from_mask(mask)
             yield f"{folder}/{image_path.name}", defect_example(
                 image.feature_value("jpeg"),
                 image_id=f"{folder}/{image_path.stem}",
@@ -111,8 +109,6 @@ class Builder(tfds.core.GeneratorBasedBuilder):
                 width=image.width,
                 num_classes=len(CLASS_NAMES),
                 mask=mask,
-                bboxes=bboxes,
-                box_labels=box_labels,
                 image_labels=[] if class_index is None else [class_index],
             )
         if empty_defect_masks:

@@ -10,7 +10,6 @@ import numpy as np
 import tensorflow_datasets as tfds
 from etils import epath
 
-from defect_aux_net.datasets.annotations import boxes_from_mask
 from defect_aux_net.datasets.defect_examples import defect_example
 from defect_aux_net.datasets.features import defect_features
 from defect_aux_net.datasets.image_files import read_image
@@ -174,7 +173,6 @@ class Builder(tfds.core.GeneratorBasedBuilder):
                         f"{csv_path}, line {row.line} ({name}, class id "
                         f"{row.class_index + 1}): {error}"
                     ) from error
-            bboxes, box_labels = boxes_from_mask(mask)
             yield name, defect_example(
                 image.feature_value("jpeg"),
                 image_id=name,
@@ -182,6 +180,4 @@ class Builder(tfds.core.GeneratorBasedBuilder):
                 width=image.width,
                 num_classes=len(CLASS_NAMES),
                 mask=mask,
-                bboxes=bboxes,
-                box_labels=box_labels,
             )

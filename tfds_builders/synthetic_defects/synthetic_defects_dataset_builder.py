@@ -45,6 +45,17 @@ class Builder(tfds.core.GeneratorBasedBuilder):
             num_test=128,
         ),
         SyntheticDefectsConfig(
+            name="quickstart",
+            description=(
+                "128x128 grey, 1,024/256/256 images, defects at 3x contrast: "
+                "learnable from scratch in minutes on a CPU."
+            ),
+            spec=synthetic.SyntheticSpec(defect_contrast=3.0),
+            num_train=1024,
+            num_validation=256,
+            num_test=256,
+        ),
+        SyntheticDefectsConfig(
             name="rgb",
             description="128x128 RGB with a colour cast per image, 4,000/500/500 images.",
             spec=synthetic.SyntheticSpec(channels=3),

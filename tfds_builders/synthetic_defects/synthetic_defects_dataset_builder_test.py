@@ -79,9 +79,11 @@ def test_real_configs_have_the_documented_sizes():
     assert sizes == {
         "default": (4000, 500, 500),
         "small": (512, 128, 128),
+        "quickstart": (1024, 256, 256),
         "rgb": (4000, 500, 500),
         "rare_defects": (4000, 500, 500),
     }
     assert configs["rgb"].spec.channels == 3
     assert configs["rare_defects"].spec.defect_free_fraction == 0.9
+    assert configs["quickstart"].spec.defect_contrast == 3.0
     assert builder_class.DEFAULT_BUILDER_CONFIG_NAME == "default"
