@@ -59,6 +59,8 @@ class DefectAuxNetConfig:
       anchor_scales_per_octave: anchor scales per level, 2^(i/n) for i < n.
       anchor_aspect_ratios: anchor width / height ratios at every location.
       detection_head_depth: 3x3 conv layers in the class and box subnets.
+      detection_head_group_norm: group norm after each of those convs (see
+        `PredictionHead`); False is the original RetinaNet head.
       focal_alpha: focal loss alpha (paper eq. 5: 0.25).
       focal_gamma: focal loss gamma (paper eq. 5: 4).
       box_loss_weight: weight of the Huber box loss inside Ldet.
@@ -88,6 +90,7 @@ class DefectAuxNetConfig:
     anchor_scales_per_octave: int = 3
     anchor_aspect_ratios: tuple = (0.5, 1.0, 2.0)
     detection_head_depth: int = 4
+    detection_head_group_norm: bool = True
     focal_alpha: float = 0.25
     focal_gamma: float = 4.0
     box_loss_weight: float = 50.0

@@ -34,6 +34,9 @@ class ClassificationMetrics:
         self._class_counts = {name: np.zeros(num_classes, np.int64) for name in _COUNTS}
         self._image_counts = dict.fromkeys(_COUNTS, 0)
         self._exact_matches = 0
+        # Images with exactly one label, and those whose most probable class is it.
+        self._single_label_images = 0
+        self._top1_matches = 0
         # Kept for the per-class PR curves: [N, K] each, small next to masks.
         self._labels = []
         self._probabilities = []
@@ -51,6 +54,9 @@ class ClassificationMetrics:
         self._add_counts(self._class_counts, labels, predicted, axis=0)
         self._add_counts(self._image_counts, labels.any(axis=1), predicted.any(axis=1), axis=0)
         self._exact_matches += int(np.all(predicted == labels, axis=1).sum())
+        single = labels.sum(axis=1) == 1
+        self._single_label_images += int(single.sum())
+        self._top1_matches += int(labels[single, probabilities[single].argmax(axis=1)].sum())
         self._labels.append(labels)
         self._probabilities.append(probabilities)
 
@@ -73,13 +79,19 @@ class ClassificationMetrics:
 
         Returns:
           dict with image-level `accuracy`, `precision`, `recall`, `f1`, `exact_match`
-          (share of images whose K decisions are all right) and `per_class`:
+          (share of images whose K decisions are all right), `top1_accuracy` (over the
+          images with exactly one label, the share whose most probable class is that
+          label: the accuracy of single-label sets such as NEU, threshold-free) and
+          `per_class`:
           `{name: {precision, recall, f1, accuracy, threshold, support}}` (support: the
           number of images with that label).
         """
         image = {name: float(value) for name, value in self._scores(self._image_counts).items()}
         num_images = sum(self._image_counts.values())
         image["exact_match"] = float(safe_ratio(self._exact_matches, num_images))
+        image["top1_accuracy"] = float(
+            safe_ratio(self._top1_matches, self._single_label_images)
+        )
         per_class_scores = self._scores(self._class_counts)
         support = self._class_counts["tp"] + self._class_counts["fn"]
         image["per_class"] = {

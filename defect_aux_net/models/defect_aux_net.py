@@ -93,6 +93,7 @@ class DefectAuxNet(keras.Model):
                 anchors_per_location=config.anchors_per_location,
                 depth=config.detection_head_depth,
                 channels=config.pyramid_channels,
+                group_norm=config.detection_head_group_norm,
             )
             box_head = PredictionHead(values_per_anchor=4, name="box_head", **head_args)
             class_head = PredictionHead(

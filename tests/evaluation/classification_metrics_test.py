@@ -28,6 +28,8 @@ def test_image_level_eq_7_to_10_and_per_class_counts():
     assert result["f1"] == pytest.approx(2 / 3)
     assert result["accuracy"] == pytest.approx(3 / 5)
     assert result["exact_match"] == pytest.approx(3 / 5)
+    # Single-label images: [1,0] arg-max 0 right, [0,1] arg-max 1 (0.25 > 0.2) right.
+    assert result["top1_accuracy"] == pytest.approx(2 / 2)
     # scratch: TP 2, TN 3. pit: TP 1, FP 1, FN 1, TN 2.
     assert result["per_class"]["scratch"] == pytest.approx(
         {"precision": 1.0, "recall": 1.0, "f1": 1.0, "accuracy": 1.0, "threshold": 0.5,
@@ -56,3 +58,13 @@ def test_per_class_pr_curves():
     np.testing.assert_allclose(thresholds, [0.1, 0.2, 0.25, 0.3, 0.35])
     np.testing.assert_allclose(recall, [1, 1, 1, 0.5, 0, 0])
     np.testing.assert_allclose(precision, [2 / 5, 2 / 4, 2 / 3, 1 / 2, 0, 1])
+
+
+def test_top1_accuracy_counts_single_label_images_only():
+    metrics = ClassificationMetrics(["a", "b", "c"], thresholds=[0.5, 0.5, 0.5])
+    metrics.update(
+        np.array([[1, 0, 0], [0, 0, 1], [0, 1, 0], [1, 1, 0], [0, 0, 0]]),
+        # Right, wrong (b beats c), right; the last two have 2 and 0 labels.
+        np.array([[0.4, 0.3, 0.1], [0.1, 0.6, 0.5], [0.2, 0.3, 0.1], [0, 0, 1], [1, 1, 1]]),
+    )
+    assert metrics.result()["top1_accuracy"] == pytest.approx(2 / 3)

@@ -130,10 +130,10 @@ def test_training_step_compiles_with_xla():
     model = build_defect_aux_net(small_config())
     images, targets, flags = training_batch(model)
     model.compile(optimizer=keras.optimizers.Adam(1e-3), jit_compile=True)
-    history = model.fit(images, targets, sample_weight=flags, batch_size=2, epochs=2, verbose=0)
-    # The compiled step really runs XLA and trains.
+    history = model.fit(images, targets, sample_weight=flags, batch_size=2, epochs=4, verbose=0)
+    # The compiled step really runs XLA and trains (Adam's first steps may overshoot).
     assert model.jit_compile is True
-    assert history.history["loss"][1] < history.history["loss"][0]
+    assert history.history["loss"][-1] < history.history["loss"][0]
     for task in TASKS:
         assert np.isfinite(history.history[f"{task}_loss"][1])
 
