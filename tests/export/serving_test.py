@@ -23,7 +23,8 @@ def build_test_model(tasks=TASKS, input_shape=(64, 64, 3), seed=0):
     The detection subnets start with tiny kernels and the prior bias: every anchor
     scores about 0.01, which leaves NMS order to rounding and nothing above the score
     threshold. Larger random kernels and a zero class bias give distinct scores
-    (about 0.5 +- 0.1) and boxes.
+    (about 0.5 +- 0.1) and boxes: behind the group norms the output conv's inputs have
+    unit scale, so its kernel std of 0.5 / sqrt(fan in) gives logits of about +-0.35.
     """
     keras.utils.set_random_seed(seed)
     config = DefectAuxNetConfig.from_preset(
@@ -34,9 +35,9 @@ def build_test_model(tasks=TASKS, input_shape=(64, 64, 3), seed=0):
         rng = np.random.default_rng(seed)
         for name in ("box_head", "class_head"):
             for weight in model.get_layer(name).weights:
-                if len(weight.shape) == 4:  # Kernels: He-normal hidden, 0.3 output.
-                    he_std = np.sqrt(2 / np.prod(weight.shape[:3]))
-                    std = 0.3 if "output" in weight.path else he_std
+                if len(weight.shape) == 4:  # Kernels: He-normal hidden, small output.
+                    fan_in = np.prod(weight.shape[:3])
+                    std = 0.5 / np.sqrt(fan_in) if "output" in weight.path else np.sqrt(2 / fan_in)
                     weight.assign(rng.normal(0, std, weight.shape))
         bias = model.get_layer("class_head").output_conv.bias
         bias.assign(np.zeros(bias.shape))
@@ -75,7 +76,10 @@ def encode(image, image_format="PNG"):
 def assert_outputs_match(actual, expected):
     for key, value in expected.items():
         if key in FLOAT_OUTPUTS:
-            np.testing.assert_allclose(actual[key], value, atol=1e-5, err_msg=key)
+            # Boxes are exp-decoded deltas: the two graphs' float32 paths differ by up to
+            # about 3e-5 of the image side (1/500 of a pixel here).
+            tolerance = 1e-4 if key == "boxes" else 1e-5
+            np.testing.assert_allclose(actual[key], value, atol=tolerance, err_msg=key)
         else:
             np.testing.assert_array_equal(actual[key], value, err_msg=key)
 
