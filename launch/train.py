@@ -35,7 +35,9 @@ TEST_SPLIT = flags.DEFINE_string(
     "test_split", None, "Split evaluated after training (default: the preset's; '' skips)."
 )
 JIT_COMPILE = flags.DEFINE_enum(
-    "jit_compile", "auto", ("auto", "true", "false"), "Compile the training step with XLA."
+    "jit_compile", "true", ("auto", "true", "false"),
+    "Compile the training step with XLA. Keras' `auto` turns XLA off on CPU-only machines "
+    "and under tf.distribute; on a CPU it makes the quickstart's step 1.4x faster.",
 )
 CPU_DEVICES = flags.DEFINE_integer(
     "cpu_devices", None, "Split the CPU into this many logical devices (tests mirrored "
@@ -77,6 +79,7 @@ def main(argv):
         experiment = experiment_flags.experiment_from_flags()
         strategy = strategies.make_strategy(STRATEGY.value, TPU.value)
         data = training_run.prepare_training_data(experiment, experiment_flags.DATA_DIR.value)
+        schedule = training_run.one_cycle_schedule(data)
     except ValueError as error:
         raise app.UsageError(str(error)) from error
     experiment = data.experiment
@@ -87,6 +90,7 @@ def main(argv):
     logging.info("Training %s on %d replica(s)", experiment, strategy.num_replicas_in_sync)
     best, thresholds = training_run.run_training(
         data,
+        schedule,
         MODEL_DIR.value,
         strategy,
         export=EXPORT.value,

@@ -46,6 +46,8 @@ class SyntheticSpec:
         exactly `floor(n * defect_free_fraction)` of the first `n` indices.
       defect_contrast: gain on how much defects change the surface (distractors
         keep theirs); above 1 makes defects easier to see than the look-alikes.
+      defect_thickness: gain on the defects' width across their length (stroke
+        width of scratches and cracks, pit radius, short radius of blotches).
       seed: base seed; different seeds give unrelated datasets.
     """
 
@@ -54,6 +56,7 @@ class SyntheticSpec:
     channels: int = 1
     defect_free_fraction: float = 0.5
     defect_contrast: float = 1.0
+    defect_thickness: float = 1.0
     seed: int = 0
 
     def __post_init__(self):
@@ -68,8 +71,9 @@ class SyntheticSpec:
                 "defect_free_fraction must be in [0, 1], got "
                 f"{self.defect_free_fraction}."
             )
-        if self.defect_contrast <= 0:
-            raise ValueError(f"defect_contrast must be > 0, got {self.defect_contrast}.")
+        for name in ("defect_contrast", "defect_thickness"):
+            if getattr(self, name) <= 0:
+                raise ValueError(f"{name} must be > 0, got {getattr(self, name)}.")
 
 
 def example_rng(seed: int, split: str, index: int) -> np.random.Generator:
@@ -113,9 +117,12 @@ def generate_example(
     if not is_defect_free(index, spec.defect_free_fraction):
         for _ in range(1 + rng.binomial(2, 0.3)):
             class_index = rng.integers(len(CLASS_NAMES))
-            unmarked = surface.copy()
-            mask[..., class_index] |= DEFECT_DRAWERS[class_index](rng, surface)
-            if spec.defect_contrast != 1:  # keeps the default images bit-identical
+            # Contrast 1 skips the rescaling, so the default images stay bit-identical.
+            unmarked = surface.copy() if spec.defect_contrast != 1 else None
+            mask[..., class_index] |= DEFECT_DRAWERS[class_index](
+                rng, surface, spec.defect_thickness
+            )
+            if unmarked is not None:
                 surface[:] = unmarked + spec.defect_contrast * (surface - unmarked)
     # Dirt lies on top of the material, so distractors are drawn after defects;
     # defect-free and defective images get them equally often.

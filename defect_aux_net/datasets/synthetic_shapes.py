@@ -1,7 +1,9 @@
 """Defects drawn onto a synthetic surface, each returning its exact mask.
 
-Every renderer takes a float image in [0, 1] (`[H, W]`), changes it in place and
-returns the boolean mask of the pixels it made defective. A mark is drawn with a
+Every renderer takes a float image in [0, 1] (`[H, W]`) and a `thickness` gain on
+the defect's width across its length (stroke width of scratches and cracks, pit
+radius, short radius of blotches), changes the image in place and returns the
+boolean mask of the pixels it made defective. A mark is drawn with a
 soft edge (`alpha` falls from 1 to 0 over about one pixel) and its mask is the
 set of pixels where `alpha >= 0.5`, so the mask is exactly what a careful
 annotator would outline. Sizes are given for a 128-pixel image and scale with
@@ -70,7 +72,9 @@ def _draw_stroke(
     return distance <= half_width
 
 
-def draw_scratch(rng: np.random.Generator, image: np.ndarray) -> np.ndarray:
+def draw_scratch(
+    rng: np.random.Generator, image: np.ndarray, thickness: float = 1.0
+) -> np.ndarray:
     """A thin, long, smooth line, brighter or darker than the surface (tool marks)."""
     scale = image_scale(image)
     points = bezier_points(
@@ -78,7 +82,10 @@ def draw_scratch(rng: np.random.Generator, image: np.ndarray) -> np.ndarray:
     )
     contrast = rng.choice([-1.0, 1.0]) * rng.uniform(0.05, 0.15)
     return _draw_stroke(
-        image, curve_distance(points, image.shape), rng.uniform(0.5, 1.3) * scale, contrast
+        image,
+        curve_distance(points, image.shape),
+        rng.uniform(0.5, 1.3) * scale * thickness,
+        contrast,
     )
 
 
@@ -93,7 +100,9 @@ def _random_walk(
     return start + np.cumsum(moves, axis=0)
 
 
-def draw_crack(rng: np.random.Generator, image: np.ndarray) -> np.ndarray:
+def draw_crack(
+    rng: np.random.Generator, image: np.ndarray, thickness: float = 1.0
+) -> np.ndarray:
     """A dark, jagged, thin path, sometimes with one branch."""
     scale = image_scale(image)
     steps = int(rng.uniform(25, 90) * scale)
@@ -106,11 +115,13 @@ def draw_crack(rng: np.random.Generator, image: np.ndarray) -> np.ndarray:
         paths.append(_random_walk(rng, fork, branch_heading, max(steps // 3, 2)))
     distance = curve_distance(np.concatenate(paths), image.shape)
     return _draw_stroke(
-        image, distance, rng.uniform(0.5, 0.9) * scale, -rng.uniform(0.08, 0.22)
+        image, distance, rng.uniform(0.5, 0.9) * scale * thickness, -rng.uniform(0.08, 0.22)
     )
 
 
-def draw_pits(rng: np.random.Generator, image: np.ndarray) -> np.ndarray:
+def draw_pits(
+    rng: np.random.Generator, image: np.ndarray, thickness: float = 1.0
+) -> np.ndarray:
     """A cluster of one to four small dark holes, each with a faint bright rim."""
     scale = image_scale(image)
     rows, cols = np.indices(image.shape, dtype=np.float64)
@@ -122,7 +133,7 @@ def draw_pits(rng: np.random.Generator, image: np.ndarray) -> np.ndarray:
         row, col = np.clip(
             centre + rng.normal(0.0, 4.0 * scale, 2), 0, np.array(image.shape) - 1
         )
-        radius = rng.uniform(1.2, 3.5) * scale
+        radius = rng.uniform(1.2, 3.5) * scale * thickness
         aspect = rng.uniform(0.6, 1.0)
         # Distance in pit radii (1 on the rim) of an ellipse of random orientation.
         angle = rng.uniform(0, np.pi)
@@ -136,7 +147,9 @@ def draw_pits(rng: np.random.Generator, image: np.ndarray) -> np.ndarray:
     return mask
 
 
-def draw_blotch(rng: np.random.Generator, image: np.ndarray) -> np.ndarray:
+def draw_blotch(
+    rng: np.random.Generator, image: np.ndarray, thickness: float = 1.0
+) -> np.ndarray:
     """An irregular patch whose texture is smoothed and shifted (corrosion, discolouring).
 
     The sharp-ish edge and the flattened texture inside are what tell it from a
@@ -148,7 +161,7 @@ def draw_blotch(rng: np.random.Generator, image: np.ndarray) -> np.ndarray:
     row, col = random_centre(rng, image)
     angle = rng.uniform(0, np.pi)
     radius_along = rng.uniform(5, 20) * scale
-    radius_across = radius_along * rng.uniform(0.4, 1.0)
+    radius_across = min(radius_along * rng.uniform(0.4, 1.0) * thickness, radius_along)
     along = (cols - col) * np.cos(angle) + (rows - row) * np.sin(angle)
     across = -(cols - col) * np.sin(angle) + (rows - row) * np.cos(angle)
     # Clipped so that the centre is always inside: a blotch is never empty.

@@ -20,9 +20,12 @@ def export_saved_model(
     Signatures (see `ServingModule` for the outputs and the REST requests):
     `serving_default` takes `images`, a string `[B]` tensor of encoded images;
     `serving_float` takes `images`, float32 `[B, h, w, C]` raw pixel values.
-    The class names, thresholds and input size are saved as variables, readable
-    after `tf.saved_model.load` (`loaded.class_names`, `loaded.thresholds`,
-    `loaded.image_size`, `loaded.channels`).
+    Models with classification and another task also get `serving_gated`
+    (encoded images; the other heads run only on images that pass the stored
+    gate threshold) and `serving_gated_threshold` (also `gate_threshold`, float32
+    `[B]`). The class names, thresholds and input size are saved as variables,
+    readable after `tf.saved_model.load` (`loaded.class_names`, `loaded.thresholds`,
+    `loaded.gate_threshold`, `loaded.image_size`, `loaded.channels`).
 
     Example:
     ```python

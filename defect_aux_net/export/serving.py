@@ -25,9 +25,12 @@ import tensorflow as tf
 from defect_aux_net.config import DefectAuxNetConfig
 from defect_aux_net.data.preprocessing import prepare_image
 from defect_aux_net.detection.decoding import decode_detections
+from defect_aux_net.models.gated_inference import GatedDefectAuxNet
 
 SERVING_DEFAULT = "serving_default"
 SERVING_FLOAT = "serving_float"
+SERVING_GATED = "serving_gated"
+SERVING_GATED_THRESHOLD = "serving_gated_threshold"
 # A mask pixel at or above this probability makes an image defective when the model
 # has no classification head.
 MASK_THRESHOLD = 0.5
@@ -51,9 +54,16 @@ class ServingModule(tf.Module):
       is_defective: bool `[B]`: any class probability >= its threshold; without a
         classification head, any mask pixel >= 0.5 or any detection whose score is
         >= the threshold of its class.
+      gate_passed: bool `[B]`, gated signatures only: whether the image went
+        through the segmentation and detection heads (see `GatedDefectAuxNet`);
+        the others have all-zero masks and no detections.
 
-    The thresholds live in a variable, so they are saved with the model and can be
-    read (and assigned) after `tf.saved_model.load`.
+    The thresholds live in variables, so they are saved with the model and can be
+    read (and assigned) after `tf.saved_model.load`. Models with a classification
+    head and another head also get the gated signatures, which skip the other
+    heads for images whose highest class probability is below the gate threshold:
+    by default the lowest per-class threshold, so that every image `is_defective`
+    would flag goes through.
 
     Example:
     ```python
@@ -76,10 +86,14 @@ class ServingModule(tf.Module):
       thresholds: float32 variable `[K]`.
       image_size: int32 variable `[2]`, the model input `(height, width)`.
       channels: int32 variable, the model input channels.
+      gate_threshold: float32 variable, the gated signatures' default threshold.
       serve_bytes: `tf.function` taking `images`, string `[B]` encoded PNG, JPEG, BMP
         or GIF (first frame) images of any size and 1 to 4 channels (alpha is dropped).
       serve_float: `tf.function` taking `images`, float32 `[B, h, w, C]` raw pixel
         values of any range and size.
+      serve_gated: as `serve_bytes`, gated at `gate_threshold` (gated models only).
+      serve_gated_threshold: as `serve_gated` with a second input,
+        `gate_threshold`, float32 `[B]`: each image's own gate threshold.
     """
 
     def __init__(
@@ -131,6 +145,9 @@ class ServingModule(tf.Module):
         self.channels = tf.Variable(
             config.input_shape[2], dtype=tf.int32, trainable=False, name="channels"
         )
+        self.gate_threshold = tf.Variable(
+            min(thresholds), dtype=tf.float32, trainable=False, name="gate_threshold"
+        )
         self._config = config
         self._decoding = dict(
             max_detections=max_detections,
@@ -148,15 +165,42 @@ class ServingModule(tf.Module):
             ],
         )
 
+        self._gated = None
+        if "classification" in config.tasks and len(config.tasks) > 1:
+            self._gated = GatedDefectAuxNet(model)
+            images_spec = tf.TensorSpec([None], tf.string, name="images")
+            self.serve_gated = tf.function(
+                self._serve_gated_at_stored_threshold, input_signature=[images_spec]
+            )
+            self.serve_gated_threshold = tf.function(
+                self._serve_gated,
+                input_signature=[
+                    images_spec, tf.TensorSpec([None], tf.float32, name="gate_threshold")
+                ],
+            )
+
     def signatures(self) -> dict:
         """Returns the SavedModel signatures, keyed by signature name."""
-        return {SERVING_DEFAULT: self.serve_bytes, SERVING_FLOAT: self.serve_float}
+        signatures = {SERVING_DEFAULT: self.serve_bytes, SERVING_FLOAT: self.serve_float}
+        if self._gated is not None:
+            signatures[SERVING_GATED] = self.serve_gated
+            signatures[SERVING_GATED_THRESHOLD] = self.serve_gated_threshold
+        return signatures
 
     def _serve_bytes(self, images):
-        prepared = tf.map_fn(
+        return self._predict(self._decode_images(images))
+
+    def _serve_gated_at_stored_threshold(self, images):
+        return self._serve_gated(images, self.gate_threshold)
+
+    def _serve_gated(self, images, gate_threshold):
+        outputs = self._gated(self._decode_images(images), gate_threshold)
+        return self._results(outputs) | {"gate_passed": outputs["gate_passed"]}
+
+    def _decode_images(self, images):
+        return tf.map_fn(
             self._decode_and_prepare, images, fn_output_signature=self._prepared_spec()
         )
-        return self._predict(prepared)
 
     def _serve_float(self, images):
         height, width, channels = self._config.input_shape
@@ -184,7 +228,10 @@ class ServingModule(tf.Module):
         return tf.cond(tf.shape(image)[-1] >= 3, lambda: prepare(3), lambda: prepare(1))
 
     def _predict(self, images):
-        outputs = self.model(images, training=False)
+        return self._results(self.model(images, training=False))
+
+    def _results(self, outputs):
+        """The model's outputs -> the serving outputs (decoded detections, `is_defective`)."""
         results = {}
         if "classification" in outputs:
             results["probabilities"] = outputs["classification"]

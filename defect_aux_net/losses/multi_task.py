@@ -14,9 +14,11 @@ class MultiTaskLoss:
     dict keyed like the outputs, as Keras passes per-output sample weights
     (float `[B]`, 1 where the example has an image label / mask / boxes, else 0;
     detection reads `box_classification`, and `box_regression` must equal it;
-    a missing key means every example has the annotation). A task's loss is averaged over the
-    examples that have its annotation only, so datasets with masks only and
-    datasets with boxes only can be mixed in one batch.
+    a missing key means every example has the annotation). A task's loss covers
+    the examples that have its annotation only, so datasets with masks only and
+    datasets with boxes only can be mixed in one batch. The segmentation loss is
+    taken over the batch's pixels (see `defect_aux_net.losses.segmentation`),
+    the others per example and averaged.
 
     `y_true` is a dict with the keys of the model's outputs: `classification`
     (`[B, K]` multi-hot), `segmentation` (`[B, H, W, K]` binary masks),
@@ -54,13 +56,17 @@ class MultiTaskLoss:
                 per_example, example_weights("classification")
             )
         if "segmentation" in self.config.tasks:
-            per_example = self.segmentation_loss(
+            # The segmentation losses sum over the batch: examples without a mask
+            # weigh 0 in every pixel.
+            pixel_weights = ops.reshape(example_weights("segmentation"), (-1, 1, 1, 1))
+            if "segmentation_weights" in y_true:
+                pixel_weights = pixel_weights * ops.cast(
+                    y_true["segmentation_weights"], "float32"
+                )
+            losses["segmentation"] = self.segmentation_loss(
                 y_true["segmentation"],
                 y_pred["segmentation"],
-                y_true.get("segmentation_weights"),
-            )
-            losses["segmentation"] = _weighted_mean(
-                per_example, example_weights("segmentation")
+                ops.broadcast_to(pixel_weights, ops.shape(y_pred["segmentation"])),
             )
         if "detection" in self.config.tasks:
             losses["detection"] = detection_loss(

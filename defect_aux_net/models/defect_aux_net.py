@@ -114,6 +114,10 @@ class DefectAuxNet(keras.Model):
 
         super().__init__(inputs=inputs, outputs=outputs, **kwargs)
         self.config = config
+        # The graph's symbolic tensors, to build sub-models that share the layers
+        # (`GatedDefectAuxNet` splits the model at the classification gate).
+        self.symbolic_features = features
+        self.symbolic_outputs = outputs
         self.multi_task_loss = MultiTaskLoss(config)
         self.task_loss_trackers = {
             task: keras.metrics.Mean(name=f"{task}_loss") for task in config.tasks

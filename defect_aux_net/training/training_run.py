@@ -96,16 +96,19 @@ def prepare_training_data(experiment: ExperimentConfig, data_dir: str | None) ->
     datasets.check_tasks(
         experiment.model.tasks, summary, experiment.dataset, experiment.train_split
     )
-    train_steps = steps_per_epoch(experiment, summary)
-    check_schedule(experiment, train_steps)
-    return TrainingData(experiment, builder, class_names, train_steps)
+    return TrainingData(experiment, builder, class_names, steps_per_epoch(experiment, summary))
 
 
-def check_schedule(experiment: ExperimentConfig, train_steps: int):
-    """Raises a ValueError naming the flags when the run is too short for one cycle."""
+def one_cycle_schedule(data: TrainingData) -> OneCycleSchedule:
+    """The run's learning-rate schedule: one cycle over all its epochs.
+
+    Raises:
+      ValueError: naming the flags when the run is too short for one cycle.
+    """
+    experiment, train_steps = data.experiment, data.train_steps
     total_steps = train_steps * experiment.epochs
     try:
-        OneCycleSchedule(experiment.learning_rate, total_steps)
+        return OneCycleSchedule(experiment.learning_rate, total_steps)
     except ValueError as error:
         raise ValueError(
             f"--epochs={experiment.epochs} x {train_steps} steps per epoch "
@@ -116,6 +119,7 @@ def check_schedule(experiment: ExperimentConfig, train_steps: int):
 
 def run_training(
     data: TrainingData,
+    schedule: OneCycleSchedule,
     model_dir: str,
     strategy: tf.distribute.Strategy,
     export: bool = True,
@@ -127,6 +131,15 @@ def run_training(
     Resumable: `keras.callbacks.BackupAndRestore` in `<model_dir>/backup` makes a
     killed or preempted run continue from its last finished epoch when the same
     command runs again.
+
+    Args:
+      data: the dataset and experiment from `prepare_training_data`.
+      schedule: the learning rate over the run, from `one_cycle_schedule(data)`.
+      model_dir: where the config, checkpoints, logs and export go (may be `gs://`).
+      strategy: the distribution strategy to train under.
+      export: whether to export the best model as a SavedModel.
+      jit_compile: passed to `Model.compile`.
+      verbose: `Model.fit` verbosity; None: a progress bar on a terminal, else a line per epoch.
 
     Returns:
       `(best_model, thresholds)`: the model with the lowest validation loss and its
@@ -160,12 +173,14 @@ def run_training(
     keras.utils.set_random_seed(experiment.seed)
     with strategy.scope():
         model = build_defect_aux_net(model_config)
-        schedule = OneCycleSchedule(experiment.learning_rate, train_steps * experiment.epochs)
         model.compile(
             optimizer=OneCycleAdam(schedule),
             jit_compile=jit_compile,
             steps_per_execution=TPU_STEPS_PER_EXECUTION if is_tpu else 1,
         )
+        # Built here, the optimizer's variables exist before `fit` traces the step;
+        # otherwise tf.function traces it twice (measured: 55 s instead of 31 s).
+        model.optimizer.build(model.trainable_variables)
 
     # Every worker of a multi-worker run saves (the saves are collective); only the
     # chief's copies are kept, the others write where they do no harm.

@@ -127,9 +127,28 @@ def test_defect_contrast_strengthens_defects_only():
         assert contrast(strong["image"]) > 2.2 * contrast(plain["image"])
 
 
-def test_default_contrast_keeps_the_images():
-    explicit = synthetic.generate_example(0, "train", synthetic.SyntheticSpec(defect_contrast=1.0))
-    np.testing.assert_array_equal(explicit["image"], synthetic.generate_example(0)["image"])
+def test_default_contrast_and_thickness_keep_the_images():
+    spec = synthetic.SyntheticSpec(defect_contrast=1.0, defect_thickness=1.0)
+    for index in (0, 1, 2):  # Odd indices are defect-free.
+        explicit = synthetic.generate_example(index, "train", spec)
+        np.testing.assert_array_equal(explicit["image"], synthetic.generate_example(index)["image"])
+
+
+def test_defect_thickness_widens_the_thin_defects():
+    thicker = synthetic.SyntheticSpec(defect_thickness=2.0)
+    areas = {name: [0, 0] for name in synthetic.CLASS_NAMES}
+    for index in range(0, 60, 2):  # Even indices have defects.
+        for column, spec in enumerate((synthetic.SyntheticSpec(), thicker)):
+            mask = synthetic.generate_example(index, "train", spec)["segmentation_mask"]
+            for name, class_mask in zip(synthetic.CLASS_NAMES, np.moveaxis(mask, -1, 0)):
+                areas[name][column] += int(class_mask.sum())
+    # Twice the stroke width at least doubles a line's area (more for one-pixel
+    # cracks, whose masks then reach the neighbouring pixels); twice the radius
+    # quadruples a pit's (less where pits of a cluster merge).
+    assert areas["scratch"][1] / areas["scratch"][0] > 1.8
+    assert areas["crack"][1] / areas["crack"][0] > 1.8
+    assert areas["pit"][1] / areas["pit"][0] > 3.0
+    assert areas["blotch"][1] >= areas["blotch"][0]
 
 
 @pytest.mark.parametrize(
@@ -139,6 +158,7 @@ def test_default_contrast_keeps_the_images():
         ({"channels": 2}, "channels must be 1 or 3, got 2"),
         ({"defect_free_fraction": 1.5}, r"in \[0, 1\], got 1.5"),
         ({"defect_contrast": 0.0}, "defect_contrast must be > 0, got 0.0"),
+        ({"defect_thickness": -1.0}, "defect_thickness must be > 0, got -1.0"),
     ],
 )
 def test_bad_specs_are_rejected(arguments, message):

@@ -42,10 +42,16 @@ serve_float = loaded.signatures["serving_float"]
 encoded = tf.constant([open(f"{work_dir}/image_{i}.png", "rb").read() for i in range(2)])
 floats = tf.constant(np.load(f"{work_dir}/floats.npy"))
 
+serve_gated = loaded.signatures["serving_gated"]
+serve_gated_threshold = loaded.signatures["serving_gated_threshold"]
+
 results = {}
 for prefix, outputs in [
     ("bytes", serve_bytes(images=encoded)),
     ("float", serve_float(images=floats)),
+    ("gated", serve_gated(images=encoded)),
+    # Image 0 passes any gate, image 1 none.
+    ("per_image_gate", serve_gated_threshold(images=encoded, gate_threshold=[0.0, 1.01])),
 ]:
     results.update({f"{prefix}_{key}": value.numpy() for key, value in outputs.items()})
 try:
@@ -57,6 +63,7 @@ outputs = serve_bytes(images=encoded[:1])
 results.update({f"after_error_{key}": value.numpy() for key, value in outputs.items()})
 results["class_names"] = np.array([name.decode() for name in loaded.class_names.numpy()])
 results["thresholds"] = loaded.thresholds.numpy()
+results["gate_threshold"] = loaded.gate_threshold.numpy()
 results["image_size"] = loaded.image_size.numpy()
 results["channels"] = loaded.channels.numpy()
 np.savez(f"{work_dir}/results.npz", **results)
@@ -118,6 +125,34 @@ def test_loaded_signatures_equal_the_keras_model(
     np.testing.assert_array_equal(outputs["is_defective"], defective)
 
 
+def test_gated_signature_at_the_stored_threshold_lets_defective_images_through(
+    exported, served_in_fresh_process
+):
+    expected = exported[2]["bytes"]
+    outputs = outputs_with_prefix(served_in_fresh_process, "gated_")
+    # The lowest class threshold: both test images pass it.
+    assert float(served_in_fresh_process["gate_threshold"]) == pytest.approx(min(THRESHOLDS))
+    assert (expected["probabilities"].max(axis=1) >= min(THRESHOLDS)).all()
+    assert set(outputs) == SIGNATURE_OUTPUTS | {"gate_passed"}
+    np.testing.assert_array_equal(outputs.pop("gate_passed"), [True, True])
+    assert_outputs_match(outputs, expected)
+
+
+def test_per_image_gate_thresholds_skip_the_heads_of_stopped_images(
+    exported, served_in_fresh_process
+):
+    expected = exported[2]["bytes"]
+    outputs = outputs_with_prefix(served_in_fresh_process, "per_image_gate_")
+    np.testing.assert_array_equal(outputs.pop("gate_passed"), [True, False])
+    assert_outputs_match({key: value[:1] for key, value in outputs.items()},
+                         {key: value[:1] for key, value in expected.items()})
+    np.testing.assert_allclose(outputs["probabilities"], expected["probabilities"], atol=1e-5)
+    defective = (expected["probabilities"] >= THRESHOLDS).any(axis=1)
+    np.testing.assert_array_equal(outputs["is_defective"], defective)
+    assert not outputs["masks"][1].any()
+    assert outputs["num_detections"][1] == 0
+
+
 def test_bad_bytes_raise_and_serving_goes_on(exported, served_in_fresh_process):
     assert served_in_fresh_process["bad_bytes_error"] == "InvalidArgumentError"
     outputs = outputs_with_prefix(served_in_fresh_process, "after_error_")
@@ -154,7 +189,10 @@ def test_saved_model_cli_lists_the_signatures(exported):
         section.split("'", 1)[0]: section
         for section in completed.stdout.split("signature_def['")[1:]
     }
-    assert {"serving_default", "serving_float"} <= set(sections)
+    assert {
+        "serving_default", "serving_float", "serving_gated", "serving_gated_threshold"
+    } <= set(sections)
+    assert "inputs['gate_threshold']" in sections["serving_gated_threshold"]
     for name, input_dtype in [("serving_default", "DT_STRING"), ("serving_float", "DT_FLOAT")]:
         section = sections[name]
         inputs, outputs = section.split("outputs", 1)

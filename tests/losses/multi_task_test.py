@@ -26,7 +26,7 @@ def test_weighted_sum_of_task_losses():
     y_true, y_pred = batch()
     losses = MultiTaskLoss(config)(y_true, y_pred)
     bce = -np.mean([np.log(0.8), np.log(0.7)])
-    dice = np.mean(np.array(dice_loss(y_true["segmentation"], y_pred["segmentation"])))
+    dice = float(dice_loss(y_true["segmentation"], y_pred["segmentation"]))
     np.testing.assert_allclose(float(losses["classification"]), bce, rtol=1e-5)
     np.testing.assert_allclose(float(losses["segmentation"]), dice, rtol=1e-5)
     np.testing.assert_allclose(float(losses["total"]), 0.5 * bce + 2.0 * dice, rtol=1e-5)
@@ -38,7 +38,7 @@ def test_examples_without_an_annotation_do_not_count():
     y_true, y_pred = batch()
     weights = {"segmentation": np.array([0.0, 1.0]), "classification": np.array([1.0, 0.0])}
     losses = MultiTaskLoss(config)(y_true, y_pred, weights)
-    second_dice = np.array(dice_loss(y_true["segmentation"], y_pred["segmentation"]))[1]
+    second_dice = float(dice_loss(y_true["segmentation"][1:], y_pred["segmentation"][1:]))
     np.testing.assert_allclose(float(losses["segmentation"]), second_dice, rtol=1e-5)
     np.testing.assert_allclose(float(losses["classification"]), -np.log(0.8), rtol=1e-5)
 
@@ -66,10 +66,21 @@ def test_segmentation_weights_in_y_true_weight_the_pixels(name):
     y_true, y_pred = batch()
     weights = np.random.default_rng(1).uniform(0.5, 3.0, (2, 4, 4, 1)).astype("float32")
     loss = SEGMENTATION_LOSS_FUNCTIONS[name]
-    weighted = np.array(loss(y_true["segmentation"], y_pred["segmentation"], weights))
-    plain = np.array(loss(y_true["segmentation"], y_pred["segmentation"]))
+    weighted = float(loss(y_true["segmentation"], y_pred["segmentation"], weights))
+    plain = float(loss(y_true["segmentation"], y_pred["segmentation"]))
     losses = MultiTaskLoss(config)(y_true, y_pred)
-    np.testing.assert_allclose(float(losses["segmentation"]), plain.mean(), rtol=1e-5)
+    np.testing.assert_allclose(float(losses["segmentation"]), plain, rtol=1e-5)
     losses = MultiTaskLoss(config)({**y_true, "segmentation_weights": weights}, y_pred)
-    np.testing.assert_allclose(float(losses["segmentation"]), weighted.mean(), rtol=1e-5)
-    assert not np.allclose(weighted, plain)
+    np.testing.assert_allclose(float(losses["segmentation"]), weighted, rtol=1e-5)
+    assert weighted != pytest.approx(plain)
+
+
+def test_segmentation_weights_and_missing_masks_combine():
+    config = DefectAuxNetConfig(tasks=("segmentation",))
+    y_true, y_pred = batch()
+    weights = np.random.default_rng(1).uniform(0.5, 3.0, (2, 4, 4, 1)).astype("float32")
+    losses = MultiTaskLoss(config)(
+        {**y_true, "segmentation_weights": weights}, y_pred, {"segmentation": np.array([0.0, 1.0])}
+    )
+    expected = dice_loss(y_true["segmentation"][1:], y_pred["segmentation"][1:], weights[1:])
+    np.testing.assert_allclose(float(losses["segmentation"]), float(expected), rtol=1e-5)

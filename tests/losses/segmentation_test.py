@@ -13,20 +13,42 @@ Y_PRED = np.array([[[[0.8], [0.4]], [[0.6], [0.0]]], [[[0.0], [0.0]], [[0.0], [0
 
 
 def test_dice_loss_by_hand():
-    # Example 0: sum(y*p) = 1.4, sum(y) = 2, sum(p) = 1.8 -> 1 - (2.8 + 1) / (3.8 + 1).
-    # Example 1: empty mask predicted empty -> 1 - 1/1 = 0.
-    np.testing.assert_allclose(np.array(dice_loss(Y_TRUE, Y_PRED)), [1 - 3.8 / 4.8, 0.0], rtol=1e-6)
+    # Over the batch (example 1 is empty, predicted empty): sum(y*p) = 1.4,
+    # sum(y) = 2, sum(p) = 1.8 -> 1 - (2.8 + 1) / (3.8 + 1).
+    np.testing.assert_allclose(float(dice_loss(Y_TRUE, Y_PRED)), 1 - 3.8 / 4.8, rtol=1e-6)
+
+
+def test_a_stray_pixel_on_an_empty_image_costs_its_share_of_the_batch():
+    # Per image, p = 0.5 on one pixel of the empty example 1 would cost it
+    # 1 - 1 / 1.5 = 0.33 of a perfect score; over the batch it adds 0.5 to sum(p).
+    y_pred = Y_PRED.copy()
+    y_pred[1, 0, 0, 0] = 0.5
+    np.testing.assert_allclose(float(dice_loss(Y_TRUE, y_pred)), 1 - 3.8 / 5.3, rtol=1e-6)
+
+
+def test_dice_and_jaccard_average_the_classes():
+    # Class 0 is Y_TRUE/Y_PRED; class 1 has one true pixel predicted 0.5:
+    # Dice 1 - (1 + 1) / (1.5 + 1), Jaccard 1 - (0.5 + 1) / (1 + 0.5 - 0.5 + 1).
+    y_true = np.concatenate([Y_TRUE, np.zeros_like(Y_TRUE)], axis=-1)
+    y_pred = np.concatenate([Y_PRED, np.zeros_like(Y_PRED)], axis=-1)
+    y_true[0, 0, 0, 1], y_pred[0, 0, 0, 1] = 1.0, 0.5
+    np.testing.assert_allclose(
+        float(dice_loss(y_true, y_pred)), np.mean([1 - 3.8 / 4.8, 1 - 2.0 / 2.5]), rtol=1e-6
+    )
+    np.testing.assert_allclose(
+        float(jaccard_loss(y_true, y_pred)), np.mean([1 - 2.4 / 3.4, 1 - 1.5 / 2.0]), rtol=1e-6
+    )
 
 
 def test_jaccard_loss_by_hand():
     # Union = 2 + 1.8 - 1.4 = 2.4 -> 1 - 2.4 / 3.4.
-    np.testing.assert_allclose(np.array(jaccard_loss(Y_TRUE, Y_PRED)), [1 - 2.4 / 3.4, 0.0],
-                               rtol=1e-6, atol=1e-7)
+    np.testing.assert_allclose(float(jaccard_loss(Y_TRUE, Y_PRED)), 1 - 2.4 / 3.4, rtol=1e-6)
 
 
 def test_bce_loss_by_hand():
-    expected = -np.mean([np.log(0.8), np.log(0.6), np.log(0.6), np.log(1 - 1e-7)])
-    np.testing.assert_allclose(np.array(bce_loss(Y_TRUE, Y_PRED))[0], expected, rtol=1e-4)
+    # Mean over all 8 pixels: y=1 p=0.8; y=0 p=0.4; y=1 p=0.6; five y=0 p=0 (clipped to 1e-7).
+    terms = -np.log([0.8, 0.6, 0.6] + [1 - 1e-7] * 5)
+    np.testing.assert_allclose(float(bce_loss(Y_TRUE, Y_PRED)), terms.mean(), rtol=1e-4)
 
 
 @pytest.mark.parametrize("name", ["dice+bce", "jaccard+bce"])
@@ -46,22 +68,20 @@ WEIGHTS = np.array([[[[2.0], [1.0]], [[0.5], [1.0]]], [[[1.0], [1.0]], [[1.0], [
 
 def test_weighted_dice_loss_by_hand():
     # sum(w*y*p) = 2*0.8 + 0.5*0.6 = 1.9, sum(w*y) = 2.5, sum(w*p) = 1.6 + 0.4 + 0.3 = 2.3.
-    np.testing.assert_allclose(
-        np.array(dice_loss(Y_TRUE, Y_PRED, WEIGHTS)), [1 - 4.8 / 5.8, 0.0], rtol=1e-6, atol=1e-7
-    )
+    np.testing.assert_allclose(float(dice_loss(Y_TRUE, Y_PRED, WEIGHTS)), 1 - 4.8 / 5.8, rtol=1e-6)
 
 
 def test_weighted_jaccard_loss_by_hand():
     # Union = 2.5 + 2.3 - 1.9 = 2.9 -> 1 - 2.9 / 3.9.
     np.testing.assert_allclose(
-        np.array(jaccard_loss(Y_TRUE, Y_PRED, WEIGHTS)), [1 - 2.9 / 3.9, 0.0], rtol=1e-6, atol=1e-7
+        float(jaccard_loss(Y_TRUE, Y_PRED, WEIGHTS)), 1 - 2.9 / 3.9, rtol=1e-6
     )
 
 
 def test_weighted_bce_loss_by_hand():
-    terms = -np.log([0.8, 0.6, 0.6, 1 - 1e-7])  # y=1 p=0.8; y=0 p=0.4; y=1 p=0.6; y=0 p=0
-    expected = np.dot([2.0, 1.0, 0.5, 1.0], terms) / 4.5
-    np.testing.assert_allclose(np.array(bce_loss(Y_TRUE, Y_PRED, WEIGHTS))[0], expected, rtol=1e-4)
+    terms = -np.log([0.8, 0.6, 0.6] + [1 - 1e-7] * 5)
+    expected = np.dot([2.0, 1.0, 0.5, 1.0, 1.0, 1.0, 1.0, 1.0], terms) / 8.5
+    np.testing.assert_allclose(float(bce_loss(Y_TRUE, Y_PRED, WEIGHTS)), expected, rtol=1e-4)
 
 
 @pytest.mark.parametrize("name", sorted(SEGMENTATION_LOSS_FUNCTIONS))

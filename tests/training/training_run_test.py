@@ -6,7 +6,8 @@ from defect_aux_net.data import datasets
 from defect_aux_net.data.datasets import SplitSummary
 from defect_aux_net.experiments import ExperimentConfig
 from defect_aux_net.training.training_run import (
-    check_schedule,
+    TrainingData,
+    one_cycle_schedule,
     steps_per_epoch,
     validation_examples,
 )
@@ -37,9 +38,10 @@ def test_negative_sampling_without_defects_names_the_flag():
 
 def test_a_run_too_short_for_one_cycle_names_the_flags():
     experiment = ExperimentConfig.from_preset("quickstart", epochs=1, batch_size=16)
-    check_schedule(experiment, train_steps=4)
+    schedule = one_cycle_schedule(TrainingData(experiment, None, (), train_steps=4))
+    assert schedule.total_steps == 4
     with pytest.raises(ValueError, match=r"--epochs=1 x 2 steps .*--batch_size=16.* = 2 steps"):
-        check_schedule(experiment, train_steps=2)
+        one_cycle_schedule(TrainingData(experiment, None, (), train_steps=2))
 
 
 def test_validation_examples_give_normalised_ground_truth_boxes(tmp_path_factory):
