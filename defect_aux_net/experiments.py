@@ -99,12 +99,16 @@ PRESETS = {
     # the embedded synthetic set's quickstart config (1,024 training images, defects
     # at 3x contrast, built in about 15 s), 5 epochs of 64 steps.
     "quickstart": ExperimentConfig(
-        # Its pits are 5-16 pixels: anchors from 12 pixels (1.5 x P3's stride) give
-        # half of them an anchor of IoU >= 0.5, the default 32-pixel ones none.
-        model=DefectAuxNetConfig.from_preset("small", anchor_size=1.5),
+        # Anchors sized to its defects: pits are 5-16 pixels, and anchors from 12 pixels
+        # (1.5 x P3's stride) give half of them an anchor of IoU >= 0.5, the default
+        # 32-pixel ones none; ratios 1:4 and 4:1 match straight scratches and cracks
+        # (84 % and 88 % of them get such an anchor, against 67 % and 78 % without).
+        model=DefectAuxNetConfig.from_preset(
+            "small", anchor_size=1.5, anchor_aspect_ratios=(0.25, 0.5, 1.0, 2.0, 4.0)
+        ),
         dataset="synthetic_defects/quickstart",
         batch_size=16,
-        epochs=8,
+        epochs=7,
         learning_rate=2e-3,
         augment=False,
         cache=True,
