@@ -51,7 +51,7 @@ setuptools.setup(
         "gpu": ["tensorflow[and-cuda]>=2.16"],
         # Uses the tensorflow-tpu that the TPU VM image already has installed.
         "tpu": [],
-        # tfds.testing imports dill.
-        "test": ["pytest", "dill"],
+        # tfds.testing imports dill; pytest-xdist runs the suite on both cores (pytest.ini).
+        "test": ["pytest", "pytest-xdist", "dill"],
     },
 )

@@ -4,6 +4,7 @@ The launch scripts run as real subprocesses (`python -m launch.<name>`), as user
 run them.
 """
 
+import fcntl
 import os
 import subprocess
 import sys
@@ -52,14 +53,26 @@ def synthetic_data_dir(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def trained_run(synthetic_data_dir, tmp_path_factory):
-    """The model_dir of a finished two-epoch run, evaluated on the test split."""
-    model_dir = str(tmp_path_factory.mktemp("run"))
-    result = run_launch(
-        "train",
-        *TINY_TRAINING,
-        "--epochs=2",
-        f"--data_dir={synthetic_data_dir}",
-        f"--model_dir={model_dir}",
-    )
-    check_success(result)
-    return model_dir, result
+    """`(model_dir, stdout)` of a finished two-epoch run, evaluated on the test split.
+
+    Under pytest-xdist each worker has its own session; the run is made once, by the
+    first worker that needs it, in the folder the workers share (xdist's documented
+    pattern for session fixtures, with a file lock).
+    """
+    root = tmp_path_factory.getbasetemp()
+    if "PYTEST_XDIST_WORKER" in os.environ:
+        root = root.parent
+    model_dir, stdout = root / "trained_run", root / "trained_run_stdout.txt"
+    with open(root / "trained_run.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not stdout.exists():
+            result = run_launch(
+                "train",
+                *TINY_TRAINING,
+                "--epochs=2",
+                f"--data_dir={synthetic_data_dir}",
+                f"--model_dir={model_dir}",
+            )
+            check_success(result)
+            stdout.write_text(result.stdout)
+    return str(model_dir), stdout.read_text()

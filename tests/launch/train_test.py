@@ -28,7 +28,7 @@ def history_epochs(model_dir):
 
 
 def test_train_writes_config_checkpoint_export_logs_and_metrics(trained_run):
-    model_dir, result = trained_run
+    model_dir, stdout = trained_run
     config = json.load(open(os.path.join(model_dir, "config.json")))
     assert config["model"]["input_shape"] == [64, 64, 3]
     assert config["model"]["num_classes"] == 4  # From the dataset, not the preset.
@@ -46,8 +46,8 @@ def test_train_writes_config_checkpoint_export_logs_and_metrics(trained_run):
         assert fields <= set(metrics[key]), key
     assert os.path.exists(os.path.join(model_dir, "metrics_test.md"))
     assert os.path.exists(os.path.join(model_dir, "metrics_test_pr_curves.png"))
-    assert "dice" in result.stdout  # The printed metrics table.
-    assert os.path.join(model_dir, "export", "1") in result.stdout
+    assert "dice" in stdout  # The printed metrics table.
+    assert os.path.join(model_dir, "export", "1") in stdout
 
     image_tags = set()
     for event_file in tf.io.gfile.glob(os.path.join(model_dir, "logs", "**", "events.*")):
@@ -85,9 +85,7 @@ def test_killed_run_resumes_without_losing_epochs(synthetic_data_dir, tmp_path):
     assert os.path.exists(os.path.join(model_dir, "best.keras"))
 
 
-def test_mirrored_on_eight_cpu_devices_trains_like_default(
-    synthetic_data_dir, trained_run, tmp_path
-):
+def test_mirrored_on_eight_cpu_devices_trains_like_default(synthetic_data_dir, tmp_path):
     model_dir = str(tmp_path / "run")
     result = run_launch(
         # Tracing the step for 8 replicas dominates (about 3 minutes with attention):
@@ -100,11 +98,11 @@ def test_mirrored_on_eight_cpu_devices_trains_like_default(
     )
     check_success(result)
     assert "8 replica(s)" in result.stderr
+    # The keys that test_train_writes_config_checkpoint_export_logs_and_metrics finds.
     mirrored = json.load(open(os.path.join(model_dir, "metrics_test[:16].json")))
-    default = json.load(open(os.path.join(trained_run[0], "metrics_test.json")))
-    assert set(mirrored) == set(default)
-    for key in default:
-        assert set(mirrored[key]) == set(default[key])
+    assert set(mirrored) == set(METRIC_KEYS)
+    for key, fields in METRIC_KEYS.items():
+        assert fields <= set(mirrored[key]), key
 
 
 def test_multi_worker_explains_the_keras_limitation(tmp_path):
