@@ -9,6 +9,8 @@ authors' code does at the start of every epoch:
 normalised, and draws without replacement.
 """
 
+import functools
+
 import numpy as np
 import tensorflow as tf
 
@@ -123,33 +125,30 @@ def frequency_of_use_dataset(dataset: tf.data.Dataset, num_epochs: int, seed: in
     schedule = frequency_of_use_schedule(
         int((~defective).sum()), num_positives, num_epochs, seed
     )
-    # How often each negative appears in each epoch: [num_epochs, num_negatives].
-    repeats = tf.constant(
-        np.stack([np.bincount(row, minlength=len(defective) - num_positives) for row in schedule])
-    )
-    shuffle_seeds = tf.constant(
-        np.random.default_rng([seed, 1]).integers(2**31, size=(num_epochs, 2))
-    )
+    num_negatives = len(defective) - num_positives
+    # Python ints, not tensors: with a tensor seed, `Dataset.shuffle` fails in
+    # TF's `random_seed.get_seed` whenever the global seed is 0.
+    shuffle_seeds = np.random.default_rng([seed, 1]).integers(2**31, size=(num_epochs, 2))
     positives = dataset.filter(lambda example: example["is_defective"])
     negatives = dataset.filter(lambda example: tf.logical_not(example["is_defective"]))
+    alternate = tf.data.Dataset.range(2).repeat(num_positives)
 
     def epoch(index):
         epoch_positives = positives.shuffle(
-            num_positives, seed=shuffle_seeds[index, 0], reshuffle_each_iteration=False
+            num_positives, seed=int(shuffle_seeds[index, 0]), reshuffle_each_iteration=False
         )
+        # How often each negative appears in this epoch: [num_negatives].
+        repeats = tf.constant(np.bincount(schedule[index], minlength=num_negatives))
         epoch_negatives = (
             negatives.enumerate()
-            .flat_map(
-                lambda i, example: tf.data.Dataset.from_tensors(example).repeat(
-                    repeats[index, i]
-                )
+            .flat_map(lambda i, example: tf.data.Dataset.from_tensors(example).repeat(repeats[i]))
+            .shuffle(
+                num_positives, seed=int(shuffle_seeds[index, 1]), reshuffle_each_iteration=False
             )
-            .shuffle(num_positives, seed=shuffle_seeds[index, 1], reshuffle_each_iteration=False)
         )
-        alternate = tf.data.Dataset.range(2).repeat(num_positives)
         return tf.data.Dataset.choose_from_datasets([epoch_positives, epoch_negatives], alternate)
 
-    epochs = tf.data.Dataset.range(num_epochs).flat_map(epoch)
+    epochs = functools.reduce(tf.data.Dataset.concatenate, map(epoch, range(num_epochs)))
     return epochs, 2 * num_positives
 
 

@@ -1,5 +1,6 @@
 import numpy as np
 import pytest
+import keras
 import tensorflow as tf
 
 from defect_aux_net.data.negative_sampling import (
@@ -133,6 +134,19 @@ def test_dataset_is_deterministic():
     assert read_ids(epochs) == first  # a second pass
     assert read_ids(frequency_of_use_dataset(source(), num_epochs=3, seed=5)[0]) == first
     assert read_ids(frequency_of_use_dataset(source(), num_epochs=3, seed=6)[0]) != first
+
+
+def test_dataset_builds_under_a_global_seed_of_zero():
+    # TF's `random_seed.get_seed` used to fail on tensor shuffle seeds exactly when the
+    # global seed is 0, the default seed of `run_training`.
+    keras.utils.set_random_seed(0)
+    try:
+        epochs, per_epoch = frequency_of_use_dataset(source(), num_epochs=2, seed=0)
+        ids = read_ids(epochs)
+    finally:
+        tf.compat.v1.set_random_seed(None)
+    assert len(ids) == 2 * per_epoch
+    assert sorted(ids[0:per_epoch:2]) == [0, 3, 7]
 
 
 def test_dataset_errors_name_the_problem():
