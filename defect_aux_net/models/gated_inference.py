@@ -46,7 +46,6 @@ class GatedDefectAuxNet:
                 "Gated inference needs a model with the classification task (the gate) "
                 f"and a segmentation or detection head to skip; this one has {tasks}."
             )
-        self.model = model
         features, outputs = model.symbolic_features, model.symbolic_outputs
         self.gate = keras.Model(
             model.input, {"classification": outputs["classification"], **features}, name="gate"

@@ -1,0 +1,1 @@
+"""Measurements of `launch.benchmark`: Table VI latency, gated streams, throughput, memory."""

@@ -1,0 +1,73 @@
+"""Timing and memory measurement: medians after warm-up, in a fresh process per figure.
+
+Each figure is measured in its own spawned process: its peak resident memory is its
+own, and TensorFlow's thread pools, fixed when TF starts, get the requested size.
+"""
+
+import concurrent.futures
+import multiprocessing
+import resource
+import statistics
+import time
+
+import numpy as np
+
+
+def median_seconds(function, warmup: int, repeats: int) -> dict:
+    """Times `function()` `repeats` times after `warmup` untimed calls.
+
+    `function` must return only when its work is done (return numpy values).
+
+    Returns:
+      `{"median_s", "cpu_per_wall"}`: the median wall time of one call, and the
+      process CPU time over the wall time of the timed calls (about the number of
+      cores used; it checks the thread limit).
+    """
+    if warmup < 0 or repeats < 1:
+        raise ValueError(f"Need warmup >= 0 and repeats >= 1, got {warmup} and {repeats}.")
+    for _ in range(warmup):
+        function()
+    times = []
+    cpu_start = time.process_time()
+    for _ in range(repeats):
+        start = time.perf_counter()
+        function()
+        times.append(time.perf_counter() - start)
+    return {
+        "median_s": statistics.median(times),
+        "cpu_per_wall": (time.process_time() - cpu_start) / sum(times),
+    }
+
+
+def peak_memory_bytes() -> int:
+    """The peak resident memory of this process so far (Linux reports KiB)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+
+
+def to_numpy(outputs):
+    """Outputs (a tensor or a dict of them) as numpy: waits for the computation."""
+    if isinstance(outputs, dict):
+        return {name: np.asarray(value) for name, value in outputs.items()}
+    return np.asarray(outputs)
+
+
+def run_isolated(function, *args, threads: int = 0):
+    """`function(*args)` in a fresh Python process whose TensorFlow uses `threads` threads.
+
+    Args:
+      function: a module-level function (spawned processes import it by name).
+      threads: intra- and inter-op threads; 0 leaves TensorFlow's default, all cores.
+    """
+    context = multiprocessing.get_context("spawn")
+    with concurrent.futures.ProcessPoolExecutor(
+        1, mp_context=context, initializer=_limit_threads, initargs=(threads,)
+    ) as pool:
+        return pool.submit(function, *args).result()
+
+
+def _limit_threads(threads: int):
+    if threads:
+        import tensorflow as tf
+
+        tf.config.threading.set_intra_op_parallelism_threads(threads)
+        tf.config.threading.set_inter_op_parallelism_threads(threads)

@@ -1,0 +1,216 @@
+r"""Measures Table VI, gated inference, training and pipeline throughput, and memory.
+
+  python -m launch.train --preset=quickstart --model_dir=runs/quickstart
+  python -m launch.benchmark --output=benchmarks/results.json \
+    --gate_model_dir=runs/quickstart
+
+Writes `--output` (JSON) and a markdown report beside it (`.md`), and prints the
+report. Every figure is measured in a fresh process (peak memory of its own,
+thread count fixed), one after another: run nothing else meanwhile.
+"""
+
+import dataclasses
+import datetime
+import os
+import sys
+
+from absl import app, flags
+
+from defect_aux_net.config import PRESETS
+
+PARTS = ("table6", "gated", "train", "pipeline")
+
+OUTPUT = flags.DEFINE_string("output", None, "Results JSON path; the report goes beside it (.md).")
+PARTS_FLAG = flags.DEFINE_multi_enum("parts", list(PARTS), PARTS, "Parts to measure.")
+THREADS = flags.DEFINE_list(
+    "threads", ["1", "all"], "Thread counts for inference: integers, or `all` (every core)."
+)
+TABLE6_PRESETS = flags.DEFINE_multi_enum(
+    "table6_presets", ["tekerreka", "severstal"], sorted(PRESETS),
+    "Model presets of Table VI, each at its input size (paper: 600x600 and 128x800).",
+)
+WARMUP = flags.DEFINE_integer("warmup", 2, "Untimed runs before timing.", lower_bound=0)
+REPEATS = flags.DEFINE_integer("repeats", 10, "Timed inference runs (median).", lower_bound=1)
+JIT_COMPILE = flags.DEFINE_boolean(
+    "jit_compile", False, "Compile inference with XLA (TF Serving runs exports without)."
+)
+GATE_MODEL_DIR = flags.DEFINE_string(
+    "gate_model_dir", None, "A launch.train model_dir whose classification head gates (gated part)."
+)
+STREAM_SPLIT = flags.DEFINE_string("stream_split", "test", "Split the gated streams draw from.")
+GATED_PAPER_PRESET = flags.DEFINE_string(
+    "gated_paper_preset", "tekerreka",
+    "Also run the streams through this model preset's network at its size, the trained "
+    "gate deciding ('' skips).",
+)
+STREAM_LENGTH = flags.DEFINE_integer("stream_length", 100, "Images per stream.", lower_bound=20)
+DATASET = flags.DEFINE_string(
+    "dataset", "synthetic_defects/quickstart", "TFDS dataset of the train and pipeline parts."
+)
+DATA_DIR = flags.DEFINE_string("data_dir", None, "TFDS data_dir (the dataset is built if missing).")
+TRAIN_PRESET = flags.DEFINE_enum(
+    "train_preset", "severstal", sorted(PRESETS), "Model preset of the train and pipeline parts."
+)
+TRAIN_BATCH_SIZE = flags.DEFINE_integer("train_batch_size", 4, "Training batch.", lower_bound=1)
+TRAIN_STEPS = flags.DEFINE_integer("train_steps", 5, "Timed training steps.", lower_bound=1)
+PIPELINE_BATCHES = flags.DEFINE_integer(
+    "pipeline_batches", 40, "Timed pipeline batches (of --train_batch_size).", lower_bound=1
+)
+
+flags.mark_flag_as_required("output")
+flags.register_validator(
+    "threads",
+    lambda values: bool(values) and all(v == "all" or (v.isdigit() and int(v) > 0) for v in values),
+    message="--threads takes positive integers or `all`, e.g. --threads=1,all.",
+)
+flags.register_validator(
+    "gated_paper_preset",
+    lambda value: not value or value in PRESETS,
+    message=f"--gated_paper_preset takes one of {sorted(PRESETS)}, or '' to skip.",
+)
+flags.register_multi_flags_validator(
+    ["parts", "gate_model_dir"],
+    lambda values: "gated" not in values["parts"] or bool(values["gate_model_dir"]),
+    message="The gated part needs --gate_model_dir, a model_dir of "
+    "`python -m launch.train --preset=quickstart` (or leave out --parts=gated).",
+)
+
+
+def main(argv):
+    if len(argv) > 1:
+        raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
+    import keras
+    import tensorflow as tf
+
+    from defect_aux_net.performance import inference_latency
+    from defect_aux_net.performance.measurement import run_isolated
+    from defect_aux_net.performance.report import benchmark_markdown
+    from defect_aux_net.training import run_files
+
+    threads = [0 if value == "all" else int(value) for value in THREADS.value]
+    parts = set(PARTS_FLAG.value)
+    results = {
+        "command": " ".join(["python -m launch.benchmark", *sys.argv[1:]]),
+        "machine": {
+            "cpu_cores": os.cpu_count(),
+            "tensorflow": tf.__version__,
+            "keras": keras.__version__,
+            "date": datetime.date.today().isoformat(),
+        },
+    }
+    # Peak resident memory of each measuring process, keyed by what it measured.
+    memory = {"imports only": run_isolated(inference_latency.baseline_memory_bytes)}
+    if "table6" in parts:
+        results["table6"] = _measure_table6(threads, memory)
+    if "gated" in parts:
+        results["gated"] = _measure_gated(threads)
+    if {"train", "pipeline"} & parts:
+        results |= _measure_training(parts, memory)
+    results["memory"] = memory
+
+    report = benchmark_markdown(results)
+    run_files.write_json(results, OUTPUT.value)
+    with tf.io.gfile.GFile(os.path.splitext(OUTPUT.value)[0] + ".md", "w") as file:
+        file.write(report)
+    print(report)
+
+
+def _measure_table6(threads, memory):
+    from defect_aux_net.performance import inference_latency
+    from defect_aux_net.performance.measurement import run_isolated
+
+    runs = {}
+    for preset in TABLE6_PRESETS.value:
+        config = PRESETS[preset]
+        size = _size_name(config)
+        runs[size] = {}
+        for count in threads:
+            measured = {}
+            for name, network in inference_latency.task_networks(config).items():
+                label = f"{name} {size} threads={_threads_name(count)}"
+                print(f"Table VI: {label}")
+                measured[name] = run_isolated(
+                    inference_latency.inference_latency,
+                    network, WARMUP.value, REPEATS.value, JIT_COMPILE.value,
+                    threads=count,
+                )
+                memory[f"inference {label}"] = measured[name]["peak_memory_bytes"]
+            runs[size][_threads_name(count)] = inference_latency.table6(measured)
+    # Headline figures: the first preset at the first thread count (by default the
+    # paper's 600x600 on one thread).
+    return next(iter(runs.values()))[_threads_name(threads[0])] | {"runs": runs}
+
+
+def _measure_gated(threads):
+    from defect_aux_net.performance.gated_streams import gated_streams_of_run
+    from defect_aux_net.performance.measurement import run_isolated
+
+    runs = {}
+    for count in threads:
+        print(f"Gated streams: threads={_threads_name(count)}")
+        runs[_threads_name(count)] = run_isolated(
+            gated_streams_of_run,
+            GATE_MODEL_DIR.value, DATA_DIR.value, STREAM_SPLIT.value,
+            STREAM_LENGTH.value, WARMUP.value, REPEATS.value, GATED_PAPER_PRESET.value or None,
+            threads=count,
+        )
+    return runs[_threads_name(threads[0])] | {"runs": runs}
+
+
+def _measure_training(parts, memory):
+    from defect_aux_net.data import datasets
+    from defect_aux_net.performance import inference_latency, training_throughput
+    from defect_aux_net.performance.measurement import run_isolated
+
+    builder = datasets.load_builder(DATASET.value, DATA_DIR.value)
+    config = dataclasses.replace(
+        PRESETS[TRAIN_PRESET.value], num_classes=len(datasets.class_names(builder))
+    )
+    size = _size_name(config)
+    data_args = (DATASET.value, DATA_DIR.value, "train", TRAIN_BATCH_SIZE.value)
+    networks = inference_latency.task_networks(config)
+    if "train" not in parts:  # The pipeline is compared with the multi-task network only.
+        networks = {name: networks[name] for name in [inference_latency.MULTI_TASK]}
+    runs = {}
+    for name, network in networks.items():
+        print(f"Training step: {name} {size}, all cores")
+        runs[name] = run_isolated(
+            training_throughput.training_throughput, network, *data_args, TRAIN_STEPS.value
+        )
+        memory[f"training {name} {size}"] = runs[name]["peak_memory_bytes"]
+    results = {}
+    if "train" in parts:
+        results["train"] = {
+            "images_per_s": {name: run["images_per_s"] for name, run in runs.items()},
+            "xla_compiles": all(run["xla_compiles"] for run in runs.values()),
+            "input_size": size,
+            "batch_size": TRAIN_BATCH_SIZE.value,
+            "runs": runs,
+        }
+    if "pipeline" in parts:
+        print(f"Input pipeline: {size}, one thread")
+        pipeline = run_isolated(
+            training_throughput.pipeline_throughput, config, *data_args, PIPELINE_BATCHES.value,
+            threads=1,
+        )
+        model_rate = runs[inference_latency.MULTI_TASK]["images_per_s"]
+        results["pipeline"] = {
+            "images_per_s_per_core": pipeline["images_per_s"],
+            "cpu_per_wall": pipeline["cpu_per_wall"],
+            "model_images_per_s": model_rate,
+            "ratio": pipeline["images_per_s"] / model_rate,
+            "input_size": size,
+        }
+    return results
+
+
+def _size_name(config) -> str:
+    return "x".join(map(str, config.input_shape[:2]))
+
+
+def _threads_name(count: int) -> str:
+    return "all" if count == 0 else str(count)
+
+
+if __name__ == "__main__":
+    app.run(main)

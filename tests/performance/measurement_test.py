@@ -1,0 +1,57 @@
+import os
+import time
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from defect_aux_net.performance.measurement import (
+    median_seconds,
+    run_isolated,
+    to_numpy,
+)
+
+
+def test_median_seconds_is_the_median_after_warmup():
+    # Warm-up sleeps 0.3 s; the timed calls sleep 0.05, 0.01, 0.03: median 0.03 s.
+    durations = iter([0.3, 0.05, 0.01, 0.03])
+    timing = median_seconds(lambda: time.sleep(next(durations)), warmup=1, repeats=3)
+    assert timing["median_s"] == pytest.approx(0.03, abs=0.01)
+    assert timing["cpu_per_wall"] < 0.5  # sleeping uses no CPU
+    with pytest.raises(StopIteration):  # exactly four calls were made
+        next(durations)
+
+
+def test_median_seconds_counts_cpu_time():
+    def busy():
+        end = time.perf_counter() + 0.05
+        while time.perf_counter() < end:
+            pass
+
+    assert median_seconds(busy, warmup=0, repeats=3)["cpu_per_wall"] > 0.8
+
+
+def test_median_seconds_rejects_no_repeats():
+    with pytest.raises(ValueError, match="repeats >= 1"):
+        median_seconds(lambda: None, warmup=0, repeats=0)
+
+
+def test_to_numpy_converts_dicts_of_tensors():
+    outputs = to_numpy({"a": tf.constant([1.0, 2.0])})
+    assert isinstance(outputs["a"], np.ndarray)
+    np.testing.assert_array_equal(outputs["a"], [1.0, 2.0])
+
+
+def pid_and_threads():
+    """Run in the child: its process id and TensorFlow's thread counts."""
+    return (
+        os.getpid(),
+        tf.config.threading.get_intra_op_parallelism_threads(),
+        tf.config.threading.get_inter_op_parallelism_threads(),
+    )
+
+
+def test_run_isolated_runs_in_a_fresh_process_with_the_thread_count():
+    pid, intra_op, inter_op = run_isolated(pid_and_threads, threads=3)
+    assert pid != os.getpid()
+    assert (intra_op, inter_op) == (3, 3)
