@@ -17,7 +17,7 @@ def test_median_seconds_is_the_median_after_warmup():
     durations = iter([0.3, 0.05, 0.01, 0.03])
     timing = median_seconds(lambda: time.sleep(next(durations)), warmup=1, repeats=3)
     assert timing["median_s"] == pytest.approx(0.03, abs=0.01)
-    assert timing["cpu_per_wall"] < 0.5  # sleeping uses no CPU
+    assert timing["cpu_per_wall"] < 0.1  # sleeping uses no CPU
     with pytest.raises(StopIteration):  # exactly four calls were made
         next(durations)
 
@@ -28,7 +28,8 @@ def test_median_seconds_counts_cpu_time():
         while time.perf_counter() < end:
             pass
 
-    assert median_seconds(busy, warmup=0, repeats=3)["cpu_per_wall"] > 0.8
+    # About 1 on an idle core; other processes on the machine can take some of it.
+    assert median_seconds(busy, warmup=0, repeats=3)["cpu_per_wall"] > 0.4
 
 
 def test_median_seconds_rejects_no_repeats():
