@@ -43,7 +43,7 @@ setuptools.setup(
     entry_points={
         "console_scripts": [
             f"defect-aux-net-{name.replace('_', '-')}=launch.{name}:run"
-            for name in ("train", "lr_find", "evaluate", "export", "predict")
+            for name in ("train", "lr_find", "evaluate", "export", "predict", "benchmark")
         ]
     },
     extras_require={

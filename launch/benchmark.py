@@ -84,8 +84,6 @@ def main(argv):
 
     from defect_aux_net.performance import inference_latency
     from defect_aux_net.performance.measurement import run_isolated
-    from defect_aux_net.performance.report import benchmark_markdown
-    from defect_aux_net.training import run_files
 
     threads = [0 if value == "all" else int(value) for value in THREADS.value]
     parts = set(PARTS_FLAG.value)
@@ -100,19 +98,31 @@ def main(argv):
     }
     # Peak resident memory of each measuring process, keyed by what it measured.
     memory = {"imports only": run_isolated(inference_latency.baseline_memory_bytes)}
+    results["memory"] = memory
+    # Written after each part: a long run's finished parts are kept if it stops.
     if "table6" in parts:
         results["table6"] = _measure_table6(threads, memory)
+        _write(results)
     if "gated" in parts:
         results["gated"] = _measure_gated(threads)
+        _write(results)
     if {"train", "pipeline"} & parts:
         results |= _measure_training(parts, memory)
-    results["memory"] = memory
+    print(_write(results))
+
+
+def _write(results) -> str:
+    """Writes the JSON and the markdown report; returns the report."""
+    import tensorflow as tf
+
+    from defect_aux_net.performance.report import benchmark_markdown
+    from defect_aux_net.training import run_files
 
     report = benchmark_markdown(results)
     run_files.write_json(results, OUTPUT.value)
     with tf.io.gfile.GFile(os.path.splitext(OUTPUT.value)[0] + ".md", "w") as file:
         file.write(report)
-    print(report)
+    return report
 
 
 def _measure_table6(threads, memory):
@@ -210,6 +220,10 @@ def _size_name(config) -> str:
 
 def _threads_name(count: int) -> str:
     return "all" if count == 0 else str(count)
+
+
+def run():
+    app.run(main)
 
 
 if __name__ == "__main__":

@@ -1,9 +1,8 @@
 """Classification-gated inference on image streams with few defective images (gasket paper).
 
-Each image of a stream goes through the model alone (batch 1, as a camera on a
-production line sends them), gated and ungated; the gated path runs the heads only
-when the gate passes the image, so its mean time per image falls with the share of
-images the gate stops.
+Each image of a stream goes through the gated model alone (batch 1, as a camera on
+a production line sends them); the heads run only when the gate passes the image,
+so the mean time per image falls with the share of images the gate stops.
 """
 
 import dataclasses

@@ -7,8 +7,18 @@ from defect_aux_net.performance.inference_latency import MULTI_TASK
 TARGETS = (
     ("multi-task latency / sum of single-task latencies", ("table6", "latency_ratio"), "<=", 0.45),
     ("multi-task parameters / sum of single-task parameters", ("table6", "params_ratio"), "<=", 0.45),
-    ("gated / ungated latency, 5 % defective stream", ("gated", "ratio_5"), "<=", 0.5),
-    ("passing images: gated results = ungated results", ("gated", "identical_passing_results"), "==", True),
+    (
+        "gated / ungated latency, 5 % defective stream, the trained network",
+        ("gated", "ratio_5"), "<=", 0.5,
+    ),
+    (
+        "gated / ungated latency, 5 % defective stream, the paper network (trained gate deciding)",
+        ("gated", "paper_network", "ratio_5"), "<=", 0.5,
+    ),
+    (
+        "passing images: gated results = ungated results (to float32 rounding)",
+        ("gated", "identical_passing_results"), "==", True,
+    ),
     ("pipeline images/s per core / model images/s", ("pipeline", "ratio"), ">=", 3.0),
 )
 _COMPARE = {"<=": lambda a, b: a <= b, ">=": lambda a, b: a >= b, "==": lambda a, b: a == b}
@@ -17,9 +27,13 @@ _COMPARE = {"<=": lambda a, b: a <= b, ">=": lambda a, b: a >= b, "==": lambda a
 def check_targets(results: dict) -> list:
     """`(name, measured, target, met)` for each target whose part was measured."""
     checked = []
-    for name, (part, key), comparison, bound in TARGETS:
-        if part in results:
-            measured = results[part][key]
+    for name, path, comparison, bound in TARGETS:
+        measured = results
+        for key in path:
+            if key not in measured:
+                break
+            measured = measured[key]
+        else:
             met = _COMPARE[comparison](measured, bound)
             checked.append((name, measured, f"{comparison} {bound}", met))
     return checked

@@ -31,3 +31,18 @@ def test_markdown_lists_targets_and_parts():
     assert "30 images/s on one core" in markdown and "ratio 3." in markdown
     assert "| imports only | 600 |" in markdown
     assert "## Gated" not in markdown
+
+
+def test_targets_follow_nested_paths():
+    results = {
+        "gated": {
+            "ratio_5": 0.9,
+            "identical_passing_results": True,
+            "paper_network": {"ratio_5": 0.45},
+        }
+    }
+    assert [(name.split(", ")[-1], met) for name, _, _, met in check_targets(results)] == [
+        ("the trained network", False),
+        ("the paper network (trained gate deciding)", True),
+        ("passing images: gated results = ungated results (to float32 rounding)", True),
+    ]
