@@ -6,7 +6,9 @@ r"""Measures Table VI, gated inference, training and pipeline throughput, and me
 
 Writes `--output` (JSON) and a markdown report beside it (`.md`), and prints the
 report. Every figure is measured in a fresh process (peak memory of its own,
-thread count fixed), one after another: run nothing else meanwhile.
+thread count fixed), one after another: run nothing else meanwhile. The library is
+imported inside the functions: each measuring process is spawned, re-imports this
+module first, and must set TensorFlow's thread counts before TensorFlow runs anything.
 """
 
 import dataclasses
