@@ -7,6 +7,12 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 
 def pytest_collection_modifyitems(items):
-    # The launch tests run the scripts for minutes each: first, so that the pytest-xdist
-    # workers share them instead of one worker running the last of them alone.
-    items.sort(key=lambda item: not item.nodeid.startswith("tests/launch/"))
+    # The tests that run for minutes start first, longest first, one per pytest-xdist
+    # worker (its `load` scheduling deals the first tests round-robin), then the other
+    # launch tests: no worker is left running a long test alone at the end.
+    def order(item):
+        slow = item.get_closest_marker("slow")
+        seconds = slow.kwargs["seconds"] if slow else 0
+        return -seconds, not item.nodeid.startswith("tests/launch/")
+
+    items.sort(key=order)

@@ -1,8 +1,11 @@
 import json
 
+import pytest
+
 from tests.launch.conftest import check_success, run_launch
 
 
+@pytest.mark.slow(seconds=110)
 def test_table6_and_gated_streams_of_a_trained_run(trained_run, synthetic_data_dir, tmp_path):
     model_dir, _ = trained_run
     output = tmp_path / "results.json"
@@ -18,7 +21,9 @@ def test_table6_and_gated_streams_of_a_trained_run(trained_run, synthetic_data_d
         f"--gate_model_dir={model_dir}",
         f"--data_dir={synthetic_data_dir}",
         "--stream_length=20",
-        "--gated_paper_preset=small",
+        # The paper-network streams are `gated_streams` with per-image thresholds, which
+        # tests/performance covers; skipped here to keep the suite short.
+        "--gated_paper_preset=",
     )
     check_success(result)
     results = json.loads(output.read_text())
@@ -33,10 +38,7 @@ def test_table6_and_gated_streams_of_a_trained_run(trained_run, synthetic_data_d
     gated = results["gated"]
     assert gated["identical_passing_results"]
     assert set(gated["streams"]) == {"5", "12", "50"}
-    # The small network at 128x128 with the trained (64x64) run's gate decisions.
-    paper = gated["paper_network"]
-    for percent, stream in gated["streams"].items():
-        assert paper["streams"][percent]["pass_rate"] == stream["pass_rate"]
+    assert "paper_network" not in gated
     assert set(results["memory"]) >= {"imports only", "inference multi_task 128x128 threads=1"}
     report = (tmp_path / "results.md").read_text()
     assert "## Table VI" in report and "## Gated inference" in report

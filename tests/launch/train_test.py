@@ -58,6 +58,7 @@ def test_train_writes_config_checkpoint_export_logs_and_metrics(trained_run):
     assert image_tags, "no prediction images in TensorBoard logs"
 
 
+@pytest.mark.slow(seconds=165)
 def test_killed_run_resumes_without_losing_epochs(synthetic_data_dir, tmp_path):
     model_dir = str(tmp_path / "run")
     args = [
@@ -85,6 +86,7 @@ def test_killed_run_resumes_without_losing_epochs(synthetic_data_dir, tmp_path):
     assert os.path.exists(os.path.join(model_dir, "best.keras"))
 
 
+@pytest.mark.slow(seconds=340)
 def test_mirrored_on_eight_cpu_devices_trains_like_default(synthetic_data_dir, tmp_path):
     model_dir = str(tmp_path / "run")
     result = run_launch(

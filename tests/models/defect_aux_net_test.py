@@ -126,6 +126,7 @@ def test_keras_file_round_trip_gives_identical_outputs(tmp_path):
         np.testing.assert_array_equal(actual[key], expected[key])
 
 
+@pytest.mark.slow(seconds=125)
 def test_training_step_compiles_with_xla():
     model = build_defect_aux_net(small_config())
     images, targets, flags = training_batch(model)

@@ -10,9 +10,10 @@ def data_dir(tmp_path_factory):
     return synthetic_small_builder(tmp_path_factory).data_dir_root
 
 
-# One head: compiling the step with XLA takes seconds, not minutes.
+# One head and no attention: compiling the step with XLA takes seconds, not minutes
+# (tests/models/defect_aux_net_test.py compiles the whole network).
 CONFIG = DefectAuxNetConfig.from_preset(
-    "small", input_shape=(64, 64, 3), num_classes=4, tasks=("classification",)
+    "small", input_shape=(64, 64, 3), num_classes=4, tasks=("classification",), attention="none"
 )
 
 
