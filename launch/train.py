@@ -88,13 +88,20 @@ def main(argv):
         policy = "mixed_bfloat16" if STRATEGY.value == "tpu" else "float32"
     keras.mixed_precision.set_global_policy(policy)
     logging.info("Training %s on %d replica(s)", experiment, strategy.num_replicas_in_sync)
+    jit_compile = {"auto": "auto", "true": True, "false": False}[JIT_COMPILE.value]
+    if jit_compile is True and not strategies.supports_xla(strategy):
+        logging.warning(
+            "--jit_compile=true is ignored: XLA cannot run a step replicated over "
+            "logical CPU devices; training without XLA."
+        )
+        jit_compile = False
     best, thresholds = training_run.run_training(
         data,
         schedule,
         MODEL_DIR.value,
         strategy,
         export=EXPORT.value,
-        jit_compile={"auto": "auto", "true": True, "false": False}[JIT_COMPILE.value],
+        jit_compile=jit_compile,
     )
     if best is None:  # A multi-worker run's non-chief worker: the chief reports.
         return

@@ -7,12 +7,20 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 
 def pytest_collection_modifyitems(items):
-    # The tests that run for minutes start first, longest first, one per pytest-xdist
-    # worker (its `load` scheduling deals the first tests round-robin), then the other
-    # launch tests: no worker is left running a long test alone at the end.
-    def order(item):
-        slow = item.get_closest_marker("slow")
-        seconds = slow.kwargs["seconds"] if slow else 0
-        return -seconds, not item.nodeid.startswith("tests/launch/")
+    # pytest.ini runs pytest-xdist with --maxschedchunk=1: each worker is dealt the next
+    # two tests, then one more each time it finishes one. The tests that run for minutes
+    # (marked slow) come first, longest first, each paired with a quick test so that no
+    # two of them land on one worker; then the other launch tests. No worker is left
+    # running a long test alone at the end.
+    def seconds(item):
+        return item.get_closest_marker("slow").kwargs["seconds"]
 
-    items.sort(key=order)
+    slow = sorted((item for item in items if item.get_closest_marker("slow")), key=seconds)
+    rest = sorted(
+        (item for item in items if not item.get_closest_marker("slow")),
+        key=lambda item: not item.nodeid.startswith("tests/launch/"),
+    )
+    ordered = []
+    while slow:
+        ordered += [slow.pop(), rest.pop()]  # The longest, and a quick unit test.
+    items[:] = ordered + rest

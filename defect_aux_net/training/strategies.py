@@ -52,6 +52,21 @@ def make_strategy(
     raise ValueError(f"Unknown --strategy={name!r}; expected one of {', '.join(STRATEGIES)}.")
 
 
+def supports_xla(strategy: tf.distribute.Strategy) -> bool:
+    """Whether a training step compiled with XLA (`jit_compile=True`) runs under `strategy`.
+
+    Not across several logical CPU devices: XLA compiles the step for one CPU device,
+    which cannot read the other replicas' variables
+    (https://www.tensorflow.org/xla/known_issues#tfvariable_on_a_different_device).
+    """
+    if strategy.num_replicas_in_sync == 1:  # The default strategy has no worker_devices.
+        return True
+    devices = strategy.extended.worker_devices
+    return len(devices) == 1 or not all(
+        tf.DeviceSpec.from_string(device).device_type == "CPU" for device in devices
+    )
+
+
 def _tpu_strategy(tpu, connect_timeout_s):
     tpu = tpu or "local"
     try:

@@ -5,7 +5,7 @@ import pytest
 from tests.launch.conftest import check_success, run_launch
 
 
-@pytest.mark.slow(seconds=110)
+@pytest.mark.slow(seconds=165)
 def test_table6_and_gated_streams_of_a_trained_run(trained_run, synthetic_data_dir, tmp_path):
     model_dir, _ = trained_run
     output = tmp_path / "results.json"

@@ -126,7 +126,7 @@ def test_keras_file_round_trip_gives_identical_outputs(tmp_path):
         np.testing.assert_array_equal(actual[key], expected[key])
 
 
-@pytest.mark.slow(seconds=125)
+@pytest.mark.slow(seconds=70)
 def test_training_step_compiles_with_xla():
     model = build_defect_aux_net(small_config())
     images, targets, flags = training_batch(model)
@@ -139,6 +139,7 @@ def test_training_step_compiles_with_xla():
         assert np.isfinite(history.history[f"{task}_loss"][1])
 
 
+@pytest.mark.slow(seconds=75)
 def test_trains_under_mixed_bfloat16_with_float32_losses():
     keras.mixed_precision.set_global_policy("mixed_bfloat16")
     try:

@@ -108,7 +108,9 @@ MIRRORED_SCRIPT = textwrap.dedent(
     """
     import json
     import tensorflow as tf
-    from defect_aux_net.training.strategies import configure_logical_cpus, make_strategy
+    from defect_aux_net.training.strategies import (
+        configure_logical_cpus, make_strategy, supports_xla
+    )
 
     configure_logical_cpus(8)
     strategy = make_strategy("mirrored")
@@ -128,6 +130,9 @@ MIRRORED_SCRIPT = textwrap.dedent(
         "devices": list(strategy.extended.worker_devices),
         "total": float(total),
         "late": late,
+        "xla": supports_xla(strategy),
+        "xla_on_one_device": supports_xla(tf.distribute.OneDeviceStrategy("/cpu:0")),
+        "xla_by_default": supports_xla(tf.distribute.get_strategy()),
     }))
     """
 )
@@ -148,3 +153,7 @@ def test_mirrored_over_eight_logical_cpus():
     ]
     assert report["total"] == 36.0
     assert "configure_logical_cpus(4) came too late" in report["late"]
+    # XLA cannot run a step replicated over logical CPUs (launch.train then trains without).
+    assert report["xla"] is False
+    assert report["xla_on_one_device"] is True
+    assert report["xla_by_default"] is True
