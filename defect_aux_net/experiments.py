@@ -104,8 +104,16 @@ PRESETS = {
         # (1.5 x P3's stride) give half of them an anchor of IoU >= 0.5, the default
         # 32-pixel ones none; ratios 1:4 and 4:1 match straight scratches and cracks
         # (84 % and 88 % of them get such an anchor, against 67 % and 78 % without).
+        # Positives from IoU 0.4 (RetinaNet: 0.5) give pits 5.7 positive anchors instead
+        # of 2.0, and focal gamma 2 (RetinaNet's; the paper's 4 damps the gradient of
+        # half-learned anchors) learns faster: mAP@0.5 0.416 -> 0.453 -> 0.527.
         model=DefectAuxNetConfig.from_preset(
-            "small", anchor_size=1.5, anchor_aspect_ratios=(0.25, 0.5, 1.0, 2.0, 4.0)
+            "small",
+            anchor_size=1.5,
+            anchor_aspect_ratios=(0.25, 0.5, 1.0, 2.0, 4.0),
+            focal_gamma=2.0,
+            positive_iou=0.4,
+            negative_iou=0.3,
         ),
         dataset="synthetic_defects/quickstart",
         batch_size=16,
