@@ -22,5 +22,7 @@ def pytest_collection_modifyitems(items):
     )
     ordered = []
     while slow:
-        ordered += [slow.pop(), rest.pop()]  # The longest, and a quick unit test.
+        ordered.append(slow.pop())  # The longest left,
+        if rest:
+            ordered.append(rest.pop())  # and a quick unit test.
     items[:] = ordered + rest

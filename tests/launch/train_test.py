@@ -91,7 +91,8 @@ def test_mirrored_on_eight_cpu_devices_trains_like_default(synthetic_data_dir, t
     model_dir = str(tmp_path / "run")
     result = run_launch(
         # Tracing the step for 8 replicas dominates (about 3 minutes with attention):
-        # the result's shape does not depend on the attention layers.
+        # the result's shape does not depend on the attention layers. XLA, the default,
+        # cannot run across logical CPUs: the script must train without it.
         "train", *TINY_TRAINING, "--epochs=1", "--batch_size=16", "--strategy=mirrored",
         "--attention=none", "--cpu_devices=8", "--export=false", "--jit_compile=true",
         "--validation_split=validation[:16]",
