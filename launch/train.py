@@ -45,16 +45,6 @@ CPU_DEVICES = flags.DEFINE_integer(
 )
 
 flags.mark_flag_as_required("model_dir")
-# Keras 3 `fit` mean-reduces scalar metrics along axis 0 under
-# MultiWorkerMirroredStrategy and fails (tensorflow/tensorflow#72388); multi-host
-# training runs on TPU pods (--strategy=tpu) until Keras fixes it.
-flags.register_validator(
-    "strategy",
-    lambda value: value != "multi_worker",
-    message="--strategy=multi_worker is not available: Keras 3 model.fit fails under "
-    "MultiWorkerMirroredStrategy (tensorflow/tensorflow#72388). Use --strategy=tpu for "
-    "TPU pod slices, or --strategy=mirrored for the GPUs of one machine.",
-)
 flags.register_validator(
     "tpu",
     lambda value: value is None or flags.FLAGS.strategy == "tpu",
@@ -89,12 +79,6 @@ def main(argv):
     keras.mixed_precision.set_global_policy(policy)
     logging.info("Training %s on %d replica(s)", experiment, strategy.num_replicas_in_sync)
     jit_compile = {"auto": "auto", "true": True, "false": False}[JIT_COMPILE.value]
-    if jit_compile is True and not strategies.supports_xla(strategy):
-        logging.warning(
-            "--jit_compile=true is ignored: XLA cannot run a step replicated over "
-            "logical CPU devices; training without XLA."
-        )
-        jit_compile = False
     best, thresholds = training_run.run_training(
         data,
         schedule,

@@ -118,10 +118,12 @@ class PredictionImages(keras.callbacks.Callback):
     def on_epoch_end(self, epoch, logs=None):
         if self._writer is None:
             self._writer = tf.summary.create_file_writer(os.path.join(self.log_dir, "images"))
-        outputs = self.model.predict_on_batch(self.images)
-        # Under a strategy with more replicas than images, Keras pads the batch.
-        count = self.images.shape[0]
-        outputs = {name: value[:count] for name, value in outputs.items()}
+        # A direct call, not `predict_on_batch`: under a multi-worker strategy that is a
+        # collective op, and only the chief runs this callback.
+        outputs = {
+            name: keras.ops.convert_to_numpy(value)
+            for name, value in self.model(self.images, training=False).items()
+        }
         height, width = self.images.shape[1:3]
         boxes = classes = None
         if "box_regression" in outputs:

@@ -46,24 +46,44 @@ def make_strategy(
                 'variable, e.g. {"cluster": {"worker": ["host1:2222", "host2:2222"]}, '
                 '"task": {"type": "worker", "index": 0}}.'
             )
-        return tf.distribute.MultiWorkerMirroredStrategy()
+        return KerasFitMultiWorkerStrategy()
     if name == "tpu":
         return _tpu_strategy(tpu, connect_timeout_s)
     raise ValueError(f"Unknown --strategy={name!r}; expected one of {', '.join(STRATEGIES)}.")
 
 
+class KerasFitMultiWorkerStrategy(tf.distribute.MultiWorkerMirroredStrategy):
+    """MultiWorkerMirroredStrategy whose `reduce` takes what Keras 3 `fit` gives it.
+
+    Keras 3 `fit` reduces a whole batch structure (to build the model) and scalar
+    metrics along `axis=0`; the stock strategy fails on both
+    (tensorflow/tensorflow#72388, still so in Keras 3.15). Reducing each tensor on
+    its own, across replicas only when it has no axis to reduce, is what `fit` means.
+    """
+
+    def reduce(self, reduce_op, value, axis=None):
+        def reduce_one(tensor):
+            rank = len(self.experimental_local_results(tensor)[0].shape)
+            return super(KerasFitMultiWorkerStrategy, self).reduce(
+                reduce_op, tensor, axis=axis if rank else None
+            )
+
+        return tf.nest.map_structure(reduce_one, value)
+
+
 def supports_xla(strategy: tf.distribute.Strategy) -> bool:
     """Whether a training step compiled with XLA (`jit_compile=True`) runs under `strategy`.
 
-    Not across several logical CPU devices: XLA compiles the step for one CPU device,
-    which cannot read the other replicas' variables
+    Not with several replicas on CPUs: XLA compiles no collectives for CPU devices
+    (the all-reduce between CPU workers), and a step compiled for one logical CPU
+    cannot read the other replicas' variables
     (https://www.tensorflow.org/xla/known_issues#tfvariable_on_a_different_device).
     """
     if strategy.num_replicas_in_sync == 1:  # The default strategy has no worker_devices.
         return True
-    devices = strategy.extended.worker_devices
-    return len(devices) == 1 or not all(
-        tf.DeviceSpec.from_string(device).device_type == "CPU" for device in devices
+    return not all(
+        tf.DeviceSpec.from_string(device).device_type == "CPU"
+        for device in strategy.extended.worker_devices
     )
 
 

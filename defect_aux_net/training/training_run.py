@@ -27,7 +27,7 @@ from defect_aux_net.training.run_files import (
     write_config,
     write_thresholds,
 )
-from defect_aux_net.training.strategies import is_chief, worker_index_and_count
+from defect_aux_net.training.strategies import is_chief, supports_xla, worker_index_and_count
 
 # Batches of training steps run per TPU call: host round trips dominate otherwise.
 TPU_STEPS_PER_EXECUTION = 32
@@ -138,7 +138,8 @@ def run_training(
       model_dir: where the config, checkpoints, logs and export go (may be `gs://`).
       strategy: the distribution strategy to train under.
       export: whether to export the best model as a SavedModel.
-      jit_compile: passed to `Model.compile`.
+      jit_compile: passed to `Model.compile`; True falls back to False, with a
+        warning, where `strategy` cannot run XLA (`strategies.supports_xla`).
       verbose: `Model.fit` verbosity; None: a progress bar on a terminal, else a line per epoch.
 
     Returns:
@@ -170,6 +171,12 @@ def run_training(
         InputOptions(experiment.batch_size, training=False, drop_remainder=is_tpu, cache=True),
     )
 
+    if jit_compile is True and not supports_xla(strategy):
+        logging.warning(
+            "jit_compile=True (--jit_compile=true) is ignored: XLA cannot run a step "
+            "replicated over CPU devices; training without XLA."
+        )
+        jit_compile = False
     keras.utils.set_random_seed(experiment.seed)
     with strategy.scope():
         model = build_defect_aux_net(model_config)
