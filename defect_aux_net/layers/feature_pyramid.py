@@ -7,12 +7,13 @@ BACKBONE_LEVELS = (2, 3, 4, 5)
 
 @keras.saving.register_keras_serializable(package="defect_aux_net")
 class FeaturePyramid(keras.layers.Layer):
-    """Builds pyramid levels `P2..P{max_level}` from backbone features `C2..C5`.
+    """Builds pyramid levels `P{min_level}..P{max_level}` from backbone features `C2..C5`.
 
     Each `Cl` goes through a 1x1 lateral conv to `channels` and is added to the
     2x bilinearly upsampled `P(l+1)`; a 3x3 conv then smooths each merged map.
     Levels above 5 (for detection) come from stride-2 3x3 convs on `P5`, with a
-    ReLU between them, as in RetinaNet.
+    ReLU between them, as in RetinaNet. The segmentation head reads `P2`; detection
+    alone needs only its own levels (RetinaNet: from `P3`), and `P2` is the costliest.
 
     Example:
     ```python
@@ -23,22 +24,29 @@ class FeaturePyramid(keras.layers.Layer):
     Args:
       channels: channels of every pyramid level.
       max_level: coarsest level to produce, at least 5.
+      min_level: finest level to produce, 2 to 5.
     """
 
-    def __init__(self, channels: int = 256, max_level: int = 5, **kwargs):
+    def __init__(self, channels: int = 256, max_level: int = 5, min_level: int = 2, **kwargs):
         super().__init__(**kwargs)
+        if not 2 <= min_level <= 5:
+            raise ValueError(f"min_level must be in 2..5, got {min_level!r}.")
+        if max_level < 5:
+            raise ValueError(f"max_level must be at least 5, got {max_level!r}.")
         self.channels = channels
         self.max_level = max_level
+        self.min_level = min_level
+        self.merged_levels = tuple(level for level in BACKBONE_LEVELS if level >= min_level)
         conv = dict(dtype=self.dtype_policy)
-        # Lists indexed by level - 2 (extra: level - 6); flat lists are what `.keras`
-        # saving tracks.
+        # Lists indexed by level - min_level (extra: level - 6); flat lists are what
+        # `.keras` saving tracks.
         self.lateral_convs = [
             keras.layers.Conv2D(channels, 1, name=f"lateral_P{level}", **conv)
-            for level in BACKBONE_LEVELS
+            for level in self.merged_levels
         ]
         self.output_convs = [
             keras.layers.Conv2D(channels, 3, padding="same", name=f"output_P{level}", **conv)
-            for level in BACKBONE_LEVELS
+            for level in self.merged_levels
         ]
         self.extra_convs = [
             keras.layers.Conv2D(
@@ -52,7 +60,8 @@ class FeaturePyramid(keras.layers.Layer):
         self.relu = keras.layers.ReLU(name="relu", **conv)
 
     def build(self, input_shape):
-        for level, lateral, output in zip(BACKBONE_LEVELS, self.lateral_convs, self.output_convs):
+        levels = zip(self.merged_levels, self.lateral_convs, self.output_convs)
+        for level, lateral, output in levels:
             feature_shape = tuple(input_shape[f"C{level}"])
             lateral.build(feature_shape)
             output.build(feature_shape[:-1] + (self.channels,))
@@ -61,22 +70,23 @@ class FeaturePyramid(keras.layers.Layer):
             extra.build(p5_shape)
 
     def call(self, features):
-        merged = self.lateral_convs[3](features["C5"])
-        outputs = {"P5": self.output_convs[3](merged)}
-        for level in (4, 3, 2):
-            lateral = self.lateral_convs[level - 2](features[f"C{level}"])
+        merged = self.lateral_convs[-1](features["C5"])
+        outputs = {"P5": self.output_convs[-1](merged)}
+        for level in range(4, self.min_level - 1, -1):
+            lateral = self.lateral_convs[level - self.min_level](features[f"C{level}"])
             merged = lateral + self.upsample(merged)
-            outputs[f"P{level}"] = self.output_convs[level - 2](merged)
+            outputs[f"P{level}"] = self.output_convs[level - self.min_level](merged)
         coarser = outputs["P5"]
         for level, extra in zip(range(6, self.max_level + 1), self.extra_convs):
             coarser = extra(coarser if level == 6 else self.relu(coarser))
             outputs[f"P{level}"] = coarser
-        return {f"P{level}": outputs[f"P{level}"] for level in range(2, self.max_level + 1)}
+        levels = range(self.min_level, self.max_level + 1)
+        return {f"P{level}": outputs[f"P{level}"] for level in levels}
 
     def compute_output_shape(self, input_shape):
         batch, height, width, _ = input_shape["C2"]
         shapes = {}
-        for level in range(2, self.max_level + 1):
+        for level in range(self.min_level, self.max_level + 1):
             scale = 2 ** (level - 2)
             shapes[f"P{level}"] = (
                 batch,
@@ -88,5 +98,7 @@ class FeaturePyramid(keras.layers.Layer):
 
     def get_config(self):
         config = super().get_config()
-        config.update({"channels": self.channels, "max_level": self.max_level})
+        config.update(
+            {"channels": self.channels, "max_level": self.max_level, "min_level": self.min_level}
+        )
         return config

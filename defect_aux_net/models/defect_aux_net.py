@@ -73,8 +73,9 @@ class DefectAuxNet(keras.Model):
             outputs["classification"] = _float32_output("sigmoid", "classification")(logits)
         if "segmentation" in config.tasks or "detection" in config.tasks:
             max_level = config.max_level if "detection" in config.tasks else 5
+            min_level = 2 if "segmentation" in config.tasks else config.min_level
             pyramid = FeaturePyramid(
-                config.pyramid_channels, max_level, name="feature_pyramid"
+                config.pyramid_channels, max_level, min_level, name="feature_pyramid"
             )(features)
         if "segmentation" in config.tasks:
             mask_logits = SegmentationHead(

@@ -1,4 +1,5 @@
 import numpy as np
+import pytest
 
 from defect_aux_net.layers.feature_pyramid import FeaturePyramid
 from tests.layer_harness import check_layer
@@ -44,3 +45,30 @@ def test_top_down_merge_is_lateral_plus_upsampled_coarser_level():
     np.testing.assert_allclose(
         outputs["P4"][0, 1, 1], lateral(4)[0, 1, 1] + upsampled_11, rtol=1e-4, atol=1e-5
     )
+
+
+def test_pyramid_from_p3_equals_the_full_pyramid_without_p2():
+    features = backbone_features(np.random.default_rng(2))
+    full = FeaturePyramid(4, max_level=6)
+    from_p3 = FeaturePyramid(4, max_level=6, min_level=3)
+    full_outputs = full(features)
+    from_p3(features)
+    # P2 has its own lateral (C2: 8 channels -> 4) and 3x3 output convs, with biases.
+    p2_params = (8 * 4 + 4) + (3 * 3 * 4 * 4 + 4)
+    assert full.count_params() - from_p3.count_params() == p2_params
+    # P2 is the end of the top-down path: nothing coarser depends on it.
+    full_convs = {conv.name: conv for conv in full.lateral_convs + full.output_convs}
+    for conv in from_p3.lateral_convs + from_p3.output_convs:
+        conv.set_weights(full_convs[conv.name].get_weights())
+    from_p3.extra_convs[0].set_weights(full.extra_convs[0].get_weights())
+    p3_outputs = from_p3(features)
+    assert sorted(p3_outputs) == ["P3", "P4", "P5", "P6"]
+    for name, value in p3_outputs.items():
+        np.testing.assert_allclose(np.array(value), np.array(full_outputs[name]), rtol=1e-6)
+
+
+def test_bad_levels_are_refused():
+    with pytest.raises(ValueError, match="min_level"):
+        FeaturePyramid(4, min_level=1)
+    with pytest.raises(ValueError, match="max_level"):
+        FeaturePyramid(4, max_level=4)
