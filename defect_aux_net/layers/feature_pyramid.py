@@ -13,7 +13,8 @@ class FeaturePyramid(keras.layers.Layer):
     2x bilinearly upsampled `P(l+1)`; a 3x3 conv then smooths each merged map.
     Levels above 5 (for detection) come from stride-2 3x3 convs on `P5`, with a
     ReLU between them, as in RetinaNet. The segmentation head reads `P2`; detection
-    alone needs only its own levels (RetinaNet: from `P3`), and `P2` is the costliest.
+    alone needs only its own levels (RetinaNet: from `P3`), so a detection-only net
+    does not carry `P2`'s convs as unused weights.
 
     Example:
     ```python
