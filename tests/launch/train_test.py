@@ -152,9 +152,14 @@ def test_two_workers_on_localhost_train_together(synthetic_data_dir, tmp_path):
             args, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
         ))
     results = []
-    for worker in workers:
-        stdout, stderr = worker.communicate(timeout=600)
-        results.append(subprocess.CompletedProcess(args, worker.returncode, stdout, stderr))
+    try:
+        for worker in workers:
+            stdout, stderr = worker.communicate(timeout=600)
+            results.append(subprocess.CompletedProcess(args, worker.returncode, stdout, stderr))
+    finally:
+        # A worker that failed leaves the other waiting on a collective op for good.
+        for worker in workers:
+            worker.kill()
     for result in results:
         check_success(result)
         assert "2 replica(s)" in result.stderr
