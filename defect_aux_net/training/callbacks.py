@@ -1,4 +1,5 @@
-"""Training callbacks: stop on a NaN loss keeping the backup, and prediction images."""
+"""Training callbacks: stop on a NaN loss keeping the backup, restore a multi-worker run from
+the chief's backup, and prediction images."""
 
 import functools
 import math
@@ -53,6 +54,32 @@ class StopOnNaN(keras.callbacks.Callback):
             f"(counted from 1, as Keras prints them): training stopped. {kept} Lower the "
             "learning rate or check the data of this epoch."
         )
+
+
+class BackupAndRestoreFromChief(keras.callbacks.BackupAndRestore):
+    """`BackupAndRestore` for the other workers of a multi-worker run: resumes from the chief's.
+
+    Every worker saves its backup at the end of each epoch (saving reads variables that
+    the workers reduce together, so all must take part), each to its own `backup_dir`.
+    A kill can land between the chief's save and another worker's; if each worker then
+    resumed from its own backup, they would start at different epochs and wait on each
+    other's collectives for good. Restoring every worker from the chief's backup gives
+    them all the same epoch and weights (identical on all workers after each step).
+
+    Args:
+      backup_dir: where this worker writes its backup (read by nobody).
+      restore_dir: the chief's `backup_dir`, read once when training begins.
+      **kwargs: passed to `keras.callbacks.BackupAndRestore`.
+    """
+
+    def __init__(self, backup_dir: str, restore_dir: str, **kwargs):
+        super().__init__(backup_dir, **kwargs)
+        self.restore_dir = restore_dir
+
+    def on_train_begin(self, logs=None):
+        chief = keras.callbacks.BackupAndRestore(self.restore_dir)
+        chief.set_model(self.model)
+        chief.on_train_begin(logs)
 
 
 class PredictionImages(keras.callbacks.Callback):

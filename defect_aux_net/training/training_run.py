@@ -18,7 +18,11 @@ from defect_aux_net.evaluation.model_evaluation import choose_thresholds
 from defect_aux_net.experiments import ExperimentConfig
 from defect_aux_net.export.saved_model import export_saved_model
 from defect_aux_net.models.defect_aux_net import build_defect_aux_net
-from defect_aux_net.training.callbacks import PredictionImages, StopOnNaN
+from defect_aux_net.training.callbacks import (
+    BackupAndRestoreFromChief,
+    PredictionImages,
+    StopOnNaN,
+)
 from defect_aux_net.training.one_cycle import OneCycleAdam, OneCycleSchedule
 from defect_aux_net.training.run_files import (
     best_validation_loss,
@@ -195,7 +199,9 @@ def run_training(
         os.path.join(model_dir, "workers", str(worker_index_and_count()[0]))
     )
     callbacks = [
-        keras.callbacks.BackupAndRestore(worker_paths["backup"]),
+        keras.callbacks.BackupAndRestore(paths["backup"])
+        if chief
+        else BackupAndRestoreFromChief(worker_paths["backup"], restore_dir=paths["backup"]),
         StopOnNaN(worker_paths["backup"]),
         keras.callbacks.ModelCheckpoint(
             worker_paths["best"],

@@ -10,6 +10,7 @@ from defect_aux_net.detection.box_matching import encode_detection_targets
 from defect_aux_net.detection.decoding import decode_detections
 from defect_aux_net.training.callbacks import (
     CLASS_COLORS,
+    BackupAndRestoreFromChief,
     MASK_ALPHA,
     PredictionImages,
     StopOnNaN,
@@ -89,6 +90,41 @@ def test_stopping_gracefully_would_delete_the_backup(tmp_path):
     history = linear_model().fit(x, y, batch_size=4, epochs=3, callbacks=callbacks, verbose=0)
     assert np.isnan(history.history["loss"][-1])
     assert not backup_dir.exists()
+
+
+class RecordStartWeights(keras.callbacks.Callback):
+    def on_train_begin(self, logs=None):
+        self.weights = self.model.get_weights()
+
+
+def backup_of(model, backup_dir, epochs):
+    """Trains `model` for `epochs` and leaves its backup in `backup_dir`, as a kill would."""
+    x, y = linear_data()
+    backup = keras.callbacks.BackupAndRestore(str(backup_dir), delete_checkpoint=False)
+    model.fit(x, y, batch_size=4, epochs=epochs, callbacks=[backup], verbose=0)
+    return model.get_weights()
+
+
+def test_other_workers_resume_from_the_chief_backup_not_their_own(tmp_path):
+    chief_dir, own_dir = tmp_path / "backup", tmp_path / "workers" / "1" / "backup"
+    keras.utils.set_random_seed(0)
+    chief_weights = backup_of(linear_model(), chief_dir, epochs=2)
+    # The worker's own backup is an epoch behind: killed before its second save.
+    backup_of(linear_model(), own_dir, epochs=1)
+    chief_files = {path.name: path.read_bytes() for path in chief_dir.iterdir()}
+
+    x, y = linear_data()
+    started = RecordStartWeights()
+    history = linear_model().fit(
+        x, y, batch_size=4, epochs=3, verbose=0,
+        callbacks=[BackupAndRestoreFromChief(str(own_dir), restore_dir=str(chief_dir)), started],
+    )
+    assert len(history.history["loss"]) == 1  # Epoch 3 only, as the chief resumes.
+    for expected, actual in zip(chief_weights, started.weights):
+        np.testing.assert_array_equal(actual, expected)
+    # The chief's backup is read, never written; the worker's own is removed at the end.
+    assert {path.name: path.read_bytes() for path in chief_dir.iterdir()} == chief_files
+    assert not own_dir.exists()
 
 
 def test_finite_losses_pass():
