@@ -1,9 +1,31 @@
 """Test set-up shared by every test: the TensorFlow backend and quiet logs."""
 
+import fcntl
 import os
 
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+
+def shared_across_workers(tmp_path_factory, name, fill):
+    """A folder that `fill(folder)` fills once per test run, however many xdist workers ask.
+
+    Each pytest-xdist worker has its own session, so a session or module fixture runs on
+    every worker that one of its tests lands on. Fixtures that take half a minute or more
+    fill a folder in the directory the workers share instead: the first worker fills it
+    under a file lock, the others wait for it and read it (xdist's documented pattern).
+    """
+    root = tmp_path_factory.getbasetemp()
+    if "PYTEST_XDIST_WORKER" in os.environ:
+        root = root.parent
+    folder, done = root / name, root / f"{name}.done"
+    with open(root / f"{name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not done.exists():
+            folder.mkdir(exist_ok=True)
+            fill(folder)
+            done.touch()
+    return folder
 
 
 def pytest_collection_modifyitems(items):

@@ -8,6 +8,7 @@ import pytest
 import tensorflow as tf
 
 from defect_aux_net.export.saved_model import export_saved_model
+from tests.conftest import shared_across_workers
 from tests.export.serving_test import (
     CLASS_NAMES,
     assert_outputs_match,
@@ -72,31 +73,41 @@ np.savez(f"{work_dir}/results.npz", **results)
 
 @pytest.fixture(scope="module")
 def exported(tmp_path_factory):
-    work_dir = tmp_path_factory.mktemp("saved_model")
-    model = build_test_model()
-    images = np.random.default_rng(3).integers(0, 256, (2, 80, 96, 3)).astype(np.uint8)
-    floats = images.astype(np.float32) / 127.5 - 1.0
-    for index, image in enumerate(images):
-        (work_dir / f"image_{index}.png").write_bytes(encode(image))
-    np.save(work_dir / "floats.npy", floats)
-    export_dir = export_saved_model(
-        model, work_dir / "model" / "1", CLASS_NAMES, thresholds=THRESHOLDS
-    )
-    expected = {"bytes": expected_outputs(model, images), "float": expected_outputs(model, floats)}
-    return export_dir, work_dir, expected
+    """`(export_dir, work_dir, expected)`: made once per test run (a minute of CI each)."""
+
+    def export(work_dir):
+        model = build_test_model()
+        images = np.random.default_rng(3).integers(0, 256, (2, 80, 96, 3)).astype(np.uint8)
+        floats = images.astype(np.float32) / 127.5 - 1.0
+        for index, image in enumerate(images):
+            (work_dir / f"image_{index}.png").write_bytes(encode(image))
+        np.save(work_dir / "floats.npy", floats)
+        export_dir = export_saved_model(
+            model, work_dir / "model" / "1", CLASS_NAMES, thresholds=THRESHOLDS
+        )
+        (work_dir / "export_dir.txt").write_text(export_dir)
+        for name, inputs in [("bytes", images), ("float", floats)]:
+            np.savez(work_dir / f"expected_{name}.npz", **expected_outputs(model, inputs))
+        completed = subprocess.run(
+            [sys.executable, "-c", LOAD_AND_SERVE, export_dir, str(work_dir)],
+            capture_output=True,
+            text=True,
+            env=os.environ | {"TF_CPP_MIN_LOG_LEVEL": "2"},
+        )
+        assert completed.returncode == 0, completed.stderr
+
+    work_dir = shared_across_workers(tmp_path_factory, "saved_model", export)
+    expected = {}
+    for name in ("bytes", "float"):
+        with np.load(work_dir / f"expected_{name}.npz") as outputs:
+            expected[name] = dict(outputs)
+    return (work_dir / "export_dir.txt").read_text(), work_dir, expected
 
 
 @pytest.fixture(scope="module")
 def served_in_fresh_process(exported):
-    export_dir, work_dir, _ = exported
-    completed = subprocess.run(
-        [sys.executable, "-c", LOAD_AND_SERVE, export_dir, str(work_dir)],
-        capture_output=True,
-        text=True,
-        env=os.environ | {"TF_CPP_MIN_LOG_LEVEL": "2"},
-    )
-    assert completed.returncode == 0, completed.stderr
-    with np.load(work_dir / "results.npz") as results:
+    """The signatures' outputs in a fresh interpreter (`LOAD_AND_SERVE`, run by `exported`)."""
+    with np.load(exported[1] / "results.npz") as results:
         return dict(results)
 
 

@@ -4,7 +4,6 @@ The launch scripts run as real subprocesses (`python -m launch.<name>`), as user
 run them.
 """
 
-import fcntl
 import os
 import subprocess
 import sys
@@ -12,6 +11,7 @@ import sys
 import pytest
 
 from defect_aux_net.data import datasets
+from tests.conftest import shared_across_workers
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -46,33 +46,27 @@ def check_success(result: subprocess.CompletedProcess):
 @pytest.fixture(scope="session")
 def synthetic_data_dir(tmp_path_factory):
     """A TFDS data_dir holding synthetic_defects/small."""
-    data_dir = str(tmp_path_factory.mktemp("tfds"))
-    datasets.load_builder("synthetic_defects/small", data_dir)
-    return data_dir
+
+    def build(data_dir):
+        datasets.load_builder("synthetic_defects/small", str(data_dir))
+
+    return str(shared_across_workers(tmp_path_factory, "tfds", build))
 
 
 @pytest.fixture(scope="session")
 def trained_run(synthetic_data_dir, tmp_path_factory):
-    """`(model_dir, stdout)` of a finished two-epoch run, evaluated on the test split.
+    """`(model_dir, stdout)` of a finished two-epoch run, evaluated on the test split."""
 
-    Under pytest-xdist each worker has its own session; the run is made once, by the
-    first worker that needs it, in the folder the workers share (xdist's documented
-    pattern for session fixtures, with a file lock).
-    """
-    root = tmp_path_factory.getbasetemp()
-    if "PYTEST_XDIST_WORKER" in os.environ:
-        root = root.parent
-    model_dir, stdout = root / "trained_run", root / "trained_run_stdout.txt"
-    with open(root / "trained_run.lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        if not stdout.exists():
-            result = run_launch(
-                "train",
-                *TINY_TRAINING,
-                "--epochs=2",
-                f"--data_dir={synthetic_data_dir}",
-                f"--model_dir={model_dir}",
-            )
-            check_success(result)
-            stdout.write_text(result.stdout)
-    return str(model_dir), stdout.read_text()
+    def train(folder):
+        result = run_launch(
+            "train",
+            *TINY_TRAINING,
+            "--epochs=2",
+            f"--data_dir={synthetic_data_dir}",
+            f"--model_dir={folder / 'run'}",
+        )
+        check_success(result)
+        (folder / "stdout.txt").write_text(result.stdout)
+
+    folder = shared_across_workers(tmp_path_factory, "trained_run", train)
+    return str(folder / "run"), (folder / "stdout.txt").read_text()

@@ -12,6 +12,7 @@ from defect_aux_net import DefectAuxNetConfig, build_defect_aux_net
 from defect_aux_net.data.preprocessing import prepare_image
 from defect_aux_net.export.saved_model import export_saved_model
 from defect_aux_net.visualization.overlays import draw_overlay
+from tests.conftest import shared_across_workers
 from tests.launch.conftest import check_success, run_launch
 
 CLASS_NAMES = ("scratch", "pit")
@@ -27,24 +28,29 @@ GOOD_SHAPES = {
 
 @pytest.fixture(scope="module")
 def model_paths(tmp_path_factory):
-    """`(model, .keras path, SavedModel dir)` of one small random model.
+    """`(model, .keras path, SavedModel dir)` of one small random model, made once per run.
 
     The checkpoint sits in `run/checkpoints/` below a launch.train-like `run/config.json`.
     """
-    root = tmp_path_factory.mktemp("models")
-    keras.utils.set_random_seed(0)
-    model = build_defect_aux_net(
-        DefectAuxNetConfig.from_preset("small", input_shape=(64, 64, 3), num_classes=2)
-    )
-    # Scores near 0.5 instead of the 0.01 prior, so that boxes pass --score_threshold.
-    bias = model.get_layer("class_head").output_conv.bias
-    bias.assign(np.zeros(bias.shape, np.float32))
+
+    def save_and_export(root):
+        keras.utils.set_random_seed(0)
+        model = build_defect_aux_net(
+            DefectAuxNetConfig.from_preset("small", input_shape=(64, 64, 3), num_classes=2)
+        )
+        # Scores near 0.5 instead of the 0.01 prior, so that boxes pass --score_threshold.
+        bias = model.get_layer("class_head").output_conv.bias
+        bias.assign(np.zeros(bias.shape, np.float32))
+        checkpoint = root / "run" / "checkpoints" / "model.keras"
+        checkpoint.parent.mkdir(parents=True)
+        model.save(str(checkpoint))
+        (root / "run" / "config.json").write_text(json.dumps({"class_names": list(CLASS_NAMES)}))
+        export_saved_model(model, str(root / "export" / "1"), CLASS_NAMES)
+
+    root = shared_across_workers(tmp_path_factory, "predict_models", save_and_export)
     checkpoint = root / "run" / "checkpoints" / "model.keras"
-    checkpoint.parent.mkdir(parents=True)
-    model.save(str(checkpoint))
-    (root / "run" / "config.json").write_text(json.dumps({"class_names": list(CLASS_NAMES)}))
-    saved_model = export_saved_model(model, str(root / "export" / "1"), CLASS_NAMES)
-    return model, str(checkpoint), saved_model
+    model = keras.saving.load_model(str(checkpoint))
+    return model, str(checkpoint), str(root / "export" / "1")
 
 
 @pytest.fixture(scope="module")

@@ -139,7 +139,6 @@ def test_training_step_compiles_with_xla():
         assert np.isfinite(history.history[f"{task}_loss"][1])
 
 
-@pytest.mark.slow(seconds=75)
 def test_trains_under_mixed_bfloat16_with_float32_losses():
     keras.mixed_precision.set_global_policy("mixed_bfloat16")
     try:
@@ -152,8 +151,9 @@ def test_trains_under_mixed_bfloat16_with_float32_losses():
     assert all(output.dtype == "float32" for output in outputs.values())
     losses = model.multi_task_loss(targets, outputs, flags)
     assert all(loss.dtype == "float32" for loss in losses.values())
-    # XLA is covered above; eager-graph mode keeps this test fast.
-    model.compile(optimizer=keras.optimizers.Adam(1e-3), jit_compile=False)
+    # XLA is covered above. Eager: tracing the step took a minute of CI; the dtypes
+    # that fit sees are the same.
+    model.compile(optimizer=keras.optimizers.Adam(1e-3), run_eagerly=True)
     before = model.get_layer("class_head").get_weights()[0].copy()
     history = model.fit(images, targets, sample_weight=flags, batch_size=2, epochs=1, verbose=0)
     assert np.isfinite(history.history["loss"][0])
