@@ -57,7 +57,7 @@ class StopOnNaN(keras.callbacks.Callback):
 
 
 class BackupAndRestoreFromChief(keras.callbacks.BackupAndRestore):
-    """`BackupAndRestore` for the other workers of a multi-worker run: resumes from the chief's.
+    """`BackupAndRestore` for the workers of a multi-worker run: all resume from the chief's.
 
     Every worker saves its backup at the end of each epoch (saving reads variables that
     the workers reduce together, so all must take part), each to its own `backup_dir`.
@@ -66,8 +66,11 @@ class BackupAndRestoreFromChief(keras.callbacks.BackupAndRestore):
     other's collectives for good. Restoring every worker from the chief's backup gives
     them all the same epoch and weights (identical on all workers after each step).
 
+    On the chief, and in a run on one machine, `restore_dir` is `backup_dir`: this is then
+    plain `BackupAndRestore`.
+
     Args:
-      backup_dir: where this worker writes its backup (read by nobody).
+      backup_dir: where this worker writes its backup.
       restore_dir: the chief's `backup_dir`, read once when training begins.
       **kwargs: passed to `keras.callbacks.BackupAndRestore`.
     """

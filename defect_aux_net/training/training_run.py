@@ -199,10 +199,9 @@ def run_training(
         os.path.join(model_dir, "workers", str(worker_index_and_count()[0]))
     )
     callbacks = [
-        keras.callbacks.BackupAndRestore(paths["backup"])
-        if chief
-        else BackupAndRestoreFromChief(worker_paths["backup"], restore_dir=paths["backup"]),
-        StopOnNaN(worker_paths["backup"]),
+        # Every worker resumes from the chief's backup, the one StopOnNaN keeps.
+        BackupAndRestoreFromChief(worker_paths["backup"], restore_dir=paths["backup"]),
+        StopOnNaN(paths["backup"]),
         keras.callbacks.ModelCheckpoint(
             worker_paths["best"],
             monitor="val_loss",
