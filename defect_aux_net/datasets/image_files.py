@@ -6,9 +6,11 @@ the TFDS test harness (which forbids `os` and `open`) accepts it.
 
 import dataclasses
 import io
+import re
 from typing import Iterable
 
 import numpy as np
+import tensorflow as tf
 from etils import epath
 from PIL import Image
 
@@ -16,6 +18,9 @@ IMAGE_SUFFIXES = (".bmp", ".jpeg", ".jpg", ".png", ".tif", ".tiff")
 # PIL modes holding 8-bit samples; 16-bit or float images would need a scale.
 _EIGHT_BIT_MODES = ("1", "L", "LA", "P", "RGB", "RGBA", "CMYK", "YCbCr")
 _CHANNEL_MODES = {1: "L", 3: "RGB"}
+# Formats whose bytes `SourceImage.feature_value` may store as they are. BMP and
+# TIFF are always stored re-encoded (TensorFlow refuses TIFF and 1-bit BMP).
+_TENSORFLOW_FORMATS = ("JPEG", "PNG")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -69,6 +74,28 @@ def _open_checked(path: epath.Path) -> tuple[bytes, Image.Image]:
     return encoded, image
 
 
+def _check_tensorflow_decodes(path: epath.Path, encoded: bytes) -> None:
+    """Decodes `encoded` with TensorFlow, the decoder of training and serving.
+
+    Pillow opens a PNG missing its last bytes or with a bad CRC, and some JPEGs
+    missing their end marker; TensorFlow rejects them, so a build that stored
+    them would fail mid-epoch naming no file. We check rather than re-encode:
+    re-encoding changes a JPEG's pixels and hides a damaged copy the user should
+    know about. Sources stored re-encoded are checked too, so whether a damaged
+    file stops the build does not depend on the builder's encoding.
+    `channels=0` (the file's own) decodes every valid JPEG/PNG, CMYK ones too.
+    """
+    try:
+        tf.io.decode_image(encoded, channels=0, expand_animations=False)
+    except tf.errors.InvalidArgumentError as error:
+        reason = re.sub(r"\{\{.*?\}\}\s*|\s*\[Op:\w+\]", "", error.message).strip()
+        raise ValueError(
+            f"{path}: corrupt or truncated image: TensorFlow, which decodes it in "
+            f"training, rejects it ({reason}) although Pillow opens it; re-save or "
+            "replace the file."
+        ) from error
+
+
 def read_image(path: epath.PathLike, channels: int) -> SourceImage:
     """Reads and decodes an image file, converting it to `channels` channels.
 
@@ -77,11 +104,14 @@ def read_image(path: epath.PathLike, channels: int) -> SourceImage:
       channels: 1 (grey) or 3 (RGB).
 
     Raises:
-      ValueError: naming `path`, for an unreadable, corrupt or truncated file or
-        one whose samples are not 8-bit.
+      ValueError: naming `path`, for an unreadable, corrupt or truncated file
+        (for JPEG and PNG: one that Pillow or TensorFlow cannot decode) or one
+        whose samples are not 8-bit.
     """
     path = epath.Path(path)
     encoded, image = _open_checked(path)
+    if image.format in _TENSORFLOW_FORMATS:
+        _check_tensorflow_decodes(path, encoded)
     pixels = np.asarray(image.convert(_CHANNEL_MODES[channels]), dtype=np.uint8)
     return SourceImage(
         encoded=encoded,

@@ -44,6 +44,68 @@ def test_truncated_and_corrupt_images_name_the_file(tmp_path):
         read_image(garbage, channels=3)
 
 
+
+def _encoded(pixels, format_name, **options) -> bytes:
+    buffer = io.BytesIO()
+    Image.fromarray(pixels).save(buffer, format=format_name, **options)
+    return buffer.getvalue()
+
+
+def _png_without_its_end() -> bytes:
+    # The IEND chunk (12 bytes) and the last 8 bytes of IDAT (zlib checksum, CRC).
+    noise = np.random.default_rng(0).integers(0, 256, (32, 40), dtype=np.uint8)
+    return _encoded(noise, "PNG")[:-20]
+
+
+def _png_with_bad_crc() -> bytes:
+    noise = np.random.default_rng(0).integers(0, 256, (32, 40), dtype=np.uint8)
+    png = bytearray(_encoded(noise, "PNG"))
+    idat = png.index(b"IDAT")
+    crc = idat + 4 + int.from_bytes(png[idat - 4 : idat], "big")
+    png[crc] ^= 0xFF
+    return bytes(png)
+
+
+def _jpeg_without_end_marker() -> bytes:
+    # For this content Pillow decodes every pixel without the EOI marker (for
+    # many others it reports truncation itself).
+    jpeg = _encoded(np.full((64, 64), 7, np.uint8), "JPEG", quality=75)
+    assert jpeg.endswith(b"\xff\xd9")
+    return jpeg[:-2]
+
+
+@pytest.mark.parametrize(
+    "name, make, size, reason",
+    [
+        ("cut.png", _png_without_its_end, (40, 32), "Invalid PNG data"),
+        ("bad_crc.png", _png_with_bad_crc, (40, 32), "Invalid PNG data"),
+        ("no_eoi.jpg", _jpeg_without_end_marker, (64, 64), "jpeg::Uncompress failed"),
+    ],
+)
+def test_image_pillow_opens_but_tensorflow_cannot_decode_names_the_file(
+    tmp_path, name, make, size, reason
+):
+    path = tmp_path / name
+    path.write_bytes(make())
+    with Image.open(path) as image:
+        image.load()  # The gap: Pillow reads it in full, without an error.
+        assert image.size == size
+    with pytest.raises(
+        ValueError,
+        match=rf"{name}: corrupt or truncated image: TensorFlow, .* rejects it \({reason}",
+    ):
+        read_image(path, channels=1)
+
+
+def test_valid_cmyk_jpeg_is_not_taken_for_corrupt(tmp_path):
+    # TensorFlow refuses to decode CMYK to one channel; the check must not.
+    rgb = np.random.default_rng(1).integers(0, 256, (8, 12, 3), dtype=np.uint8)
+    path = tmp_path / "cmyk.jpg"
+    Image.fromarray(rgb).convert("CMYK").save(path, format="JPEG")
+    grey = read_image(path, channels=1)
+    assert grey.mode == "CMYK" and grey.pixels.shape == (8, 12, 1)
+    assert isinstance(grey.feature_value("jpeg"), np.ndarray)  # Re-encoded.
+
 def test_sixteen_bit_image_is_refused(tmp_path):
     path = _save(tmp_path / "deep.png", np.full((2, 2), 4000, np.uint16))
     with pytest.raises(ValueError, match="deep.png: image mode 'I;16' is not 8-bit"):

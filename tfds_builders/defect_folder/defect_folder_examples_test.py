@@ -106,3 +106,13 @@ def test_missing_yaml_and_wrong_layout_say_what_is_expected(tmp_path):
     shutil.rmtree(root / "validation" / "annotations")
     with pytest.raises(FileNotFoundError, match=r"annotations does not exist; annotation 'voc'"):
         _build(root / "dataset.yaml", tmp_path / "out2")
+
+
+def test_image_tensorflow_cannot_decode_stops_the_build_naming_it(tmp_path):
+    root = _copy(tmp_path, "masks")
+    image = root / "images/c.png"
+    image.write_bytes(image.read_bytes()[:-20])  # No IEND chunk, no zlib checksum.
+    with Image.open(image) as opened:
+        opened.load()  # Pillow reads it in full; TensorFlow would fail in training.
+    with pytest.raises(ValueError, match=r"images/c.png: corrupt or truncated image"):
+        _build(root / "dataset.yaml", tmp_path / "out")
