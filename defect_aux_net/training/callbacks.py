@@ -1,14 +1,19 @@
-"""Training callbacks: stop on a NaN loss keeping the backup, restore a multi-worker run from
-the chief's backup, and prediction images."""
+"""Training callbacks: stop on a NaN loss keeping the backup, a backup that survives a kill
+while it is written (and restores a multi-worker run from the chief's), a best-model
+checkpoint written whole, and prediction images."""
 
 import functools
+import json
 import math
 import os
+import tempfile
 
 import keras
 import numpy as np
 import tensorflow as tf
+from absl import logging
 
+from defect_aux_net.atomic_writes import PARTIAL
 from defect_aux_net.detection.decoding import decode_detections
 from defect_aux_net.visualization.overlays import OKABE_ITO
 
@@ -57,7 +62,13 @@ class StopOnNaN(keras.callbacks.Callback):
 
 
 class BackupAndRestoreFromChief(keras.callbacks.BackupAndRestore):
-    """`BackupAndRestore` for the workers of a multi-worker run: all resume from the chief's.
+    """`BackupAndRestore` that survives a kill during its save, and resumes every worker of a
+    multi-worker run from the chief's backup.
+
+    A kill while the backup is written leaves a truncated `latest.weights.h5` (or
+    metadata) that h5py cannot read. Keras' `double_checkpoint` keeps the previous
+    backup as `*.bkp`; this callback restores the latest backup and, if any of its files
+    cannot be read, the previous one, and names the broken files when neither can be.
 
     Every worker saves its backup at the end of each epoch (saving reads variables that
     the workers reduce together, so all must take part), each to its own `backup_dir`.
@@ -65,24 +76,81 @@ class BackupAndRestoreFromChief(keras.callbacks.BackupAndRestore):
     resumed from its own backup, they would start at different epochs and wait on each
     other's collectives for good. Restoring every worker from the chief's backup gives
     them all the same epoch and weights (identical on all workers after each step).
-
-    On the chief, and in a run on one machine, `restore_dir` is `backup_dir`: this is then
-    plain `BackupAndRestore`.
+    On the chief, and in a run on one machine, `restore_dir` is `backup_dir`.
 
     Args:
       backup_dir: where this worker writes its backup.
       restore_dir: the chief's `backup_dir`, read once when training begins.
-      **kwargs: passed to `keras.callbacks.BackupAndRestore`.
+      **kwargs: passed to `keras.callbacks.BackupAndRestore` (`double_checkpoint` is
+        always on).
     """
 
     def __init__(self, backup_dir: str, restore_dir: str, **kwargs):
-        super().__init__(backup_dir, **kwargs)
+        super().__init__(backup_dir, double_checkpoint=True, **kwargs)
         self.restore_dir = restore_dir
 
     def on_train_begin(self, logs=None):
-        chief = keras.callbacks.BackupAndRestore(self.restore_dir)
-        chief.set_model(self.model)
-        chief.on_train_begin(logs)
+        weights = os.path.join(self.restore_dir, os.path.basename(self._weights_path))
+        metadata = os.path.join(self.restore_dir, os.path.basename(self._training_metadata_path))
+        if not tf.io.gfile.exists(weights):
+            return  # Nothing to resume: a new run.
+        errors = []
+        for suffix in ("", ".bkp"):  # The latest backup, then the previous one.
+            try:
+                self._restore(weights + suffix, metadata + suffix)
+                if suffix:
+                    logging.warning(
+                        "The latest backup in %s cannot be read (%s); resumed from the "
+                        "previous one.", self.restore_dir, errors[0]
+                    )
+                return
+            except Exception as error:  # h5py, JSON and missing-file errors alike.
+                errors.append(f"{weights + suffix} or {metadata + suffix}: {error}")
+        raise ValueError(
+            f"The training backup in {self.restore_dir} cannot be restored: "
+            f"{'; '.join(errors)}. The run cannot resume; rerun with --overwrite "
+            "(run_training(overwrite=True)) to start it afresh."
+        )
+
+    def _restore(self, weights: str, metadata: str):
+        """Loads the weights and the epoch reached, as `BackupAndRestore` does."""
+        with tf.io.gfile.GFile(metadata) as file:
+            epoch = json.loads(file.read())["epoch"]
+        if self.model.optimizer is not None and not self.model.optimizer.built:
+            self.model.optimizer.build(self.model.trainable_variables)
+        # Keras loads weights only from a `.weights.h5` name, and `restore_dir` may be
+        # another worker's: the previous backup is read from a local copy.
+        with tempfile.TemporaryDirectory() as folder:
+            local = os.path.join(folder, "restored.weights.h5")
+            tf.io.gfile.copy(weights, local)
+            self.model.load_weights(local)
+        self.model._initial_epoch = epoch  # How BackupAndRestore tells `fit` where to start.
+
+
+class ModelCheckpointWrittenWhole(keras.callbacks.ModelCheckpoint):
+    """`ModelCheckpoint` that writes beside `filepath` and renames into place.
+
+    A kill while saving then leaves the previous best model, not a truncated one.
+
+    Args:
+      filepath: the `.keras` file to keep the model in.
+      **kwargs: passed to `keras.callbacks.ModelCheckpoint`.
+    """
+
+    def __init__(self, filepath: str, **kwargs):
+        stem = filepath[: -len(".keras")]
+        super().__init__(f"{stem}{PARTIAL}checkpoint.keras", **kwargs)
+        self.target = filepath
+
+    def on_train_begin(self, logs=None):
+        if tf.io.gfile.exists(self.filepath):  # What a killed save left.
+            tf.io.gfile.remove(self.filepath)
+        super().on_train_begin(logs)
+
+    def on_epoch_end(self, epoch, logs=None):
+        super().on_epoch_end(epoch, logs)
+        if tf.io.gfile.exists(self.filepath):  # Saved: a better model this epoch.
+            tf.io.gfile.rename(self.filepath, self.target, overwrite=True)
 
 
 class PredictionImages(keras.callbacks.Callback):

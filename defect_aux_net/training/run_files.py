@@ -1,9 +1,11 @@
 """What a training run writes to its `model_dir`, and reading it back.
 
-Paths go through `tf.io.gfile`, so `model_dir` may be on GCS (Cloud TPU).
+Paths go through `tf.io.gfile`, so `model_dir` may be on GCS (Cloud TPU). Every file
+is written whole (`atomic_writes`): a kill leaves the previous version or none.
 """
 
 import csv
+import dataclasses
 import json
 import math
 import os
@@ -11,8 +13,14 @@ import os
 import keras
 import numpy as np
 import tensorflow as tf
+from absl import logging
 
+from defect_aux_net import atomic_writes
+from defect_aux_net.config import DefectAuxNetConfig
 from defect_aux_net.experiments import ExperimentConfig
+
+# The states of a model_dir for a run about to start (`model_dir_state`).
+NEW, RESUME, COMPLETE = "new", "resume", "complete"
 
 
 def model_dir_paths(model_dir: str) -> dict:
@@ -24,39 +32,139 @@ def model_dir_paths(model_dir: str) -> dict:
         "history": os.path.join(model_dir, "history.csv"),
         "logs": os.path.join(model_dir, "logs"),
         "thresholds": os.path.join(model_dir, "thresholds.json"),
-        # TF Serving reads numbered versions under --model_base_path=<model_dir>/export.
-        "export": os.path.join(model_dir, "export", "1"),
+        # TF Serving's --model_base_path: numbered versions 1, 2, ... inside.
+        "export": os.path.join(model_dir, "export"),
+        # Written last, when everything else is: the run is complete.
+        "complete": os.path.join(model_dir, "complete.json"),
     }
 
 
 def write_json(value, path: str):
-    tf.io.gfile.makedirs(os.path.dirname(path) or ".")
-    with tf.io.gfile.GFile(path, "w") as file:
-        json.dump(value, file, indent=2)
+    atomic_writes.write_json(path, value)
 
 
 def read_json(path: str):
+    """The JSON in `path`. Raises ValueError naming the file when it is not valid JSON."""
     with tf.io.gfile.GFile(path) as file:
-        return json.load(file)
+        text = file.read()
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as error:
+        raise ValueError(
+            f"{path} is not valid JSON ({error}; {len(text)} bytes): truncated or edited?"
+        ) from error
+
+
+def config_dict(experiment: ExperimentConfig, class_names) -> dict:
+    """The resolved configuration as config.json holds it."""
+    # Through JSON, so tuples compare equal to the lists read back.
+    return json.loads(json.dumps(experiment.to_dict() | {"class_names": list(class_names)}))
 
 
 def write_config(experiment: ExperimentConfig, class_names, path: str):
     """Writes the resolved configuration (what actually ran) as JSON."""
-    write_json(experiment.to_dict() | {"class_names": list(class_names)}, path)
+    write_json(config_dict(experiment, class_names), path)
 
 
 def has_config(model_dir: str) -> bool:
     return tf.io.gfile.exists(model_dir_paths(model_dir)["config"])
 
 
+def _check_fields(values, config_class, path: str, where: str, extra=()):
+    """Raises ValueError naming `path` unless `values` holds exactly the class's fields."""
+    if not isinstance(values, dict):
+        raise ValueError(f"{path}: {where} must be a JSON object, got {values!r}.")
+    expected = {field.name for field in dataclasses.fields(config_class)} | set(extra)
+    missing, unknown = sorted(expected - set(values)), sorted(set(values) - expected)
+    if missing or unknown:
+        raise ValueError(
+            f"{path} is incomplete or not a launch.train config: {where} lacks "
+            f"{missing or 'nothing'} and has unknown fields {unknown or 'none'}."
+        )
+
+
 def read_config(model_dir: str) -> tuple:
-    """`(ExperimentConfig, class_names)` of the run in `model_dir`."""
+    """`(ExperimentConfig, class_names)` of the run in `model_dir`.
+
+    Raises:
+      ValueError: naming config.json when it is missing, not JSON, or incomplete.
+    """
     path = model_dir_paths(model_dir)["config"]
     if not tf.io.gfile.exists(path):
         raise ValueError(f"{path} does not exist: is --model_dir a launch.train model_dir?")
     values = read_json(path)
-    class_names = tuple(values.pop("class_names"))
-    return ExperimentConfig.from_dict(values), class_names
+    _check_fields(values, ExperimentConfig, path, "the config", extra=("class_names",))
+    _check_fields(values["model"], DefectAuxNetConfig, path, '"model"')
+    class_names = values.pop("class_names")
+    if not isinstance(class_names, list) or not all(isinstance(n, str) for n in class_names):
+        raise ValueError(f"{path}: class_names must be a list of names, got {class_names!r}.")
+    try:
+        experiment = ExperimentConfig.from_dict(values)
+    except (TypeError, ValueError) as error:
+        raise ValueError(f"{path} holds an invalid configuration: {error}") from error
+    if experiment.model.num_classes != len(class_names):
+        raise ValueError(
+            f"{path}: model.num_classes is {experiment.model.num_classes} but class_names "
+            f"names {len(class_names)} classes."
+        )
+    return experiment, tuple(class_names)
+
+
+def config_differences(stored: dict, new: dict, prefix: str = "") -> list:
+    """`"field: stored -> new"` for each field that differs, nested fields dotted."""
+    differences = []
+    for key in sorted(set(stored) | set(new)):
+        old, value = stored.get(key), new.get(key)
+        if isinstance(old, dict) and isinstance(value, dict):
+            differences += config_differences(old, value, f"{prefix}{key}.")
+        elif old != value:
+            differences.append(f"{prefix}{key}: {json.dumps(old)} -> {json.dumps(value)}")
+    return differences
+
+
+def model_dir_state(
+    model_dir: str, experiment: ExperimentConfig, class_names, overwrite: bool = False
+) -> str:
+    """Whether a run of `experiment` in `model_dir` is `NEW`, a `RESUME` or `COMPLETE`.
+
+    A run resumes (after a kill) only with the configuration it started with; a
+    complete run has `complete.json`, written after everything else. With `overwrite`,
+    whatever is there is to be deleted (`clear_model_dir`): the run is `NEW`.
+
+    Raises:
+      ValueError: naming --model_dir and the differing fields, when `model_dir` holds
+        another configuration's run and `overwrite` is False.
+    """
+    paths = model_dir_paths(model_dir)
+    if overwrite or not tf.io.gfile.exists(paths["config"]):
+        return NEW
+    stored = read_json(paths["config"])
+    differences = config_differences(stored, config_dict(experiment, class_names))
+    if differences:
+        raise ValueError(
+            f"--model_dir={model_dir} holds a run of another configuration "
+            f"({paths['config']}): {'; '.join(differences)}. Its best.keras, history and "
+            "export belong to that run. Use a new --model_dir, or --overwrite to delete "
+            "that run and start afresh."
+        )
+    return COMPLETE if tf.io.gfile.exists(paths["complete"]) else RESUME
+
+
+def clear_model_dir(model_dir: str):
+    """Deletes everything in `model_dir` (for --overwrite)."""
+    if tf.io.gfile.exists(model_dir):
+        logging.warning("--overwrite: deleting the run in %s", model_dir)
+        tf.io.gfile.rmtree(model_dir)
+
+
+def write_completion(model_dir: str, outputs: dict):
+    """Marks the run complete, listing its outputs; written last."""
+    write_json({"outputs": outputs}, model_dir_paths(model_dir)["complete"])
+
+
+def read_completion(model_dir: str) -> dict:
+    """The outputs listed by `write_completion`."""
+    return read_json(model_dir_paths(model_dir)["complete"])["outputs"]
 
 
 def write_thresholds(class_names, thresholds, path: str):
@@ -64,19 +172,46 @@ def write_thresholds(class_names, thresholds, path: str):
 
 
 def read_thresholds(model_dir: str, class_names) -> np.ndarray | None:
-    """Per-class thresholds chosen on validation, in `class_names` order, or None."""
+    """Per-class thresholds chosen on validation, in `class_names` order.
+
+    None, with a warning, when the run has no thresholds.json (0.5 each is then used).
+
+    Raises:
+      ValueError: naming thresholds.json when it is not JSON, lacks a class or holds a
+        value that is not a number in [0, 1].
+    """
     path = model_dir_paths(model_dir)["thresholds"]
     if not tf.io.gfile.exists(path):
+        logging.warning("%s does not exist: every class uses the threshold 0.5.", path)
         return None
     values = read_json(path)
+    if not isinstance(values, dict):
+        raise ValueError(f"{path} must map class names to thresholds, got {values!r}.")
+    missing = [name for name in class_names if name not in values]
+    if missing:
+        raise ValueError(
+            f"{path} has no threshold for class(es) {missing}: it has {sorted(values)}, "
+            f"the run's classes are {list(class_names)}."
+        )
+    for name in class_names:
+        value = values[name]
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 1:
+            raise ValueError(f"{path}: the threshold of {name!r} must be in [0, 1], got {value!r}.")
     return np.array([values[name] for name in class_names], np.float32)
 
 
 def load_model(path: str) -> keras.Model:
-    """Loads a `.keras` checkpoint (local or GCS) with a clear error when it is missing."""
+    """Loads a `.keras` checkpoint (local or GCS) with a clear error when it is missing or broken."""
     if not tf.io.gfile.exists(path):
         raise ValueError(f"No model at {path}: expected a .keras file written by launch.train.")
-    return keras.models.load_model(path)
+    try:
+        return keras.models.load_model(path)
+    except Exception as error:  # Keras raises zipfile, h5py, OS and value errors alike.
+        raise ValueError(
+            f"{path} cannot be loaded as a Keras model ({type(error).__name__}: {error}). "
+            "Is it truncated? Rerun launch.train with the same flags to write it again, or "
+            "give another --checkpoint."
+        ) from error
 
 
 def best_validation_loss(history_path: str) -> float | None:
@@ -87,3 +222,46 @@ def best_validation_loss(history_path: str) -> float | None:
         losses = [float(row["val_loss"]) for row in csv.DictReader(file) if row.get("val_loss")]
     finite = [loss for loss in losses if math.isfinite(loss)]
     return min(finite) if finite else None
+
+
+def export_versions(export_base: str) -> list:
+    """The complete export versions in `export_base` (TF Serving's base path), ascending.
+
+    Only integer-named folders holding `saved_model.pb` count: a folder a killed export
+    was writing has a partial name, and TF Serving ignores it as well.
+    """
+    if not tf.io.gfile.isdir(export_base):
+        return []
+    versions = []
+    for name in tf.io.gfile.listdir(export_base):
+        name = name.rstrip("/")
+        if name.isdigit() and tf.io.gfile.exists(
+            os.path.join(export_base, name, "saved_model.pb")
+        ):
+            versions.append(int(name))
+    return sorted(versions)
+
+
+def next_export_dir(export_base: str) -> str:
+    """`<export_base>/<highest version + 1>` (1 first); removes what killed exports left."""
+    names = tf.io.gfile.listdir(export_base) if tf.io.gfile.isdir(export_base) else []
+    versions = [0]
+    for name in (name.rstrip("/") for name in names):
+        if atomic_writes.PARTIAL in name:
+            tf.io.gfile.rmtree(os.path.join(export_base, name))
+        elif name.isdigit():  # Complete or not, a version is never written twice.
+            versions.append(int(name))
+    return os.path.join(export_base, str(max(versions) + 1))
+
+
+def latest_export(path: str) -> str:
+    """The newest complete version in an export base (`<model_dir>/export`) or a model_dir.
+
+    Raises:
+      ValueError: when there is none.
+    """
+    base = model_dir_paths(path)["export"] if has_config(path) else path
+    versions = export_versions(base)
+    if not versions:
+        raise ValueError(f"{base} holds no complete export (integer folders with saved_model.pb).")
+    return os.path.join(base, str(versions[-1]))

@@ -1,4 +1,5 @@
 import json
+import os
 
 import keras
 import numpy as np
@@ -6,12 +7,14 @@ import pytest
 import tensorflow as tf
 
 from defect_aux_net import DefectAuxNetConfig, build_defect_aux_net
+from defect_aux_net.atomic_writes import PARTIAL
 from defect_aux_net.detection.box_matching import encode_detection_targets
 from defect_aux_net.detection.decoding import decode_detections
 from defect_aux_net.training.callbacks import (
     CLASS_COLORS,
     BackupAndRestoreFromChief,
     MASK_ALPHA,
+    ModelCheckpointWrittenWhole,
     PredictionImages,
     StopOnNaN,
     overlay,
@@ -125,6 +128,68 @@ def test_other_workers_resume_from_the_chief_backup_not_their_own(tmp_path):
     # The chief's backup is read, never written; the worker's own is removed at the end.
     assert {path.name: path.read_bytes() for path in chief_dir.iterdir()} == chief_files
     assert not own_dir.exists()
+
+
+def truncate(path):
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+
+
+def test_a_backup_truncated_by_a_kill_resumes_from_the_previous_one(tmp_path):
+    backup_dir = tmp_path / "backup"
+    x, y = linear_data()
+    keras.utils.set_random_seed(0)
+    recorded = RecordWeights()
+    backup = BackupAndRestoreFromChief(str(backup_dir), str(backup_dir), delete_checkpoint=False)
+    linear_model().fit(x, y, batch_size=4, epochs=2, callbacks=[backup, recorded], verbose=0)
+    # A kill while epoch 2's backup was written: half of its weights file.
+    truncate(backup_dir / "latest.weights.h5")
+
+    started = RecordStartWeights()
+    backup = BackupAndRestoreFromChief(str(backup_dir), str(backup_dir))
+    history = linear_model().fit(
+        x, y, batch_size=4, epochs=3, callbacks=[backup, started], verbose=0
+    )
+    assert len(history.history["loss"]) == 2  # Epochs 2 and 3, from epoch 1's backup.
+    for expected, actual in zip(recorded.per_epoch[0], started.weights):
+        np.testing.assert_array_equal(actual, expected)
+
+
+def test_a_backup_broken_beyond_repair_is_named(tmp_path):
+    backup_dir = tmp_path / "backup"
+    x, y = linear_data()
+    backup = BackupAndRestoreFromChief(str(backup_dir), str(backup_dir), delete_checkpoint=False)
+    linear_model().fit(x, y, batch_size=4, epochs=2, callbacks=[backup], verbose=0)
+    truncate(backup_dir / "latest.weights.h5")
+    (backup_dir / "training_metadata.json.bkp").write_text('{"epo')
+
+    backup = BackupAndRestoreFromChief(str(backup_dir), str(backup_dir))
+    expected = (
+        rf"backup in {backup_dir} cannot be restored: {backup_dir}/latest.weights.h5 .*"
+        rf"{backup_dir}/training_metadata.json.bkp: .*--overwrite"
+    )
+    with pytest.raises(ValueError, match=expected):
+        linear_model().fit(x, y, batch_size=4, epochs=3, callbacks=[backup], verbose=0)
+
+
+def test_the_best_checkpoint_is_replaced_whole_and_a_killed_save_is_dropped(tmp_path):
+    path = tmp_path / "best.keras"
+    x, y = linear_data()
+    keras.utils.set_random_seed(0)
+    checkpoint = ModelCheckpointWrittenWhole(str(path), monitor="loss", save_best_only=True)
+    model = linear_model()
+    model.fit(x, y, batch_size=4, epochs=1, callbacks=[checkpoint], verbose=0)
+    saved = path.read_bytes()
+    for expected, actual in zip(model.get_weights(), keras.models.load_model(path).get_weights()):
+        np.testing.assert_array_equal(actual, expected)
+    # What a save killed half-way leaves; the next epochs do not improve on loss 0.
+    (tmp_path / f"best{PARTIAL}checkpoint.keras").write_bytes(saved[:100])
+    checkpoint = ModelCheckpointWrittenWhole(
+        str(path), monitor="loss", save_best_only=True, initial_value_threshold=0.0
+    )
+    linear_model().fit(x, y, batch_size=4, epochs=2, callbacks=[checkpoint], verbose=0)
+    assert path.read_bytes() == saved
+    assert os.listdir(tmp_path) == ["best.keras"]
 
 
 def test_finite_losses_pass():

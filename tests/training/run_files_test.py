@@ -1,0 +1,140 @@
+import dataclasses
+import json
+import os
+
+import keras
+import numpy as np
+import pytest
+
+from defect_aux_net.experiments import ExperimentConfig
+from defect_aux_net.training import run_files
+
+CLASS_NAMES = ("scratch", "pit")
+
+
+def experiment(**overrides):
+    return ExperimentConfig.from_preset("quickstart", **overrides).for_classes(CLASS_NAMES)
+
+
+def run_dir(tmp_path, complete=False, **overrides):
+    """A model_dir as launch.train leaves it (without the model files)."""
+    model_dir = str(tmp_path / "run")
+    paths = run_files.model_dir_paths(model_dir)
+    run_files.write_config(experiment(**overrides), CLASS_NAMES, paths["config"])
+    if complete:
+        run_files.write_completion(model_dir, {"best": paths["best"]})
+    return model_dir
+
+
+def test_state_of_a_new_a_killed_and_a_complete_run(tmp_path):
+    assert run_files.model_dir_state(str(tmp_path / "none"), experiment(), CLASS_NAMES) == "new"
+    assert run_files.model_dir_state(run_dir(tmp_path), experiment(), CLASS_NAMES) == "resume"
+    complete = run_dir(tmp_path, complete=True)
+    assert run_files.model_dir_state(complete, experiment(), CLASS_NAMES) == "complete"
+    assert run_files.read_completion(complete) == {"best": os.path.join(complete, "best.keras")}
+    assert (
+        run_files.model_dir_state(complete, experiment(), CLASS_NAMES, overwrite=True) == "new"
+    )
+
+
+def test_another_configuration_names_the_flag_and_every_differing_field(tmp_path):
+    model_dir = run_dir(tmp_path, complete=True, epochs=2)
+    model = dataclasses.replace(experiment().model, input_shape=(32, 32, 3))
+    other = experiment(epochs=3, model=model)
+    with pytest.raises(ValueError) as raised:
+        run_files.model_dir_state(model_dir, other, CLASS_NAMES)
+    message = str(raised.value)
+    assert f"--model_dir={model_dir}" in message and "--overwrite" in message
+    assert "epochs: 2 -> 3" in message
+    assert "model.input_shape: [128, 128, 3] -> [32, 32, 3]" in message
+    assert message.count(" -> ") == 2  # Only the fields that differ.
+    with pytest.raises(ValueError, match=r"class_names: \[\"scratch\", \"pit\"\] -> \[\"a\""):
+        run_files.model_dir_state(model_dir, experiment(epochs=2), ("a", "b"))
+
+
+@pytest.mark.parametrize(
+    "corrupt, expected",
+    [
+        (lambda text: text[: len(text) // 2], r"config.json is not valid JSON .*truncated"),
+        (
+            lambda text: json.dumps({k: v for k, v in json.loads(text).items() if k != "seed"}),
+            r"config.json is incomplete .*lacks \['seed'\]",
+        ),
+        (
+            lambda text: json.dumps(json.loads(text) | {"epochs": 0}),
+            r"config.json holds an invalid configuration: epochs must be >= 1",
+        ),
+    ],
+    ids=["truncated", "missing_field", "invalid_value"],
+)
+def test_a_broken_config_is_named(tmp_path, corrupt, expected):
+    model_dir = run_dir(tmp_path)
+    path = os.path.join(model_dir, "config.json")
+    with open(path) as file:
+        text = file.read()
+    with open(path, "w") as file:
+        file.write(corrupt(text))
+    with pytest.raises(ValueError, match=expected):
+        run_files.read_config(model_dir)
+
+
+@pytest.mark.parametrize(
+    "content, expected",
+    [
+        ('{"scratch": 0.4, "pit"', r"thresholds.json is not valid JSON"),
+        ('{"scratch": 0.4}', r"thresholds.json has no threshold for class\(es\) \['pit'\]"),
+        ('{"scratch": 0.4, "pit": "high"}', r"threshold of 'pit' must be in \[0, 1\], got 'high'"),
+    ],
+    ids=["truncated", "missing_class", "not_a_number"],
+)
+def test_broken_thresholds_are_named(tmp_path, content, expected):
+    (tmp_path / "thresholds.json").write_text(content)
+    with pytest.raises(ValueError, match=expected):
+        run_files.read_thresholds(str(tmp_path), CLASS_NAMES)
+
+
+def test_thresholds_round_trip_in_class_order(tmp_path):
+    path = run_files.model_dir_paths(str(tmp_path))["thresholds"]
+    run_files.write_thresholds(CLASS_NAMES, [0.25, 0.75], path)
+    np.testing.assert_array_equal(
+        run_files.read_thresholds(str(tmp_path), ("pit", "scratch")), [0.75, 0.25]
+    )
+    assert [name for name in os.listdir(tmp_path)] == ["thresholds.json"]  # No partial left.
+
+
+def test_a_truncated_checkpoint_is_named(tmp_path):
+    model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
+    path = str(tmp_path / "best.keras")
+    model.save(path)
+    data = open(path, "rb").read()
+    with open(path, "wb") as file:
+        file.write(data[: len(data) // 2])
+    with pytest.raises(ValueError, match=rf"{path} cannot be loaded as a Keras model .*truncated"):
+        run_files.load_model(path)
+
+
+def make_export(folder):
+    os.makedirs(folder)
+    open(os.path.join(folder, "saved_model.pb"), "wb").close()
+
+
+def test_exports_are_numbered_and_partial_ones_ignored(tmp_path):
+    base = str(tmp_path / "export")
+    assert run_files.next_export_dir(base) == os.path.join(base, "1")
+    make_export(os.path.join(base, "1"))
+    make_export(os.path.join(base, "2"))
+    os.makedirs(os.path.join(base, "3"))  # No saved_model.pb: not complete.
+    make_export(os.path.join(base, "4.partial-0123abcd"))  # A killed export's folder.
+    assert run_files.export_versions(base) == [1, 2]
+    assert run_files.latest_export(base) == os.path.join(base, "2")
+    # After the highest folder, complete or not; the partial one is removed.
+    assert run_files.next_export_dir(base) == os.path.join(base, "4")
+    assert sorted(os.listdir(base)) == ["1", "2", "3"]
+
+
+def test_latest_export_of_a_model_dir(tmp_path):
+    model_dir = run_dir(tmp_path)
+    with pytest.raises(ValueError, match="holds no complete export"):
+        run_files.latest_export(model_dir)
+    make_export(os.path.join(model_dir, "export", "1"))
+    assert run_files.latest_export(model_dir) == os.path.join(model_dir, "export", "1")
