@@ -25,6 +25,7 @@ import tensorflow as tf
 from defect_aux_net.config import DefectAuxNetConfig
 from defect_aux_net.data.preprocessing import prepare_image
 from defect_aux_net.detection.decoding import decode_detections
+from defect_aux_net.models.empty_batches import call_unless_empty
 from defect_aux_net.models.gated_inference import GatedDefectAuxNet
 
 SERVING_DEFAULT = "serving_default"
@@ -203,6 +204,11 @@ class ServingModule(tf.Module):
         )
 
     def _serve_float(self, images):
+        # A NaN pixel would make every probability NaN and every comparison with a
+        # threshold false: "could not judge" must not read as "defect-free".
+        images = tf.debugging.assert_all_finite(
+            images, "serving_float input `images` holds NaN or infinite pixel values"
+        )
         height, width, channels = self._config.input_shape
         prepared = tf.map_fn(
             lambda image: prepare_image(image, (height, width), channels),
@@ -228,10 +234,22 @@ class ServingModule(tf.Module):
         return tf.cond(tf.shape(image)[-1] >= 3, lambda: prepare(3), lambda: prepare(1))
 
     def _predict(self, images):
-        return self._results(self.model(images, training=False))
+        return self._results(call_unless_empty(self.model, images, tf.shape(images)[0]))
 
     def _results(self, outputs):
-        """The model's outputs -> the serving outputs (decoded detections, `is_defective`)."""
+        """The model's outputs -> the serving outputs (decoded detections, `is_defective`).
+
+        Raises InvalidArgumentError (an error response in TF Serving) when an output is
+        not finite (e.g. NaN weights), rather than answering "not defective".
+        """
+        outputs = {
+            name: tf.debugging.assert_all_finite(
+                value, f"the model's `{name}` output is NaN or infinite"
+            )
+            if value.dtype.is_floating
+            else value
+            for name, value in outputs.items()
+        }
         results = {}
         if "classification" in outputs:
             results["probabilities"] = outputs["classification"]

@@ -6,7 +6,8 @@ gate is Defect-Aux-Net's own bottom-up pathway and classification head; the
 top-down pathway and the segmentation and detection heads run on the images whose
 highest class probability is at least the gate threshold, gathered into one
 smaller batch, and their results are scattered back. Images that do not pass get
-empty masks and detection logits that no score threshold keeps.
+empty masks and detection logits that no score threshold keeps. When no image
+passes, the heads do not run at all (`call_unless_empty`).
 
 Example:
 ```python
@@ -19,6 +20,7 @@ import keras
 from keras import ops
 
 from defect_aux_net.layers.feature_pyramid import BACKBONE_LEVELS
+from defect_aux_net.models.empty_batches import call_unless_empty
 
 # The box-classification logit of images the gate stops: sigmoid gives 0 in float32,
 # so no detection survives decoding; finite, unlike -inf, so nothing turns into NaN.
@@ -69,19 +71,22 @@ class GatedDefectAuxNet:
           images every output is the model's; for the others `segmentation` and
           `box_regression` are 0 and `box_classification` is `GATED_OUT_LOGIT`.
         """
-        gate_outputs = self.gate(images, training=False)
+        batch_size = ops.shape(images)[0]
+        gate_outputs = call_unless_empty(self.gate, images, batch_size)
         probabilities = gate_outputs["classification"]
-        passed = ops.max(probabilities, axis=-1) >= ops.cast(gate_threshold, probabilities.dtype)
+        # initial=0 (probabilities are >= 0): eager Keras refuses the max of an empty batch.
+        highest = ops.max(probabilities, axis=-1, initial=0.0)
+        passed = highest >= ops.cast(gate_threshold, probabilities.dtype)
         # Dynamic shapes: serving only (CPU/GPU), not the XLA-compiled training step.
         passing = ops.reshape(ops.where(passed)[0], (-1, 1))
-        head_outputs = self.heads(
+        head_outputs = call_unless_empty(
+            self.heads,
             [
                 ops.take(gate_outputs[f"C{level}"], passing[:, 0], axis=0)
                 for level in BACKBONE_LEVELS
             ],
-            training=False,
+            ops.shape(passing)[0],
         )
-        batch_size = ops.shape(images)[0]
         results = {"classification": probabilities, "gate_passed": passed}
         for name, values in head_outputs.items():
             scattered = ops.scatter(passing, values, (batch_size, *ops.shape(values)[1:]))

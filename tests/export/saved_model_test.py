@@ -8,6 +8,7 @@ import pytest
 import tensorflow as tf
 
 from defect_aux_net.export.saved_model import export_saved_model
+from tests import tolerances
 from tests.conftest import shared_across_workers
 from tests.export.serving_test import (
     CLASS_NAMES,
@@ -157,7 +158,9 @@ def test_per_image_gate_thresholds_skip_the_heads_of_stopped_images(
     np.testing.assert_array_equal(outputs.pop("gate_passed"), [True, False])
     assert_outputs_match({key: value[:1] for key, value in outputs.items()},
                          {key: value[:1] for key, value in expected.items()})
-    np.testing.assert_allclose(outputs["probabilities"], expected["probabilities"], atol=1e-5)
+    tolerances.assert_close(
+        outputs["probabilities"], expected["probabilities"], tolerances.float32_output_tolerance()
+    )
     defective = (expected["probabilities"] >= THRESHOLDS).any(axis=1)
     np.testing.assert_array_equal(outputs["is_defective"], defective)
     assert not outputs["masks"][1].any()
@@ -228,7 +231,11 @@ def test_mixed_bfloat16_model_exports_float32(tmp_path):
     for key in ("probabilities", "masks", "boxes", "scores"):
         assert outputs[key].dtype == tf.float32, key
     expected = expected_outputs(model, pixels)
-    assert_outputs_match({key: value.numpy() for key, value in outputs.items()}, expected)
+    assert_outputs_match(
+        {key: value.numpy() for key, value in outputs.items()},
+        expected,
+        tolerances.bfloat16_output_tolerance(),
+    )
     # Mixed precision keeps float32 weights: nothing is saved in bfloat16.
     dtypes = tf.train.load_checkpoint(
         os.path.join(export_dir, "variables", "variables")
