@@ -5,16 +5,27 @@ r"""Predicts defects in image files and draws the predictions over them.
 
 `--model` is an exported SavedModel (launch.export) or a `.keras` checkpoint. Writes to
 `--output_dir`: `<stem>.png` overlays (masks and boxes over the original image),
-`predictions.csv` (one row per image) and `predictions.json` (probabilities, boxes and
-mask areas per image). Files that cannot be read or decoded are reported and skipped;
-the exit status is non-zero only when no file could be processed. Paths may be `gs://`.
+`predictions.csv` (one row per image, naming its overlay) and `predictions.json`
+(probabilities, boxes and mask areas per image, and the skipped files with the reason).
+Paths may be `gs://`.
+
+A file is reported by name and skipped when it cannot be read (or is not a regular file:
+a FIFO or device would block the read forever), is too large for PIL to decode safely
+(a decompression bomb), cannot be decoded, or when any model output for it is NaN or
+inf: an image the model could not judge is never written as not defective. The exit
+status is non-zero only when no file could be processed, or when --output_dir cannot be
+written.
+
+Tables are never stale (`prediction_tables`): the previous run's are deleted before the
+first image, rows go to `predictions.partial.csv` as images are done, and only a
+finished run writes `predictions.json` and renames the partial CSV to `predictions.csv`.
+After a crash or kill, `--output_dir` holds no predictions.csv or predictions.json.
+Overlays of earlier runs are not deleted: the tables name this run's.
 """
 
-import csv
-import dataclasses
 import io
 import os
-from typing import Callable
+import stat
 
 import keras
 import numpy as np
@@ -23,9 +34,9 @@ from absl import app, flags, logging
 from PIL import Image
 
 from defect_aux_net.data.preprocessing import convert_channels
-from defect_aux_net.export.serving import ServingModule
-from defect_aux_net.training import run_files
 from defect_aux_net.visualization.overlays import binary_masks, draw_overlay
+from launch.prediction_tables import PredictionTables
+from launch.predictor import Predictor, load_predictor
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
 
@@ -105,106 +116,79 @@ def expand_inputs(paths) -> list:
     return list(dict.fromkeys(files))
 
 
-@dataclasses.dataclass(frozen=True)
-class Predictor:
-    """The serving functions of a model, and what their callers need to know.
-
-    Attributes:
-      serve_bytes: string `[B]` encoded images -> outputs (see `ServingModule`).
-      serve_float: float32 `[B, h, w, channels]` pixels -> outputs.
-      channels: channels the model takes.
-      class_names: the class names, in the model's class order.
-    """
-
-    serve_bytes: Callable
-    serve_float: Callable
-    channels: int
-    class_names: list
+def _skip(skipped: list, path: str, reason: str):
+    """Reports that `path` is skipped, and why; keeps the reason for predictions.json."""
+    logging.error("Skipping %s: %s", path, reason)
+    skipped.append({"file": path, "reason": reason})
 
 
-def load_predictor(model_path: str, class_names=None) -> Predictor:
-    """The `Predictor` of an exported SavedModel or of a `.keras` checkpoint.
-
-    Args:
-      model_path: an exported SavedModel directory or a `.keras` checkpoint.
-      class_names: names for a checkpoint; None to read them (and the thresholds)
-        from the config.json of its launch.train model_dir (the checkpoint's folder
-        or the one above), else `class_<i>`.
-    """
-    if tf.saved_model.contains_saved_model(model_path):
-        loaded = tf.saved_model.load(model_path)
-        # Calling through `loaded` keeps it alive: it owns the signatures' variables.
-        return Predictor(
-            lambda images: loaded.signatures["serving_default"](images=images),
-            lambda images: loaded.signatures["serving_float"](images=images),
-            int(loaded.channels.numpy()),
-            [name.decode() for name in loaded.class_names.numpy()],
-        )
-    model = run_files.load_model(model_path)
-    num_classes = model.config.num_classes
-    thresholds = None
-    if class_names is None:
-        class_names, thresholds = _run_class_names(model_path)
-    if class_names is None:
-        class_names = [f"class_{index}" for index in range(num_classes)]
-    if len(class_names) != num_classes:
-        raise ValueError(
-            f"Got {len(class_names)} class names ({','.join(class_names)}) for the "
-            f"{num_classes} classes of {model_path}: give one per class with --class_names."
-        )
-    module = ServingModule(model, list(class_names), thresholds)
-    return Predictor(
-        lambda images: module.serve_bytes(images=images),
-        lambda images: module.serve_float(images=images),
-        model.config.input_shape[2],
-        list(class_names),
-    )
-
-
-def _run_class_names(checkpoint: str) -> tuple:
-    """`(class_names, thresholds)` of the launch.train run holding `checkpoint`, or Nones."""
-    folder = os.path.dirname(checkpoint)
-    for model_dir in (folder, os.path.dirname(folder)):
-        if run_files.has_config(model_dir):
-            path = run_files.model_dir_paths(model_dir)["config"]
-            class_names = run_files.read_json(path)["class_names"]
-            return class_names, run_files.read_thresholds(model_dir, class_names)
-    return None, None
-
-
-def _read_files(paths) -> list:
-    """`(path, bytes)` of the files that can be read; the others are reported."""
+def _read_files(paths, skipped: list) -> list:
+    """`(path, bytes)` of the files that can be read and decoded safely; others are skipped."""
     items = []
     for path in paths:
         try:
+            # Object stores hold regular objects only; a local FIFO or device never ends.
+            if "://" not in path and not stat.S_ISREG(os.stat(path).st_mode):
+                _skip(skipped, path, "not a regular file (a FIFO, device or socket)")
+                continue
             with tf.io.gfile.GFile(path, "rb") as file:
-                items.append((path, file.read()))
+                data = file.read()
         except (tf.errors.OpError, OSError) as error:
-            logging.error("Skipping %s: cannot read it (%s)", path, error)
+            _skip(skipped, path, f"cannot read it ({error})")
+            continue
+        too_large = _decompression_bomb(data)
+        if too_large:
+            _skip(skipped, path, f"too large to decode ({too_large})")
+            continue
+        items.append((path, data))
     return items
 
 
-def predict_batch(predictor: Predictor, items) -> list:
-    """Predicts `(path, bytes)` items; `(path, bytes, outputs)` for those decoded.
+def _decompression_bomb(data: bytes) -> str | None:
+    """PIL's decompression-bomb error for `data`, else None.
 
-    A batch that fails with InvalidArgumentError (an undecodable image) is retried
-    one file at a time. A file TensorFlow cannot decode but PIL can (TIFF, 16-bit
-    TIFF) goes through `serve_float`; others are reported and skipped.
+    PIL reads only the header here, so this runs before any decoder (TensorFlow's
+    too) allocates the image. Files PIL cannot identify are left to TensorFlow.
+    """
+    try:
+        Image.open(io.BytesIO(data)).close()
+    except Image.DecompressionBombError as error:
+        return str(error)
+    except Exception:  # Any other error: TensorFlow's decoders decide below.
+        return None
+    return None
+
+
+def predict_batch(predictor: Predictor, items, skipped: list) -> list:
+    """Predicts `(path, bytes)` items; `(path, bytes, outputs)` for those predicted.
+
+    A batch that fails (an undecodable image) is retried one file at a time. A file
+    TensorFlow cannot decode but PIL can (TIFF, 16-bit TIFF) goes through
+    `serve_float`; the others are skipped.
     """
     if not items:
         return []
     try:
         outputs = predictor.serve_bytes(tf.constant([data for _, data in items]))
-    except tf.errors.InvalidArgumentError as error:
+    except tf.errors.OpError as error:
         if len(items) > 1:
-            return [result for item in items for result in predict_batch(predictor, [item])]
+            return [
+                result for item in items for result in predict_batch(predictor, [item], skipped)
+            ]
         path, data = items[0]
+        if not isinstance(error, tf.errors.InvalidArgumentError):
+            _skip(skipped, path, f"cannot predict it ({_reason(error)})")
+            return []
         try:
             pixels = np.atleast_3d(decode_with_pil(data)).astype(np.float32)
-        except (OSError, ValueError):
-            logging.error("Skipping %s: cannot decode it (%s)", path, _reason(error))
+        except Exception:  # PIL's decoders raise many types on malformed files.
+            _skip(skipped, path, f"cannot decode it ({_reason(error)})")
             return []
-        outputs = predictor.serve_float(convert_channels(pixels, predictor.channels)[None])
+        try:
+            outputs = predictor.serve_float(convert_channels(pixels, predictor.channels)[None])
+        except tf.errors.OpError as float_error:
+            _skip(skipped, path, f"cannot predict it ({_reason(float_error)})")
+            return []
     outputs = {key: value.numpy() for key, value in outputs.items()}
     return [
         (path, data, {key: value[index] for key, value in outputs.items()})
@@ -302,37 +286,42 @@ def write_overlay(overlay, path: str):
         file.write(buffer.getvalue())
 
 
-def write_tables(records: list, class_names, output_dir: str):
-    """Writes predictions.csv (one row per image) and predictions.json."""
-    probability_columns = [f"p_{name}" for name in class_names]
-    buffer = io.StringIO()
-    writer = csv.DictWriter(
-        buffer,
-        ["file", "is_defective", *probability_columns, "num_boxes"],
-        restval="",
-        lineterminator="\n",
-    )
-    writer.writeheader()
-    for record in records:
-        row = {"file": record["file"], "is_defective": int(record["is_defective"])}
-        row |= {
-            f"p_{name}": value for name, value in record.get("probabilities", {}).items()
-        }
-        if "boxes" in record:
-            row["num_boxes"] = len(record["boxes"])
-        writer.writerow(row)
-    with tf.io.gfile.GFile(os.path.join(output_dir, "predictions.csv"), "w") as file:
-        file.write(buffer.getvalue())
-    run_files.write_json(
-        {
-            "model": _MODEL.value,
-            "class_names": list(class_names),
-            "mask_threshold": _MASK_THRESHOLD.value,
-            "score_threshold": _SCORE_THRESHOLD.value,
-            "predictions": records,
-        },
-        os.path.join(output_dir, "predictions.json"),
-    )
+def _non_finite(outputs: dict) -> list:
+    """The names of the floating outputs holding NaN or inf."""
+    return [
+        key
+        for key, value in outputs.items()
+        if np.issubdtype(value.dtype, np.floating) and not np.all(np.isfinite(value))
+    ]
+
+
+def _predict_files(predictor: Predictor, files, output_dir: str, tables) -> tuple:
+    """`(records, skipped)` of `files`; writes their overlays and `tables` rows."""
+    records, skipped, used_names = [], [], set()
+    class_names = predictor.class_names
+    progress = keras.utils.Progbar(len(files), unit_name="image")
+    for start in range(0, len(files), _BATCH_SIZE.value):
+        batch = files[start : start + _BATCH_SIZE.value]
+        for path, data, outputs in predict_batch(predictor, _read_files(batch, skipped), skipped):
+            non_finite = _non_finite(outputs)
+            if non_finite:
+                # NaN fails every threshold comparison: it would read as "not defective".
+                reason = f"the model's {', '.join(non_finite)} hold NaN or inf: it cannot judge it"
+                _skip(skipped, path, reason)
+                continue
+            try:
+                image = decode_with_pil(data)
+                overlay = overlay_image(image, outputs, class_names)
+                record = prediction_record(outputs, image.shape[:2], class_names)
+            except Exception as error:  # PIL's decoders raise many types on odd files.
+                _skip(skipped, path, f"cannot make its overlay ({error!r})")
+                continue
+            name = _overlay_name(path, used_names)
+            write_overlay(overlay, os.path.join(output_dir, name))
+            records.append({"file": path, "overlay": name} | record)
+            tables.add(records[-1])
+        progress.add(len(batch))
+    return records, skipped
 
 
 def main(argv):
@@ -348,31 +337,32 @@ def main(argv):
     except ValueError as error:
         raise app.UsageError(str(error)) from error
     output_dir = _OUTPUT_DIR.value
-    tf.io.gfile.makedirs(output_dir)
-
-    records, used_names, class_names = [], set(), predictor.class_names
-    progress = keras.utils.Progbar(len(files), unit_name="image")
-    for start in range(0, len(files), _BATCH_SIZE.value):
-        batch = files[start : start + _BATCH_SIZE.value]
-        for path, data, outputs in predict_batch(predictor, _read_files(batch)):
-            try:
-                image = decode_with_pil(data)
-            except (OSError, ValueError) as error:
-                logging.error("Skipping %s: cannot decode it for the overlay (%s)", path, error)
-                continue
-            name = _overlay_name(path, used_names)
-            overlay = overlay_image(image, outputs, class_names)
-            write_overlay(overlay, os.path.join(output_dir, name))
-            record = prediction_record(outputs, image.shape[:2], class_names)
-            records.append({"file": path, "overlay": name} | record)
-        progress.add(len(batch))
-
-    write_tables(records, class_names, output_dir)
+    try:
+        with PredictionTables(output_dir, predictor.class_names) as tables:
+            records, skipped = _predict_files(predictor, files, output_dir, tables)
+            tables.finish(
+                {
+                    "model": _MODEL.value,
+                    "class_names": list(predictor.class_names),
+                    "mask_threshold": _MASK_THRESHOLD.value,
+                    "score_threshold": _SCORE_THRESHOLD.value,
+                    "predictions": records,
+                    "skipped": skipped,
+                }
+            )
+    except (tf.errors.OpError, OSError) as error:
+        # Reading and predicting skip their files: what gets here failed to write.
+        logging.error(
+            "Stopped: cannot write to --output_dir=%s (%s). No predictions.csv or "
+            "predictions.json was written; predictions.partial.csv holds any rows done.",
+            output_dir, error,
+        )
+        return 1
     defective = sum(record["is_defective"] for record in records)
     logging.info(
         "Predicted %d of %d files (%d defective, %d skipped); wrote overlays, predictions.csv "
         "and predictions.json to %s",
-        len(records), len(files), defective, len(files) - len(records), output_dir,
+        len(records), len(files), defective, len(skipped), output_dir,
     )
     if not records:
         logging.error("No file of --inputs could be processed.")

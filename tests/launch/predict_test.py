@@ -1,6 +1,8 @@
 import csv
 import json
 import os
+import struct
+import zlib
 
 import keras
 import numpy as np
@@ -119,6 +121,7 @@ def test_saved_model_predicts_good_files_and_reports_the_bad_one(model_paths, in
 
     signatures = tf.saved_model.load(saved_model).signatures
     for path, row, record in zip(files, rows, records):
+        assert row["overlay"] == record["overlay"]
         original = np.asarray(Image.open(path))
         expected = direct_outputs(model, path)
         probabilities = [record["probabilities"][name] for name in CLASS_NAMES]
@@ -189,7 +192,7 @@ def test_checkpoint_takes_class_names_from_its_run_config(model_paths, inputs, t
     )
     check_success(result)
     rows, predictions = read_outputs(output_dir)
-    assert list(rows[0]) == ["file", "is_defective", "p_scratch", "p_pit", "num_boxes"]
+    assert list(rows[0]) == ["file", "overlay", "is_defective", "p_scratch", "p_pit", "num_boxes"]
     record = predictions["predictions"][0]
     expected = direct_outputs(model, path)["classification"]
     np.testing.assert_allclose(
@@ -234,3 +237,111 @@ def test_bad_flags_name_the_flag(tmp_path):
         "--score_threshold must be in [0, 1]",
     ]:
         assert message in result.stderr
+
+
+def decompression_bomb_png(width=100_000, height=100_000) -> bytes:
+    """A PNG whose header claims `width` x `height` RGB pixels, in 69 bytes.
+
+    Beyond PIL's limit (2 x Image.MAX_IMAGE_PIXELS), and beyond TensorFlow's int
+    sizes, so that no decoder allocates the image.
+    """
+
+    def chunk(kind, data):
+        crc = struct.pack(">I", zlib.crc32(kind + data))
+        return struct.pack(">I", len(data)) + kind + data + crc
+
+    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + b"".join(
+        [chunk(b"IHDR", header), chunk(b"IDAT", zlib.compress(b"\0" * 16)), chunk(b"IEND", b"")]
+    )
+
+
+def test_bombs_fifos_and_devices_are_skipped_by_name(model_paths, inputs, tmp_path):
+    _, _, saved_model = model_paths
+    folder, _ = inputs
+    mixed = tmp_path / "mixed"
+    mixed.mkdir()
+    for name in ("a_rgb.png", "c_grey.png"):
+        (mixed / name).write_bytes(open(os.path.join(folder, name), "rb").read())
+    (mixed / "b_bomb.png").write_bytes(decompression_bomb_png())
+    os.mkfifo(mixed / "b_fifo.png")  # Found in the folder.
+    os.mkfifo(tmp_path / "given.png")  # Given in --inputs.
+    output_dir = tmp_path / "out"
+    # A regression reads a FIFO forever: the timeout bounds it (the run takes ~15 s).
+    result = run_launch(
+        "predict", f"--model={saved_model}",
+        f"--inputs={mixed},{tmp_path / 'given.png'},/dev/null", f"--output_dir={output_dir}",
+        timeout=180,
+    )
+    check_success(result)
+    bomb, fifo, given = (str(mixed / "b_bomb.png"), str(mixed / "b_fifo.png"),
+                         str(tmp_path / "given.png"))
+    assert (f"Skipping {bomb}: too large to decode (Image size (10000000000 pixels) exceeds "
+            "limit of 178956970 pixels") in result.stderr
+    for path in (fifo, given, "/dev/null"):
+        assert f"Skipping {path}: not a regular file (a FIFO, device or socket)" in result.stderr
+    assert "Predicted 2 of 6 files" in result.stderr and "4 skipped" in result.stderr
+
+    rows, predictions = read_outputs(str(output_dir))
+    good = [str(mixed / "a_rgb.png"), str(mixed / "c_grey.png")]
+    assert [(row["file"], row["overlay"]) for row in rows] == [
+        (good[0], "a_rgb.png"), (good[1], "c_grey.png")
+    ]
+    assert [record["file"] for record in predictions["predictions"]] == good
+    assert [item["file"] for item in predictions["skipped"]] == [bomb, fifo, given, "/dev/null"]
+    assert "decompression bomb" in predictions["skipped"][0]["reason"]
+    for row in rows:
+        overlay = Image.open(output_dir / row["overlay"])
+        assert overlay.size == Image.open(row["file"]).size
+
+
+def test_a_run_that_stops_midway_leaves_no_table_looking_complete(model_paths, inputs, tmp_path):
+    _, checkpoint, _ = model_paths
+    folder, _ = inputs
+    output_dir = tmp_path / "out"
+    output_dir.mkdir()
+    # The previous run's tables, and a folder where this run writes b_photo.jpg's overlay.
+    (output_dir / "predictions.csv").write_text("file,is_defective\nold.png,0\n")
+    (output_dir / "predictions.json").write_text('{"predictions": []}')
+    (output_dir / "b_photo.png").mkdir()
+    result = run_launch(
+        "predict", f"--model={checkpoint}", f"--inputs={folder}", f"--output_dir={output_dir}",
+        "--batch_size=1",
+    )
+    assert not (output_dir / "predictions.csv").exists()
+    assert not (output_dir / "predictions.json").exists()
+    assert result.returncode == 1
+    assert f"Stopped: cannot write to --output_dir={output_dir}" in result.stderr
+    # The rows done before the failure: a_rgb.png only.
+    with open(output_dir / "predictions.partial.csv") as file:
+        rows = list(csv.DictReader(file))
+    assert [(row["file"], row["overlay"]) for row in rows] == [
+        (os.path.join(folder, "a_rgb.png"), "a_rgb.png")
+    ]
+
+
+def test_non_finite_outputs_are_failures_not_good_parts(model_paths, inputs, tmp_path):
+    _, checkpoint, _ = model_paths
+    folder, _ = inputs
+    model = keras.saving.load_model(checkpoint)
+    stem = model.weights[0]
+    stem.assign(np.full(stem.shape, np.nan, np.float32))
+    nan_checkpoint = str(tmp_path / "nan.keras")
+    model.save(nan_checkpoint)
+    output_dir = tmp_path / "out"
+    output_dir.mkdir()
+    (output_dir / "predictions.csv").write_text("file,is_defective\nold.png,0\n")
+    files = [os.path.join(folder, name) for name in ("a_rgb.png", "b_photo.jpg")]
+    result = run_launch(
+        "predict", f"--model={nan_checkpoint}", f"--inputs={','.join(files)}",
+        f"--output_dir={output_dir}", "--class_names=scratch,pit",
+    )
+    assert result.returncode == 1
+    for path in files:
+        assert f"Skipping {path}: the model's probabilities" in result.stderr
+    assert "No file of --inputs could be processed" in result.stderr
+    # This run's tables, empty: no row says "not defective", none is the previous run's.
+    rows, predictions = read_outputs(str(output_dir))
+    assert rows == [] and predictions["predictions"] == []
+    assert [item["file"] for item in predictions["skipped"]] == files
+    assert "hold NaN or inf" in predictions["skipped"][0]["reason"]
