@@ -9,6 +9,7 @@ import dataclasses
 from typing import Optional
 
 from defect_aux_net.config import DefectAuxNetConfig
+from defect_aux_net.data.holdout import parse_split, split_names, without_holdout
 
 
 @dataclasses.dataclass(frozen=True)
@@ -18,9 +19,14 @@ class ExperimentConfig:
     Attributes:
       model: the network and its loss.
       dataset: TFDS name, `"name"` or `"name/config"`.
-      train_split: split to train on.
+      train_split: split to train on (TFDS slicing allowed).
       validation_split: split for best-model selection and per-class thresholds.
-      test_split: split evaluated after training, or None.
+        `holdout(train,10%,seed=0)` is a seeded, stratified holdout of `train`
+        (`defect_aux_net.data.holdout`), which training then leaves out. The default
+        "validation" becomes that holdout on a dataset without a validation split
+        (`training_run.prepare_training_data`; `config.json` has the result).
+      test_split: split evaluated after training, or None. The default "test" becomes
+        None on a dataset without a test split.
       batch_size: global batch size (paper: 128).
       epochs: training epochs (paper: 50).
       learning_rate: peak learning rate of the one-cycle schedule (`lr_find` suggests one).
@@ -57,13 +63,23 @@ class ExperimentConfig:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}.")
         if self.learning_rate <= 0:
             raise ValueError(f"learning_rate must be > 0, got {self.learning_rate}.")
+        if parse_split(self.train_split).holdout is not None:
+            raise ValueError(
+                f"train_split must be a TFDS split, got {self.train_split!r}; a holdout "
+                "named by validation_split is left out of training by itself."
+            )
+        parse_split(self.validation_split)  # Raises for a malformed holdout.
 
     @property
     def train_split_slice(self) -> str:
-        """The TFDS split string of the training data, `train_fraction` applied."""
-        if self.train_fraction == 1:
-            return self.train_split
-        return f"{self.train_split}[:{self.train_fraction * 100:g}%]"
+        """The split string of the training data: `train_fraction` applied, holdout left out."""
+        split = self.train_split
+        if self.train_fraction != 1:
+            split = f"{split}[:{self.train_fraction * 100:g}%]"
+        holdout = parse_split(self.validation_split).holdout
+        if holdout is not None and split_names(holdout.split) & split_names(self.train_split):
+            split = without_holdout(split, holdout)
+        return split
 
     @classmethod
     def from_preset(cls, name: str, **overrides) -> "ExperimentConfig":

@@ -22,7 +22,9 @@ TRAIN_SPLIT = flags.DEFINE_string(
     "train_split", None, "Training split, TFDS slicing allowed (default: the preset's)."
 )
 VALIDATION_SPLIT = flags.DEFINE_string(
-    "validation_split", None, "Split for best-model selection and thresholds."
+    "validation_split", None, "Split for best-model selection and thresholds (default: "
+    "the preset's, 'validation'; on a dataset without one, a stratified holdout of the "
+    "training split: 'holdout(train,10%,seed=0)').",
 )
 BACKBONE = flags.DEFINE_enum("backbone", None, BACKBONES, "Bottom-up pathway depth.")
 ATTENTION = flags.DEFINE_enum("attention", None, ATTENTIONS, "Attention in residual blocks.")
@@ -67,8 +69,12 @@ def _floats(flag, count: int) -> tuple:
     return values
 
 
-def experiment_from_flags() -> ExperimentConfig:
-    """The preset with every given flag applied; ValueError names a bad flag."""
+def experiment_from_flags(test_split: str | None = None) -> ExperimentConfig:
+    """The preset with every given flag applied; ValueError names a bad flag.
+
+    Args:
+      test_split: launch.train's --test_split ('' for none), None for the preset's.
+    """
     preset = ExperimentConfig.from_preset(PRESET.value)
     model_changes = {}
     if BACKBONE.value is not None:
@@ -109,6 +115,8 @@ def experiment_from_flags() -> ExperimentConfig:
     ):
         if flag.value is not None:
             changes[field] = flag.value
+    if test_split is not None:
+        changes["test_split"] = test_split or None
     if DISTANCE_WEIGHTS.value is not None:
         changes["distance_weights"] = _floats(DISTANCE_WEIGHTS, 2)
     if TRAIN_FRACTION.value is not None and not 0 < TRAIN_FRACTION.value <= 1:

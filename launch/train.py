@@ -66,7 +66,7 @@ def main(argv):
     from defect_aux_net.training import run_files, training_run
 
     try:
-        experiment = experiment_flags.experiment_from_flags()
+        experiment = experiment_flags.experiment_from_flags(TEST_SPLIT.value)
         strategy = strategies.make_strategy(STRATEGY.value, TPU.value)
         data = training_run.prepare_training_data(experiment, experiment_flags.DATA_DIR.value)
         schedule = training_run.one_cycle_schedule(data)
@@ -89,7 +89,7 @@ def main(argv):
     )
     if best is None:  # A multi-worker run's non-chief worker: the chief reports.
         return
-    test_split = experiment.test_split if TEST_SPLIT.value is None else TEST_SPLIT.value
+    test_split = experiment.test_split  # The flag's, checked by prepare_training_data.
     if test_split:
         output = os.path.join(MODEL_DIR.value, f"metrics_{test_split}.json")
         model_evaluation.write_evaluation(

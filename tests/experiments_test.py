@@ -53,3 +53,23 @@ def test_unknown_preset_lists_the_presets():
 def test_for_classes_sets_the_model_class_count():
     experiment = ExperimentConfig.from_preset("quickstart").for_classes(["a", "b"])
     assert experiment.model.num_classes == 2
+
+
+def test_training_leaves_out_the_holdout_it_validates_on():
+    holdout = "holdout(train,10%,seed=0)"
+    experiment = ExperimentConfig.from_preset("quickstart", validation_split=holdout)
+    assert experiment.train_split_slice == f"train-{holdout}"
+    quarter = ExperimentConfig.from_preset(
+        "quickstart", validation_split=holdout, train_fraction=0.25
+    )
+    assert quarter.train_split_slice == f"train[:25%]-{holdout}"
+    # A holdout of another split leaves the training split whole.
+    other = ExperimentConfig.from_preset("quickstart", validation_split="holdout(extra,5%,seed=0)")
+    assert other.train_split_slice == "train"
+
+
+def test_split_fields_reject_malformed_holdouts():
+    with pytest.raises(ValueError, match=r"holdout\(SPLIT,PERCENT%,seed=N\)"):
+        ExperimentConfig.from_preset("quickstart", validation_split="holdout(train,10%)")
+    with pytest.raises(ValueError, match="train_split must be a TFDS split"):
+        ExperimentConfig.from_preset("quickstart", train_split="holdout(train,10%,seed=0)")

@@ -1,12 +1,16 @@
 """Finding, building and describing the TFDS datasets the launch scripts train on."""
 
 import dataclasses
+import difflib
 import importlib
 import importlib.util
+import pkgutil
 
 import numpy as np
 import tensorflow as tf
 import tensorflow_datasets as tfds
+
+from defect_aux_net.data import splits
 
 # Builders that generate their data: `load_builder` prepares them when missing.
 SELF_GENERATING = ("synthetic_defects",)
@@ -43,8 +47,11 @@ def load_builder(name: str, data_dir: str | None = None) -> tfds.core.DatasetBui
     ours = _import_our_builder(base_name)
     try:
         builder = tfds.builder(name, data_dir=data_dir)
-    except ValueError as error:  # DatasetNotFoundError, or an unknown config.
-        raise ValueError(f"--dataset={name!r} cannot be loaded: {error}") from error
+    except tfds.core.DatasetNotFoundError as error:
+        # TFDS's message lists its whole catalogue: the flag's message would scroll away.
+        raise ValueError(_unknown_dataset_message(name, base_name)) from error
+    except ValueError as error:  # An unknown config, mostly.
+        raise ValueError(_unloadable_message(name, base_name, data_dir, error)) from error
     if builder.is_prepared():
         return builder
     if base_name in SELF_GENERATING:
@@ -64,6 +71,45 @@ def load_builder(name: str, data_dir: str | None = None) -> tfds.core.DatasetBui
         f"--dataset={name!r} is not built in {builder.data_dir_root}. Build it first: "
         f"{command}."
     )
+
+
+def _our_builders() -> list:
+    if importlib.util.find_spec("tfds_builders") is None:
+        return []
+    return sorted(
+        module.name
+        for module in pkgutil.iter_modules(importlib.import_module("tfds_builders").__path__)
+        if module.ispkg
+    )
+
+
+def _unknown_dataset_message(name: str, base_name: str) -> str:
+    ours = _our_builders()
+    close = difflib.get_close_matches(
+        base_name, ours + tfds.list_builders(with_community_datasets=False), n=3, cutoff=0.8
+    )
+    suggestion = f" Did you mean {' or '.join(map(repr, close))}?" if close else ""
+    return (
+        f"--dataset={name!r}: no dataset {base_name!r}, neither among this project's "
+        f"builders ({', '.join(ours)}) nor in the TFDS catalogue (tfds.list_builders())."
+        f"{suggestion}"
+    )
+
+
+def _unloadable_message(name: str, base_name: str, data_dir, error: ValueError) -> str:
+    config = name.split("/")[1].split(":")[0] if "/" in name else None
+    try:
+        configs = [config.name for config in tfds.builder_cls(base_name).BUILDER_CONFIGS]
+    except tfds.core.DatasetNotFoundError:
+        configs = []
+    if config is not None and config not in configs:
+        where = data_dir or tfds.core.constants.DATA_DIR
+        known = f"its configs are {', '.join(configs)}" if configs else "it has no configs"
+        return (
+            f"--dataset={name!r}: {base_name} has no config {config!r} ({known}) and "
+            f"none of that name is built in {where}."
+        )
+    return f"--dataset={name!r} cannot be loaded: {str(error).splitlines()[0]}"
 
 
 def _import_our_builder(base_name: str) -> bool:
@@ -89,9 +135,13 @@ def class_names(builder: tfds.core.DatasetBuilder) -> tuple:
 
 
 def summarize_split(builder: tfds.core.DatasetBuilder, split: str) -> SplitSummary:
-    """Counts annotations and defective images of a split (reads flags, not images)."""
-    flags = builder.as_dataset(
-        split=split,
+    """Counts annotations and defective images of a split (reads flags, not images).
+
+    `split` is a TFDS split or one of the holdout forms of `holdout.py`.
+    """
+    flags = splits.read_split(
+        builder,
+        split,
         decoders={
             "image": tfds.decode.SkipDecoding(),
             "segmentation_mask": tfds.decode.SkipDecoding(),

@@ -15,7 +15,9 @@ from defect_aux_net.config import DefectAuxNetConfig
 from defect_aux_net.data import preprocessing
 from defect_aux_net.data.augmentation import build_augmenter
 from defect_aux_net.data.distance_weights import distance_transform_weights
+from defect_aux_net.data.holdout import parse_split
 from defect_aux_net.data.negative_sampling import frequency_of_use_dataset
+from defect_aux_net.data.splits import read_split
 from defect_aux_net.detection.anchors import anchors_for_config
 from defect_aux_net.detection.box_matching import encode_detection_targets
 
@@ -165,7 +167,8 @@ def make_dataset(
     Args:
       builder: a prepared TFDS builder with the project's feature schema
         (`defect_aux_net.data.datasets.load_builder`); its data may be on GCS.
-      split: TFDS split, slicing allowed (`"train[:25%]"`).
+      split: TFDS split, slicing allowed (`"train[:25%]"`), or a holdout form of
+        `defect_aux_net.data.holdout` (`"holdout(train,10%,seed=0)"`).
       config: the model's config: input size, channels, tasks, anchors.
       options: batching, shuffling, augmentation and sampling.
       input_context: this host's share when called through
@@ -179,14 +182,22 @@ def make_dataset(
     if input_context is not None:
         batch_size = input_context.get_per_replica_batch_size(options.batch_size)
         num_hosts, host = input_context.num_input_pipelines, input_context.input_pipeline_id
+    spec = parse_split(split)
     if num_hosts > 1:
         # Each host reads its own contiguous share of the examples. TFDS's own
         # sharding (`ReadConfig(input_context=...)`) deals out whole files and
         # raises when a split has fewer files than hosts (small splits have one).
-        # Dropping the remainder gives every host as many examples, hence batches.
-        split = tfds.even_splits(split, n=num_hosts, drop_remainder=options.drop_remainder)[host]
-    dataset = builder.as_dataset(
-        split=split,
+        # Dropping the remainder gives every host as many examples, hence batches
+        # (before a holdout's filter, which may leave hosts a few examples apart).
+        spec = dataclasses.replace(
+            spec,
+            tfds_split=tfds.even_splits(
+                spec.tfds_split, n=num_hosts, drop_remainder=options.drop_remainder
+            )[host],
+        )
+    dataset = read_split(
+        builder,
+        spec,
         # Frequency-of-use sampling needs the same order in every read (it
         # counts uses by position) and shuffles its epochs itself.
         shuffle_files=options.training and not options.negative_sampling_epochs,

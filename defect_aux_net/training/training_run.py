@@ -12,7 +12,7 @@ import keras
 import tensorflow as tf
 from absl import logging
 
-from defect_aux_net.data import datasets
+from defect_aux_net.data import datasets, splits
 from defect_aux_net.data.pipeline import InputOptions, distributed_dataset, make_dataset
 from defect_aux_net.evaluation.model_evaluation import choose_thresholds
 from defect_aux_net.experiments import ExperimentConfig
@@ -90,12 +90,26 @@ def training_input_options(experiment: ExperimentConfig) -> InputOptions:
 def prepare_training_data(experiment: ExperimentConfig, data_dir: str | None) -> TrainingData:
     """Loads (or builds) the dataset and checks it suits the experiment.
 
+    The returned experiment is resolved: the dataset's classes, and the splits that
+    will be read (a stratified holdout of train where the dataset has no validation
+    split, no test split where it has no test split; `splits.resolve_*`).
+
     Raises:
-      ValueError: naming the flag to change (`--dataset`, `--tasks`, `--batch_size`).
+      ValueError: naming the flag to change (`--dataset`, `--train_split`,
+        `--validation_split`, `--test_split`, `--tasks`, `--batch_size`).
     """
     builder = datasets.load_builder(experiment.dataset, data_dir)
     class_names = datasets.class_names(builder)
-    experiment = experiment.for_classes(class_names)
+    splits.check_split(builder, experiment.train_split_slice, "--train_split")
+    test_split = splits.resolve_test_split(builder, experiment.test_split)
+    validation_split = splits.resolve_validation_split(
+        builder, experiment.validation_split, experiment.train_split
+    )
+    experiment = dataclasses.replace(
+        experiment.for_classes(class_names),
+        validation_split=validation_split,
+        test_split=test_split,
+    )
     summary = datasets.summarize_split(builder, experiment.train_split_slice)
     datasets.check_tasks(
         experiment.model.tasks, summary, experiment.dataset, experiment.train_split

@@ -69,8 +69,23 @@ def test_unknown_dataset_names_the_flag(tmp_path):
         datasets.load_builder("no_such_defects", str(tmp_path))
 
 
-def test_unknown_config_names_the_flag(tmp_path):
-    with pytest.raises(ValueError, match=r"--dataset='synthetic_defects/no_such_config'"):
+def test_unknown_dataset_message_is_short_and_suggests_the_near_name(tmp_path):
+    with pytest.raises(ValueError) as error:
+        datasets.load_builder("synthetic_defect", str(tmp_path))
+    message = str(error.value)
+    # One line, not TFDS's catalogue of hundreds of datasets.
+    assert "\n" not in message and "abstract_reasoning" not in message
+    assert message.startswith("--dataset='synthetic_defect': no dataset")
+    assert "defect_folder, kolektor_sdd" in message  # This project's builders.
+    assert message.endswith("Did you mean 'synthetic_defects'?")
+
+
+def test_unknown_config_names_the_flag_and_the_configs(tmp_path):
+    with pytest.raises(
+        ValueError,
+        match=r"^--dataset='synthetic_defects/no_such_config': synthetic_defects has no config "
+        r"'no_such_config' \(its configs are default, small, quickstart, rgb, rare_defects\)",
+    ):
         datasets.load_builder("synthetic_defects/no_such_config", str(tmp_path))
 
 

@@ -1,3 +1,5 @@
+import dataclasses
+
 import numpy as np
 import pytest
 import tensorflow_datasets as tfds
@@ -8,9 +10,11 @@ from defect_aux_net.experiments import ExperimentConfig
 from defect_aux_net.training.training_run import (
     TrainingData,
     one_cycle_schedule,
+    prepare_training_data,
     steps_per_epoch,
     validation_examples,
 )
+from tests.data import folder_fixture
 from tests.data.synthetic_fixture import synthetic_small_builder
 
 
@@ -60,3 +64,22 @@ def test_validation_examples_give_normalised_ground_truth_boxes(tmp_path_factory
         np.testing.assert_allclose(
             actual[np.lexsort(actual.T)], expected[np.lexsort(expected.T)], atol=1e-6
         )
+
+
+def test_a_dataset_without_validation_trains_with_the_defaults_on_a_holdout(tmp_path_factory):
+    data_dir = folder_fixture.build_train_test_folder(tmp_path_factory.mktemp("train_test"))
+    experiment = ExperimentConfig.from_preset("quickstart", dataset=folder_fixture.NAME, batch_size=4)
+    experiment = dataclasses.replace(
+        experiment, model=dataclasses.replace(experiment.model, tasks=("classification",))
+    )
+    assert (experiment.validation_split, experiment.test_split) == ("validation", "test")
+
+    data = prepare_training_data(experiment, data_dir)
+
+    assert data.experiment.validation_split == "holdout(train,10%,seed=0)"
+    assert data.experiment.test_split == "test"
+    assert data.experiment.train_split_slice == "train-holdout(train,10%,seed=0)"
+    assert data.train_steps == (80 - 8) // 4  # Training leaves the 8 held-out images out.
+    for field, split in (("validation_split", "val"), ("test_split", "tset")):
+        with pytest.raises(ValueError, match=f"--{field}='{split}'.*its splits are test, train"):
+            prepare_training_data(dataclasses.replace(experiment, **{field: split}), data_dir)
