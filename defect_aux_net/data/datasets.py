@@ -85,9 +85,8 @@ def _our_builders() -> list:
 
 def _unknown_dataset_message(name: str, base_name: str) -> str:
     ours = _our_builders()
-    close = difflib.get_close_matches(
-        base_name, ours + tfds.list_builders(with_community_datasets=False), n=3, cutoff=0.8
-    )
+    known = set(ours) | set(tfds.list_builders(with_community_datasets=False))
+    close = difflib.get_close_matches(base_name, sorted(known), n=3, cutoff=0.8)
     suggestion = f" Did you mean {' or '.join(map(repr, close))}?" if close else ""
     return (
         f"--dataset={name!r}: no dataset {base_name!r}, neither among this project's "
