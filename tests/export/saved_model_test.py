@@ -215,6 +215,15 @@ def test_saved_model_cli_lists_the_signatures(exported):
             assert f"outputs['{output}']" in section, (name, output)
 
 
+def iou(boxes, box):
+    """IoU of `[N, 4]` `ymin, xmin, ymax, xmax` boxes with one box."""
+    low, high = np.maximum(boxes[:, :2], box[:2]), np.minimum(boxes[:, 2:], box[2:])
+    intersection = np.prod(np.clip(high - low, 0, None), axis=-1)
+    areas = np.prod(boxes[:, 2:] - boxes[:, :2], axis=-1)
+    union = areas + np.prod(box[2:] - box[:2]) - intersection
+    return intersection / np.maximum(union, 1e-12)  # Boxes clipped to a line have no area.
+
+
 def test_mixed_bfloat16_model_exports_float32(tmp_path):
     policy = keras.mixed_precision.global_policy()
     keras.mixed_precision.set_global_policy("mixed_bfloat16")
@@ -231,11 +240,34 @@ def test_mixed_bfloat16_model_exports_float32(tmp_path):
     for key in ("probabilities", "masks", "boxes", "scores"):
         assert outputs[key].dtype == tf.float32, key
     expected = expected_outputs(model, pixels)
-    assert_outputs_match(
-        {key: value.numpy() for key, value in outputs.items()},
-        expected,
-        tolerances.bfloat16_output_tolerance(),
-    )
+    actual = {key: value.numpy() for key, value in outputs.items()}
+    tolerance = tolerances.bfloat16_output_tolerance()
+    for key in ("probabilities", "masks"):
+        tolerances.assert_close(actual[key], expected[key], tolerance, key)
+    # Scores within a bfloat16 rounding of each other may swap places in NMS, and so
+    # which of two overlapping boxes it keeps: each confident detection must be in
+    # the list, anywhere, or be suppressed there by a box of its class that overlaps
+    # it by the NMS threshold (0.5) and scores as high, up to rounding.
+    box_tolerance = tolerances.box_tolerance(tolerance)
+    checked = 0
+    for image in range(len(pixels)):
+        count = actual["num_detections"][image]
+        actual_boxes = actual["boxes"][image, :count]
+        for row in range(expected["num_detections"][image]):
+            score, box = expected["scores"][image, row], expected["boxes"][image, row]
+            if score < 0.05 + tolerance:
+                continue
+            same_class = actual["classes"][image, :count] == expected["classes"][image, row]
+            close_score = np.abs(actual["scores"][image, :count] - score) <= tolerance
+            same_box = np.abs(actual_boxes - box).max(axis=-1) <= box_tolerance
+            suppressing = (
+                # Each of the four corners may move by box_tolerance.
+                (iou(actual_boxes, box) >= 0.5 - 4 * box_tolerance)
+                & (actual["scores"][image, :count] >= score - tolerance)
+            )
+            assert (same_class & ((close_score & same_box) | suppressing)).any(), (image, row)
+            checked += 1
+    assert checked >= 10
     # Mixed precision keeps float32 weights: nothing is saved in bfloat16.
     dtypes = tf.train.load_checkpoint(
         os.path.join(export_dir, "variables", "variables")
