@@ -36,7 +36,7 @@ from PIL import Image
 from defect_aux_net.data.preprocessing import convert_channels
 from defect_aux_net.visualization.overlays import binary_masks, draw_overlay
 from launch.prediction_tables import PredictionTables
-from launch.predictor import Predictor, load_predictor
+from launch.predictor import Predictor, load_predictor, non_finite_outputs
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
 
@@ -286,15 +286,6 @@ def write_overlay(overlay, path: str):
         file.write(buffer.getvalue())
 
 
-def _non_finite(outputs: dict) -> list:
-    """The names of the floating outputs holding NaN or inf."""
-    return [
-        key
-        for key, value in outputs.items()
-        if np.issubdtype(value.dtype, np.floating) and not np.all(np.isfinite(value))
-    ]
-
-
 def _predict_files(predictor: Predictor, files, output_dir: str, tables) -> tuple:
     """`(records, skipped)` of `files`; writes their overlays and `tables` rows."""
     records, skipped, used_names = [], [], set()
@@ -303,9 +294,10 @@ def _predict_files(predictor: Predictor, files, output_dir: str, tables) -> tupl
     for start in range(0, len(files), _BATCH_SIZE.value):
         batch = files[start : start + _BATCH_SIZE.value]
         for path, data, outputs in predict_batch(predictor, _read_files(batch, skipped), skipped):
-            non_finite = _non_finite(outputs)
+            non_finite = non_finite_outputs(outputs)
             if non_finite:
-                # NaN fails every threshold comparison: it would read as "not defective".
+                # Exports older than serving's own check answer NaN, which fails every
+                # threshold comparison: it would read as "not defective".
                 reason = f"the model's {', '.join(non_finite)} hold NaN or inf: it cannot judge it"
                 _skip(skipped, path, reason)
                 continue

@@ -1,9 +1,11 @@
-"""The serving functions of an exported SavedModel or of a `.keras` checkpoint."""
+"""The serving functions of an exported SavedModel or of a `.keras` checkpoint, and a
+check of their outputs."""
 
 import dataclasses
 import os
 from typing import Callable
 
+import numpy as np
 import tensorflow as tf
 
 from defect_aux_net.export.serving import ServingModule
@@ -75,3 +77,12 @@ def _run_class_names(checkpoint: str) -> tuple:
             class_names = run_files.read_json(path)["class_names"]
             return class_names, run_files.read_thresholds(model_dir, class_names)
     return None, None
+
+
+def non_finite_outputs(outputs: dict) -> list:
+    """The names of the floating outputs (numpy arrays) holding NaN or inf."""
+    return [
+        key
+        for key, value in outputs.items()
+        if np.issubdtype(value.dtype, np.floating) and not np.all(np.isfinite(value))
+    ]

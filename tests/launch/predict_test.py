@@ -15,6 +15,7 @@ from defect_aux_net.data.preprocessing import prepare_image
 from defect_aux_net.export.saved_model import export_saved_model
 from defect_aux_net.visualization.overlays import draw_overlay
 from tests.conftest import shared_across_workers
+from launch.predictor import non_finite_outputs
 from tests.launch.conftest import check_success, run_launch
 
 CLASS_NAMES = ("scratch", "pit")
@@ -337,11 +338,26 @@ def test_non_finite_outputs_are_failures_not_good_parts(model_paths, inputs, tmp
         f"--output_dir={output_dir}", "--class_names=scratch,pit",
     )
     assert result.returncode == 1
-    for path in files:
-        assert f"Skipping {path}: the model's probabilities" in result.stderr
     assert "No file of --inputs could be processed" in result.stderr
     # This run's tables, empty: no row says "not defective", none is the previous run's.
     rows, predictions = read_outputs(str(output_dir))
     assert rows == [] and predictions["predictions"] == []
     assert [item["file"] for item in predictions["skipped"]] == files
-    assert "hold NaN or inf" in predictions["skipped"][0]["reason"]
+    # The serving module refuses NaN outputs (InvalidArgument), or, for modules exported
+    # before it did, predict finds them.
+    for item in predictions["skipped"]:
+        assert "NaN" in item["reason"]
+        assert f"Skipping {item['file']}: {item['reason']}" in result.stderr
+
+
+def test_non_finite_outputs_are_found_in_any_floating_output():
+    # What predict checks for SavedModels exported before serving refused NaN outputs.
+    outputs = {
+        "probabilities": np.array([0.2, 0.9], np.float32),
+        "masks": np.array([[0.1], [np.inf]], np.float32),
+        "scores": np.array([np.nan, 0.0], np.float32),
+        "is_defective": np.array(True),
+        "num_detections": np.array(1, np.int32),
+    }
+    assert non_finite_outputs(outputs) == ["masks", "scores"]
+    assert non_finite_outputs(outputs | {"masks": np.zeros(2), "scores": np.ones(2)}) == []
