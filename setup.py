@@ -53,5 +53,15 @@ setuptools.setup(
         "tpu": [],
         # tfds.testing imports dill; pytest-xdist runs the suite on both cores (pytest.ini).
         "test": ["pytest", "pytest-xdist", "dill"],
+        # ONNX / LiteRT / OpenVINO export and their runtimes (defect_aux_net.export.edge_formats);
+        # nncf quantises OpenVINO models to INT8. Tested with TF 2.21, Keras 3.15, numpy 2.4.
+        "export": [
+            "tf2onnx>=1.17",
+            "onnx",
+            "onnxruntime>=1.20",
+            "ai-edge-litert>=2.3",
+            "openvino>=2026.0",
+            "nncf>=3.0",
+        ],
     },
 )
