@@ -24,6 +24,7 @@ def main(argv):
         raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
     from defect_aux_net.data import datasets
     from defect_aux_net.evaluation import model_evaluation
+    from defect_aux_net.training import run_files
 
     try:
         model, experiment, class_names, thresholds = model_flags.load_trained_model()
@@ -40,14 +41,15 @@ def main(argv):
             class_names = datasets.class_names(builder)
     except ValueError as error:
         raise app.UsageError(str(error)) from error
-    output = OUTPUT.value or os.path.join(
-        model_flags.MODEL_DIR.value or os.path.dirname(model_flags.CHECKPOINT.value),
-        f"metrics_{SPLIT.value}.json",
-    )
+    model_dir = model_flags.run_dir()
+    output = OUTPUT.value or os.path.join(model_dir, f"metrics_{SPLIT.value}.json")
     evaluator = model_evaluation.evaluate_model(
         model, builder, SPLIT.value, class_names, thresholds, BATCH_SIZE.value
     )
-    model_evaluation.write_evaluation(evaluator, output)
+    thresholds_source = None
+    if thresholds is not None:
+        thresholds_source = run_files.model_dir_paths(model_dir)["thresholds"]
+    model_evaluation.write_evaluation(evaluator, output, thresholds_source)
 
 
 def run():

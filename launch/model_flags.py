@@ -19,13 +19,23 @@ flags.register_multi_flags_validator(
 )
 
 
+def run_dir() -> str:
+    """The model_dir given, or the checkpoint's folder."""
+    return MODEL_DIR.value or os.path.dirname(CHECKPOINT.value)
+
+
 def load_trained_model() -> tuple:
     """`(model, experiment or None, class_names, thresholds or None)` from the flags.
 
     Class names and thresholds come from the model_dir (or the checkpoint's folder)
-    when it has launch.train's files; otherwise names are `class_<i>`.
+    when it has launch.train's files; otherwise names are `class_<i>`. Without
+    thresholds.json the thresholds are None (0.5 each), with a warning.
+
+    Raises:
+      ValueError: naming the file (best.keras, config.json, thresholds.json) that is
+        missing, truncated or incomplete.
     """
-    model_dir = MODEL_DIR.value or os.path.dirname(CHECKPOINT.value)
+    model_dir = run_dir()
     checkpoint = CHECKPOINT.value or run_files.model_dir_paths(model_dir)["best"]
     model = run_files.load_model(checkpoint)
     experiment, class_names, thresholds = None, None, None

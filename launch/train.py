@@ -10,10 +10,10 @@ Cloud TPU VM (data and model_dir on GCS, see README "Training on Cloud TPU"):
     --data_dir=gs://BUCKET/tensorflow_datasets --model_dir=gs://BUCKET/runs/severstal
 
 Running the same command again after a kill or preemption resumes from the last
-finished epoch.
+finished epoch; after a complete run it prints where the outputs are and exits. A
+--model_dir holding a run of another configuration is refused; --overwrite deletes it
+and starts afresh.
 """
-
-import os
 
 from absl import app, flags, logging
 
@@ -30,7 +30,13 @@ TPU = flags.DEFINE_string("tpu", None, 'TPU name, or "local" on a TPU VM (with -
 MIXED_PRECISION = flags.DEFINE_enum(
     "mixed_precision", "auto", PRECISIONS, "Keras dtype policy; auto: mixed_bfloat16 on TPU."
 )
-EXPORT = flags.DEFINE_boolean("export", True, "Export the best model to <model_dir>/export.")
+EXPORT = flags.DEFINE_boolean(
+    "export", True, "Export the best model to <model_dir>/export/<next version>."
+)
+OVERWRITE = flags.DEFINE_boolean(
+    "overwrite", False, "Delete what --model_dir holds (another run, or this one complete) "
+    "and train afresh.",
+)
 TEST_SPLIT = flags.DEFINE_string(
     "test_split", None, "Split evaluated after training (default: the preset's; '' skips)."
 )
@@ -62,7 +68,6 @@ def main(argv):
         strategies.configure_logical_cpus(CPU_DEVICES.value)
     import keras
 
-    from defect_aux_net.evaluation import model_evaluation
     from defect_aux_net.training import run_files, training_run
 
     try:
@@ -70,8 +75,19 @@ def main(argv):
         strategy = strategies.make_strategy(STRATEGY.value, TPU.value)
         data = training_run.prepare_training_data(experiment, experiment_flags.DATA_DIR.value)
         schedule = training_run.one_cycle_schedule(data)
+        # Before anything trains: a model_dir holding another run stops here.
+        state = run_files.model_dir_state(
+            MODEL_DIR.value, data.experiment, data.class_names, OVERWRITE.value
+        )
     except ValueError as error:
         raise app.UsageError(str(error)) from error
+    if state == run_files.COMPLETE:
+        print(
+            f"{MODEL_DIR.value} holds this run, complete: nothing to train "
+            "(--overwrite trains it afresh)."
+        )
+        print_outputs(run_files.read_completion(MODEL_DIR.value))
+        return
     experiment = data.experiment
     policy = MIXED_PRECISION.value
     if policy == "auto":
@@ -79,30 +95,29 @@ def main(argv):
     keras.mixed_precision.set_global_policy(policy)
     logging.info("Training %s on %d replica(s)", experiment, strategy.num_replicas_in_sync)
     jit_compile = {"auto": "auto", "true": True, "false": False}[JIT_COMPILE.value]
-    best, thresholds = training_run.run_training(
+    test_split = experiment.test_split  # The flag's, checked by prepare_training_data.
+    best, _ = training_run.run_training(
         data,
         schedule,
         MODEL_DIR.value,
         strategy,
         export=EXPORT.value,
         jit_compile=jit_compile,
+        test_split=test_split,
+        overwrite=OVERWRITE.value,
     )
     if best is None:  # A multi-worker run's non-chief worker: the chief reports.
         return
-    test_split = experiment.test_split  # The flag's, checked by prepare_training_data.
-    if test_split:
-        output = os.path.join(MODEL_DIR.value, f"metrics_{test_split}.json")
-        model_evaluation.write_evaluation(
-            model_evaluation.evaluate_model(
-                best, data.builder, test_split, data.class_names, thresholds
-            ),
-            output,
-        )
-    paths = run_files.model_dir_paths(MODEL_DIR.value)
-    print(f"\nBest model: {paths['best']}")
-    if EXPORT.value:
-        print(f"SavedModel: {paths['export']}")
-    print(f"TensorBoard: tensorboard --logdir={paths['logs']}")
+    print_outputs(run_files.read_completion(MODEL_DIR.value))
+
+
+def print_outputs(outputs: dict):
+    print(f"\nBest model: {outputs['best']}")
+    if "export" in outputs:
+        print(f"SavedModel: {outputs['export']}")
+    if "metrics" in outputs:
+        print(f"Test metrics: {outputs['metrics']}")
+    print(f"TensorBoard: tensorboard --logdir={outputs['logs']}")
 
 
 def run():

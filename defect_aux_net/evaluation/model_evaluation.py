@@ -1,18 +1,18 @@
 """Running a model over a split: predictions, per-class thresholds and the papers' metrics."""
 
-import json
 import os
 from typing import Iterator, Sequence
 
 import numpy as np
 import tensorflow as tf
 
+from defect_aux_net import atomic_writes
 from defect_aux_net.data.pipeline import InputOptions, make_dataset
 from defect_aux_net.detection.decoding import decode_detections
 from defect_aux_net.evaluation.evaluator import Evaluator
 from defect_aux_net.evaluation.markdown_report import metrics_markdown
 from defect_aux_net.evaluation.pr_plots import plot_pr_curves
-from defect_aux_net.evaluation.precision_recall import best_f1_thresholds
+from defect_aux_net.evaluation.precision_recall import DEFAULT_THRESHOLD, best_f1_thresholds
 
 
 def predict_batches(model, builder, split: str, batch_size: int) -> Iterator[tuple]:
@@ -69,20 +69,37 @@ def evaluate_model(
     return evaluator
 
 
-def write_evaluation(evaluator: Evaluator, output: str) -> dict:
+def write_evaluation(
+    evaluator: Evaluator, output: str, thresholds_source: str | None = None
+) -> dict:
     """Writes the metrics as JSON at `output`, a markdown table and PR curves beside it.
+
+    Each file is written whole (a kill leaves the previous one). The metrics include the
+    classification thresholds used and where they came from.
+
+    Args:
+      evaluator: a filled `Evaluator`.
+      output: the JSON path (local or `gs://`).
+      thresholds_source: the file the thresholds were read from; None when they are
+        the default 0.5 each.
 
     Prints the table and the paths; returns the metrics dict.
     """
-    result = evaluator.result()
+    result = evaluator.result() | {
+        "thresholds": {
+            "source": thresholds_source or f"default {DEFAULT_THRESHOLD} (no thresholds file)",
+            "per_class": {
+                name: {"threshold": value}
+                for name, value in zip(evaluator.class_names, evaluator.thresholds)
+            },
+        }
+    }
     stem = os.path.splitext(output)[0]
-    tf.io.gfile.makedirs(os.path.dirname(output) or ".")
-    with tf.io.gfile.GFile(output, "w") as file:
-        json.dump(result, file, indent=2)
+    atomic_writes.write_json(output, result)
     table = metrics_markdown(result)
-    with tf.io.gfile.GFile(f"{stem}.md", "w") as file:
-        file.write(table)
-    plot_pr_curves(evaluator.pr_curves(), f"{stem}_pr_curves.png")
+    atomic_writes.write_text(f"{stem}.md", table)
+    with atomic_writes.writing(f"{stem}_pr_curves.png") as partial:
+        plot_pr_curves(evaluator.pr_curves(), partial)
     print(table)
     print(f"Metrics: {output}, {stem}.md; PR curves: {stem}_pr_curves.png")
     return result

@@ -5,6 +5,7 @@ from typing import Optional, Sequence
 
 import tensorflow as tf
 
+from defect_aux_net.atomic_writes import writing_folder
 from defect_aux_net.export.serving import ServingModule
 
 
@@ -37,8 +38,9 @@ def export_saved_model(
 
     Args:
       model: a `DefectAuxNet` (any task subset, float32 or `mixed_bfloat16`).
-      export_dir: folder to write; for TF Serving, `<model_base_path>/<version>`
-        with an integer version. Local path or `gs://` URL.
+      export_dir: folder to write, which must not exist yet; for TF Serving,
+        `<model_base_path>/<version>` with an integer version
+        (`run_files.next_export_dir` gives the next). Local path or `gs://` URL.
       class_names: the K class names, in the model's class order.
       thresholds: K per-class decision thresholds (chosen on the validation split);
         None for 0.5 each.
@@ -47,8 +49,14 @@ def export_saved_model(
 
     Returns:
       `export_dir` as a string.
+
+    Raises:
+      FileExistsError: when `export_dir` exists (a version is never overwritten).
     """
     module = ServingModule(model, class_names, thresholds, **serving_kwargs)
     export_dir = os.fspath(export_dir)
-    tf.saved_model.save(module, export_dir, signatures=module.signatures())
+    # Written beside `export_dir` and renamed into place: a killed export leaves no
+    # folder that TF Serving or `run_files.latest_export` would take for a version.
+    with writing_folder(export_dir) as partial:
+        tf.saved_model.save(module, partial, signatures=module.signatures())
     return export_dir

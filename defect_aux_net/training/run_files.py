@@ -151,10 +151,23 @@ def model_dir_state(
 
 
 def clear_model_dir(model_dir: str):
-    """Deletes everything in `model_dir` (for --overwrite)."""
-    if tf.io.gfile.exists(model_dir):
+    """Deletes the files of the run in `model_dir` (for --overwrite); other files stay.
+
+    Only what a run writes goes: a `--model_dir` given by mistake (a home folder) keeps
+    everything else.
+    """
+    paths = model_dir_paths(model_dir)
+    run = [paths[name] for name in paths] + [os.path.join(model_dir, "workers")]
+    run += tf.io.gfile.glob(os.path.join(model_dir, "metrics_*"))
+    run += tf.io.gfile.glob(os.path.join(model_dir, f"*{atomic_writes.PARTIAL}*"))
+    existing = [path for path in run if tf.io.gfile.exists(path)]
+    if existing:
         logging.warning("--overwrite: deleting the run in %s", model_dir)
-        tf.io.gfile.rmtree(model_dir)
+    for path in existing:
+        if tf.io.gfile.isdir(path):
+            tf.io.gfile.rmtree(path)
+        else:
+            tf.io.gfile.remove(path)
 
 
 def write_completion(model_dir: str, outputs: dict):
@@ -201,7 +214,7 @@ def read_thresholds(model_dir: str, class_names) -> np.ndarray | None:
 
 
 def load_model(path: str) -> keras.Model:
-    """Loads a `.keras` checkpoint (local or GCS) with a clear error when it is missing or broken."""
+    """Loads a `.keras` checkpoint (local or GCS); a clear error when it is missing or broken."""
     if not tf.io.gfile.exists(path):
         raise ValueError(f"No model at {path}: expected a .keras file written by launch.train.")
     try:

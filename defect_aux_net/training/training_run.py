@@ -14,20 +14,31 @@ from absl import logging
 
 from defect_aux_net.data import datasets, splits
 from defect_aux_net.data.pipeline import InputOptions, distributed_dataset, make_dataset
-from defect_aux_net.evaluation.model_evaluation import choose_thresholds
+from defect_aux_net.evaluation.model_evaluation import (
+    choose_thresholds,
+    evaluate_model,
+    write_evaluation,
+)
 from defect_aux_net.experiments import ExperimentConfig
 from defect_aux_net.export.saved_model import export_saved_model
 from defect_aux_net.models.defect_aux_net import build_defect_aux_net
 from defect_aux_net.training.callbacks import (
     BackupAndRestoreFromChief,
+    ModelCheckpointWrittenWhole,
     PredictionImages,
     StopOnNaN,
 )
 from defect_aux_net.training.one_cycle import OneCycleAdam, OneCycleSchedule
 from defect_aux_net.training.run_files import (
+    COMPLETE,
     best_validation_loss,
+    clear_model_dir,
     load_model,
     model_dir_paths,
+    model_dir_state,
+    next_export_dir,
+    read_thresholds,
+    write_completion,
     write_config,
     write_thresholds,
 )
@@ -143,12 +154,18 @@ def run_training(
     export: bool = True,
     jit_compile="auto",
     verbose=None,
+    test_split: str | None = None,
+    overwrite: bool = False,
 ):
-    """Trains on `data`, keeps the best model on validation loss and exports it.
+    """Trains on `data`, keeps the best model on validation loss, exports and evaluates it.
 
-    Resumable: `keras.callbacks.BackupAndRestore` in `<model_dir>/backup` makes a
+    Resumable: a backup in `<model_dir>/backup` (`BackupAndRestoreFromChief`) makes a
     killed or preempted run continue from its last finished epoch when the same
-    command runs again.
+    command runs again; it is kept until the run is complete, so a run killed after
+    training goes straight on to thresholds, export and test metrics. A complete run
+    (`<model_dir>/complete.json`, written last) is not trained again: its best model and
+    thresholds are returned. A model_dir holding a run of another configuration is
+    refused, unless `overwrite` (see `run_files.model_dir_state`).
 
     Args:
       data: the dataset and experiment from `prepare_training_data`.
@@ -159,18 +176,31 @@ def run_training(
       jit_compile: passed to `Model.compile`; True falls back to False, with a
         warning, where `strategy` cannot run XLA (`strategies.supports_xla`).
       verbose: `Model.fit` verbosity; None: a progress bar on a terminal, else a line per epoch.
+      test_split: split evaluated with the best model into `metrics_<split>.json`, or None.
+      overwrite: delete whatever `model_dir` holds and start afresh.
 
     Returns:
       `(best_model, thresholds)`: the model with the lowest validation loss and its
       per-class thresholds chosen on the validation split (the chief's; other
       workers of a multi-worker run get `(None, None)`).
+
+    Raises:
+      ValueError: naming --model_dir and the differing fields, when `model_dir` holds a
+        run of another configuration and `overwrite` is False.
     """
     paths = model_dir_paths(model_dir)
     experiment, builder, class_names = data.experiment, data.builder, data.class_names
     model_config = experiment.model
     train_steps = data.train_steps
     chief = is_chief()
+    if model_dir_state(model_dir, experiment, class_names, overwrite) == COMPLETE:
+        logging.info("%s holds this run, complete: nothing to train.", model_dir)
+        if not chief:
+            return None, None
+        return load_model(paths["best"]), read_thresholds(model_dir, class_names)
     if chief:
+        if overwrite:
+            clear_model_dir(model_dir)
         write_config(experiment, class_names, paths["config"])
 
     is_tpu = isinstance(strategy, tf.distribute.TPUStrategy)
@@ -213,10 +243,13 @@ def run_training(
         os.path.join(model_dir, "workers", str(worker_index_and_count()[0]))
     )
     callbacks = [
-        # Every worker resumes from the chief's backup, the one StopOnNaN keeps.
-        BackupAndRestoreFromChief(worker_paths["backup"], restore_dir=paths["backup"]),
+        # Every worker resumes from the chief's backup, the one StopOnNaN keeps. The
+        # chief's stays until the run is complete; the others' are never read again.
+        BackupAndRestoreFromChief(
+            worker_paths["backup"], restore_dir=paths["backup"], delete_checkpoint=not chief
+        ),
         StopOnNaN(paths["backup"]),
-        keras.callbacks.ModelCheckpoint(
+        ModelCheckpointWrittenWhole(
             worker_paths["best"],
             monitor="val_loss",
             save_best_only=True,
@@ -247,9 +280,24 @@ def run_training(
         best, builder, experiment.validation_split, min(experiment.batch_size, 32)
     )
     write_thresholds(class_names, thresholds, paths["thresholds"])
+    outputs = {name: paths[name] for name in ("best", "thresholds", "history", "logs")}
     if export:
-        export_saved_model(best, paths["export"], class_names, thresholds)
-        logging.info("Exported the best model to %s", paths["export"])
+        # A new version each time: a rerun after a kill never rewrites one in use.
+        outputs["export"] = export_saved_model(
+            best, next_export_dir(paths["export"]), class_names, thresholds
+        )
+        logging.info("Exported the best model to %s", outputs["export"])
+    if test_split:
+        outputs["metrics"] = os.path.join(model_dir, f"metrics_{test_split}.json")
+        write_evaluation(
+            evaluate_model(best, builder, test_split, class_names, thresholds),
+            outputs["metrics"],
+            thresholds_source=paths["thresholds"],
+        )
+    write_completion(model_dir, outputs)
+    # Deleted only now: the run is complete, nothing will resume from it.
+    if tf.io.gfile.exists(paths["backup"]):
+        tf.io.gfile.rmtree(paths["backup"])
     return best, thresholds
 
 

@@ -5,6 +5,7 @@ run them.
 """
 
 import os
+import shutil
 import subprocess
 import sys
 
@@ -25,6 +26,15 @@ TINY_TRAINING = (
     "--validation_split=validation[:32]",
     "--jit_compile=false",
 )
+
+
+# The flags of `trained_run` (besides --data_dir and --model_dir).
+TRAINED_RUN = (*TINY_TRAINING, "--epochs=2")
+
+
+def copy_of_run(model_dir, folder) -> str:
+    """A copy of the run in `model_dir` at `folder/run`, for tests that change it."""
+    return shutil.copytree(model_dir, os.path.join(folder, "run"))
 
 
 def run_launch(script: str, *args: str, env: dict | None = None, timeout: float = 600):
@@ -60,8 +70,7 @@ def trained_run(synthetic_data_dir, tmp_path_factory):
     def train(folder):
         result = run_launch(
             "train",
-            *TINY_TRAINING,
-            "--epochs=2",
+            *TRAINED_RUN,
             f"--data_dir={synthetic_data_dir}",
             f"--model_dir={folder / 'run'}",
         )

@@ -7,7 +7,8 @@ import tensorflow as tf
 import tensorflow_datasets as tfds
 
 from defect_aux_net.data.preprocessing import prepare_image
-from tests.launch.conftest import check_success, run_launch
+from defect_aux_net.training import run_files
+from tests.launch.conftest import check_success, copy_of_run, run_launch
 
 
 def test_evaluate_matches_accuracy_computed_from_the_checkpoint(
@@ -21,7 +22,10 @@ def test_evaluate_matches_accuracy_computed_from_the_checkpoint(
     )
     check_success(result)
     metrics = json.load(open(output))
-    assert set(metrics) == {"classification", "segmentation", "detection", "image_ap"}
+    assert set(metrics) == {
+        "classification", "segmentation", "detection", "image_ap", "thresholds"
+    }
+    assert metrics["thresholds"]["source"] == os.path.join(model_dir, "thresholds.json")
     assert os.path.exists(str(tmp_path / "metrics.md"))
     assert os.path.exists(str(tmp_path / "metrics_pr_curves.png"))
 
@@ -50,10 +54,14 @@ def test_evaluate_reports_a_missing_checkpoint(tmp_path):
     assert "none.keras" in result.stderr
 
 
-def test_export_writes_a_servable_model_with_the_run_thresholds(trained_run, tmp_path):
-    model_dir, _ = trained_run
-    export_dir = str(tmp_path / "export")
-    check_success(run_launch("export", f"--model_dir={model_dir}", f"--export_dir={export_dir}"))
+def test_export_writes_the_next_version_servable_with_the_run_thresholds(trained_run, tmp_path):
+    model_dir = copy_of_run(trained_run[0], tmp_path)
+    result = run_launch("export", f"--model_dir={model_dir}")
+    check_success(result)
+    # Version 1 is train's; TF Serving and `latest_export` take the highest.
+    export_dir = os.path.join(model_dir, "export", "2")
+    assert f"to {export_dir}" in result.stdout
+    assert run_files.latest_export(model_dir) == export_dir
     loaded = tf.saved_model.load(export_dir)
     config = json.load(open(os.path.join(model_dir, "config.json")))
     thresholds = json.load(open(os.path.join(model_dir, "thresholds.json")))
@@ -66,6 +74,14 @@ def test_export_writes_a_servable_model_with_the_run_thresholds(trained_run, tmp
     model = keras.models.load_model(os.path.join(model_dir, "best.keras"))
     expected = model(prepare_image(image[0], (64, 64), 3)[None])["classification"]
     np.testing.assert_allclose(served["probabilities"].numpy(), expected.numpy(), atol=1e-5)
+
+
+def test_export_into_an_existing_folder_is_refused(trained_run):
+    model_dir, _ = trained_run
+    export_dir = os.path.join(model_dir, "export", "1")
+    result = run_launch("export", f"--model_dir={model_dir}", f"--export_dir={export_dir}")
+    assert result.returncode == 1
+    assert f"--export_dir: {export_dir} exists already" in result.stderr
 
 
 def test_lr_find_writes_the_curve_and_suggests_a_rate(synthetic_data_dir, tmp_path):

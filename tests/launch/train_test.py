@@ -11,13 +11,21 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from tests.launch.conftest import REPO, TINY_TRAINING, check_success, run_launch
+from tests.launch.conftest import (
+    REPO,
+    TINY_TRAINING,
+    TRAINED_RUN,
+    check_success,
+    copy_of_run,
+    run_launch,
+)
 
 METRIC_KEYS = {
     "classification": {"accuracy", "precision", "recall", "f1", "per_class"},
     "segmentation": {"dice", "iou", "dice_per_image", "iou_per_image", "per_class"},
     "detection": {"map", "map50", "ar", "per_class"},
     "image_ap": {"ap", "fp", "fn", "threshold"},
+    "thresholds": {"source", "per_class"},
 }
 
 
@@ -50,6 +58,16 @@ def test_train_writes_config_checkpoint_export_logs_and_metrics(trained_run):
     assert os.path.exists(os.path.join(model_dir, "metrics_test_pr_curves.png"))
     assert "dice" in stdout  # The printed metrics table.
     assert os.path.join(model_dir, "export", "1") in stdout
+    # The test metrics name the thresholds they used.
+    assert metrics["thresholds"]["source"] == os.path.join(model_dir, "thresholds.json")
+    assert {
+        name: value["threshold"] for name, value in metrics["thresholds"]["per_class"].items()
+    } == pytest.approx(thresholds)
+    # Complete: the marker lists the outputs; the backup is gone.
+    complete = json.load(open(os.path.join(model_dir, "complete.json")))
+    assert complete["outputs"]["export"] == os.path.join(model_dir, "export", "1")
+    assert complete["outputs"]["metrics"] == os.path.join(model_dir, "metrics_test.json")
+    assert not os.path.exists(os.path.join(model_dir, "backup"))
 
     image_tags = set()
     for event_file in tf.io.gfile.glob(os.path.join(model_dir, "logs", "**", "events.*")):
@@ -89,6 +107,72 @@ def test_killed_run_resumes_without_losing_epochs(synthetic_data_dir, tmp_path):
     # Epoch 0 is not run again; the interrupted epoch 1 runs once.
     assert history_epochs(model_dir) == [0, 1]
     assert os.path.exists(os.path.join(model_dir, "best.keras"))
+
+
+def files_in(folder):
+    """`{relative path: (size, mtime)}` of every file under `folder`."""
+    found = {}
+    for root, _, names in os.walk(folder):
+        for name in names:
+            status = os.stat(os.path.join(root, name))
+            found[os.path.relpath(os.path.join(root, name), folder)] = (
+                status.st_size, status.st_mtime_ns
+            )
+    return found
+
+
+@pytest.mark.slow(seconds=40)
+def test_rerunning_a_complete_run_trains_nothing_and_another_config_is_refused(
+    trained_run, synthetic_data_dir
+):
+    model_dir, _ = trained_run
+    before = files_in(model_dir)
+    same = run_launch(
+        "train", *TRAINED_RUN, f"--data_dir={synthetic_data_dir}", f"--model_dir={model_dir}"
+    )
+    check_success(same)
+    assert "holds this run, complete: nothing to train" in same.stdout
+    assert f"SavedModel: {os.path.join(model_dir, 'export', '1')}" in same.stdout
+    assert f"Test metrics: {os.path.join(model_dir, 'metrics_test.json')}" in same.stdout
+
+    other = run_launch(
+        "train", *TRAINED_RUN, "--input_size=32,32", "--learning_rate=0.003",
+        f"--data_dir={synthetic_data_dir}", f"--model_dir={model_dir}",
+    )
+    assert other.returncode == 1
+    message = other.stderr.strip().splitlines()[-1]
+    assert f"--model_dir={model_dir} holds a run of another configuration" in message
+    assert "learning_rate: 0.002 -> 0.003" in message
+    assert "model.input_shape: [64, 64, 3] -> [32, 32, 3]" in message
+    assert "--overwrite" in message
+    assert files_in(model_dir) == before  # Neither run changed a file.
+
+
+@pytest.mark.slow(seconds=60)
+def test_overwrite_starts_the_model_dir_afresh(trained_run, synthetic_data_dir, tmp_path):
+    model_dir = copy_of_run(trained_run[0], tmp_path)
+    result = run_launch(
+        # Classification alone: what is deleted does not depend on the heads.
+        "train", *TINY_TRAINING, "--epochs=1", "--tasks=classification", "--attention=none",
+        "--test_split=", "--export=false", "--overwrite", f"--data_dir={synthetic_data_dir}",
+        f"--model_dir={model_dir}",
+    )
+    check_success(result)
+    assert f"deleting the run in {model_dir}" in result.stderr
+    config = json.load(open(os.path.join(model_dir, "config.json")))
+    assert config["model"]["tasks"] == ["classification"]
+    assert history_epochs(model_dir) == [0]  # One epoch 0, not the old run's two epochs too.
+    # Nothing of the old run is left: its export and test metrics went with it.
+    assert sorted(os.listdir(model_dir)) == [
+        "best.keras", "complete.json", "config.json", "history.csv", "logs", "thresholds.json"
+    ]
+    import keras
+
+    import defect_aux_net.models.defect_aux_net  # noqa: F401  (registers the classes)
+    import defect_aux_net.training.one_cycle  # noqa: F401
+
+    best = keras.models.load_model(os.path.join(model_dir, "best.keras"))
+    assert best.config.tasks == ("classification",)  # The new run's model.
 
 
 @pytest.mark.slow(seconds=430)

@@ -138,3 +138,15 @@ def test_latest_export_of_a_model_dir(tmp_path):
         run_files.latest_export(model_dir)
     make_export(os.path.join(model_dir, "export", "1"))
     assert run_files.latest_export(model_dir) == os.path.join(model_dir, "export", "1")
+
+
+def test_overwrite_deletes_the_run_files_only(tmp_path):
+    model_dir = run_dir(tmp_path, complete=True)
+    paths = run_files.model_dir_paths(model_dir)
+    for path in (paths["best"], paths["history"], os.path.join(model_dir, "metrics_test.md")):
+        open(path, "w").close()
+    make_export(os.path.join(paths["export"], "1"))
+    os.makedirs(os.path.join(paths["backup"]))
+    open(os.path.join(model_dir, "notes.txt"), "w").close()
+    run_files.clear_model_dir(model_dir)
+    assert os.listdir(model_dir) == ["notes.txt"]
