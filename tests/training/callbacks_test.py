@@ -155,6 +155,25 @@ def test_a_backup_truncated_by_a_kill_resumes_from_the_previous_one(tmp_path):
         np.testing.assert_array_equal(actual, expected)
 
 
+def test_a_run_killed_after_its_last_epoch_resumes_with_nothing_to_train(tmp_path):
+    # run_training keeps the chief's backup until the run is complete: a rerun after a
+    # kill during export or test metrics trains no epoch again.
+    backup_dir = tmp_path / "backup"
+    x, y = linear_data()
+    model = linear_model()
+    backup = BackupAndRestoreFromChief(str(backup_dir), str(backup_dir), delete_checkpoint=False)
+    model.fit(x, y, batch_size=4, epochs=2, callbacks=[backup], verbose=0)
+
+    started = RecordStartWeights()
+    backup = BackupAndRestoreFromChief(str(backup_dir), str(backup_dir), delete_checkpoint=False)
+    history = linear_model().fit(
+        x, y, batch_size=4, epochs=2, callbacks=[backup, started], verbose=0
+    )
+    assert history.history == {}
+    for expected, actual in zip(model.get_weights(), started.weights):
+        np.testing.assert_array_equal(actual, expected)
+
+
 def test_a_backup_broken_beyond_repair_is_named(tmp_path):
     backup_dir = tmp_path / "backup"
     x, y = linear_data()
