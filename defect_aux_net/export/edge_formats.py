@@ -13,9 +13,10 @@ prepared image to its raw outputs.
 
 Left to the caller (`edge_runtimes` runs the file; decoding is numpy's job):
 preprocessing, detection decoding and NMS, thresholds. ONNX and OpenVINO have an
-NMS operator, LiteRT none that does per-class NMS, and each resizes with its own
-pixel-centre conventions; keeping the graph the same everywhere keeps one decoder
-(and one set of tolerances) for all three.
+NMS operator, LiteRT none that does per-class NMS; `prepare_image` resizes with an
+antialiased bilinear filter, which ONNX's Resize has from opset 18 only and
+LiteRT's not at all. The same graph everywhere keeps one decoder (and one set of
+tolerances) for all three.
 
 | format   | file         | precisions      | runtime                                 |
 | -------- | ------------ | --------------- | --------------------------------------- |
