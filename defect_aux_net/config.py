@@ -10,6 +10,10 @@ IMAGENET_BACKBONES = ("resnet50", "resnet101")
 ATTENTIONS = ("none", "se", "sa", "se+sa")
 TASKS = ("classification", "segmentation", "detection")
 SEGMENTATION_LOSSES = ("dice", "bce", "jaccard", "dice+bce", "jaccard+bce")
+# How pixel values are normalised before the backbone: "min_max" stretches each image
+# to [0, 1] (the paper); "caffe" is what keras.applications' ResNet weights were
+# trained on (BGR, 0-255, ImageNet mean subtracted; keras.applications.resnet).
+INPUT_NORMALIZATIONS = ("min_max", "caffe")
 
 # The backbone's coarsest feature map (C5) has stride 32: smaller inputs leave nothing to pool.
 MIN_INPUT_SIZE = 32
@@ -46,6 +50,10 @@ class DefectAuxNetConfig:
       backbone_weights: None (random init), "imagenet" (Keras ResNet weights,
         downloaded), or a path to a weights file of `keras.applications.ResNet50`
         / `ResNet101` (loaded by layer name; attention layers keep their init).
+      input_normalization: one of `INPUT_NORMALIZATIONS`, or None for what the
+        backbone weights expect: "caffe" with `backbone_weights` (keras.applications
+        ResNet weights), "min_max" without. `resolved_input_normalization` is the
+        value in use; saved models store it, so export and serving match training.
       tasks: the heads to build, any non-empty subset of `TASKS`.
       loss_weights: `(b0, b1, b2)` weights of the classification, segmentation
         and detection losses.
@@ -78,6 +86,7 @@ class DefectAuxNetConfig:
     batch_norm_momentum: float = 0.99
     spatial_attention_kernel_size: int = 7
     backbone_weights: Optional[str] = None
+    input_normalization: Optional[str] = None
     tasks: tuple = TASKS
     loss_weights: tuple = (1.0, 1.0, 1.0)
     segmentation_loss: str = "dice"
@@ -111,6 +120,14 @@ class DefectAuxNetConfig:
         return tuple(math.ceil(size / stride) * stride for size in self.input_shape[:2])
 
     @property
+    def resolved_input_normalization(self) -> str:
+        """The input normalisation in use: the field, or what the backbone weights expect."""
+        if self.input_normalization is not None:
+            return self.input_normalization
+        # Left open until asked, so that replacing backbone_weights changes it too.
+        return "caffe" if self.backbone_weights is not None else "min_max"
+
+    @property
     def anchors_per_location(self) -> int:
         return self.anchor_scales_per_octave * len(self.anchor_aspect_ratios)
 
@@ -128,6 +145,8 @@ class DefectAuxNetConfig:
         _check_choice("backbone", self.backbone, BACKBONES)
         _check_choice("attention", self.attention, ATTENTIONS)
         _check_choice("segmentation_loss", self.segmentation_loss, SEGMENTATION_LOSSES)
+        if self.input_normalization is not None:
+            _check_choice("input_normalization", self.input_normalization, INPUT_NORMALIZATIONS)
         if not isinstance(self.num_classes, int) or self.num_classes < 1:
             raise ValueError(f"num_classes must be an integer >= 1, got {self.num_classes!r}.")
         if len(self.input_shape) != 3 or any(
@@ -157,6 +176,12 @@ class DefectAuxNetConfig:
             raise ValueError(
                 'backbone_weights="imagenet" needs 3 input channels, got input_shape '
                 f"{self.input_shape!r}; convert grey images to 3 channels."
+            )
+        if self.resolved_input_normalization == "caffe" and self.input_shape[2] != 3:
+            raise ValueError(
+                'input_normalization="caffe" (given, or what backbone_weights expect) feeds '
+                f"the backbone BGR images: it needs 3 input channels, got input_shape "
+                f"{self.input_shape!r}."
             )
         if self.backbone_weights == "imagenet" and self.backbone not in IMAGENET_BACKBONES:
             raise ValueError(

@@ -1,3 +1,4 @@
+import dataclasses
 import re
 
 import pytest
@@ -11,6 +12,7 @@ from defect_aux_net import DefectAuxNetConfig
         ({"backbone": "resnet51"}, "backbone", "resnet18, resnet34, resnet50, resnet101"),
         ({"attention": "cbam"}, "attention", "none, se, sa, se+sa"),
         ({"segmentation_loss": "focal"}, "segmentation_loss", "dice, bce, jaccard"),
+        ({"input_normalization": "torch"}, "input_normalization", "min_max, caffe"),
     ],
 )
 def test_unknown_names_list_allowed_values(overrides, field, allowed):
@@ -30,6 +32,8 @@ def test_unknown_names_list_allowed_values(overrides, field, allowed):
         ({"loss_weights": (1, 1)}, "loss_weights must be three"),
         ({"backbone_weights": "imagenet", "input_shape": (128, 128, 1)}, "3 input channels"),
         ({"backbone_weights": "imagenet", "backbone": "resnet18"}, "not for backbone='resnet18'"),
+        ({"input_normalization": "caffe", "input_shape": (64, 64, 1)}, "caffe.*3 input channels"),
+        ({"backbone_weights": "w.h5", "input_shape": (64, 64, 1)}, "caffe.*3 input channels"),
         ({"min_level": 1}, "min_level"),
         ({"positive_iou": 0.3, "negative_iou": 0.4}, "negative_iou <= positive_iou"),
         ({"batch_norm_momentum": 1.0}, r"batch_norm_momentum must be in \[0, 1\), got 1.0"),
@@ -52,3 +56,15 @@ def test_presets_and_overrides():
 def test_lists_become_tuples_so_configs_round_trip():
     config = DefectAuxNetConfig(input_shape=[64, 64, 1], tasks=["segmentation"])
     assert DefectAuxNetConfig(**config.to_dict()) == config
+
+
+def test_input_normalization_follows_the_backbone_weights_unless_given():
+    config = DefectAuxNetConfig()
+    assert config.resolved_input_normalization == "min_max"
+    # Replacing the weights changes what they expect: the field stays open (None).
+    imagenet = dataclasses.replace(config, backbone_weights="imagenet")
+    assert imagenet.resolved_input_normalization == "caffe"
+    weights_file = dataclasses.replace(config, backbone_weights="resnet50_notop.h5")
+    assert weights_file.resolved_input_normalization == "caffe"
+    given = dataclasses.replace(imagenet, input_normalization="min_max")
+    assert given.resolved_input_normalization == "min_max"

@@ -79,7 +79,9 @@ def prepare_example(features: dict, config: DefectAuxNetConfig, max_boxes: int) 
         features["objects"]["bbox"], features["objects"]["label"], image_size, max_boxes
     )
     return {
-        "images": preprocessing.prepare_image(features["image"], image_size, channels),
+        "images": preprocessing.prepare_image(
+            features["image"], image_size, channels, config.resolved_input_normalization
+        ),
         "masks": preprocessing.prepare_mask(features["segmentation_mask"], image_size),
         "boxes": boxes,
         "box_classes": box_classes,

@@ -1,5 +1,9 @@
 """The paper's preprocessing (section IV-B): resize, min-max normalisation, channels.
 
+Pretrained ImageNet weights were trained on absolute intensities, not on stretched
+ones: for them (`DefectAuxNetConfig.input_normalization`) images are scaled by 1/255
+instead, and the model's `ImageNetNormalization` layer does the rest.
+
 Shared by the input pipeline and the exported serving graph, so that a served image
 is prepared exactly as the training images were. Plain `tf` ops: runs in `tf.data`
 on TPU hosts and inside SavedModel signatures.
@@ -7,27 +11,39 @@ on TPU hosts and inside SavedModel signatures.
 
 import tensorflow as tf
 
+from defect_aux_net.config import INPUT_NORMALIZATIONS
+
 # Ground truth is padded to this many boxes per image (RetinaNet-on-TPU convention);
 # see `pad_boxes` for what happens beyond it.
 MAX_BOXES = 100
 
 
-def prepare_image(image, image_size: tuple, channels: int):
-    """Resizes, min-max normalises and converts one image to the model's input.
+def prepare_image(image, image_size: tuple, channels: int, normalization: str = "min_max"):
+    """Resizes, normalises and converts one image to the model's input.
 
     Args:
       image: `[h, w, c]` image of any numeric dtype and size, c in (1, 3).
       image_size: `(height, width)` of the model input.
       channels: channels the model takes (1 or 3); grey sources are repeated to 3
         channels (ImageNet weights), RGB sources averaged to grey with luma weights.
+      normalization: the model's `DefectAuxNetConfig.resolved_input_normalization`.
+        "min_max": `(x - min) / (max - min)` over the image (a constant image becomes
+        all zeros). "caffe" (ImageNet weights): `x / 255`, pixel values taken on
+        the 0-255 scale as `keras.applications` takes them, whatever the dtype.
 
     Returns:
-      float32 `[height, width, channels]` in [0, 1]: `(x - min) / (max - min)` over
-      the image (a constant image becomes all zeros).
+      float32 `[height, width, channels]`, in [0, 1] for 0-255 sources.
     """
+    if normalization not in INPUT_NORMALIZATIONS:
+        raise ValueError(
+            f"Unknown normalization {normalization!r}; allowed values: "
+            f"{', '.join(INPUT_NORMALIZATIONS)}."
+        )
     image = tf.cast(image, tf.float32)
     image = tf.image.resize(image, image_size, method="bilinear", antialias=True)
     image = convert_channels(image, channels)
+    if normalization != "min_max":
+        return image / 255.0
     low, high = tf.reduce_min(image), tf.reduce_max(image)
     return tf.math.divide_no_nan(image - low, high - low)
 

@@ -2,6 +2,7 @@
 
 import keras
 
+from defect_aux_net.layers.imagenet_normalization import ImageNetNormalization
 from defect_aux_net.layers.spatial_attention import SpatialAttention
 from defect_aux_net.layers.squeeze_excitation import SqueezeExcitation
 
@@ -24,6 +25,7 @@ def build_backbone(
     se_ratio: int = 16,
     spatial_attention_kernel_size: int = 7,
     batch_norm_momentum: float = 0.99,
+    input_normalization: str = "min_max",
 ) -> keras.Model:
     """Builds the bottom-up pathway as a functional model returning `{"C2".."C5"}`.
 
@@ -31,7 +33,9 @@ def build_backbone(
     `ResNet101` (`conv1_conv`, `conv2_block1_1_conv`, ...), so ImageNet weights
     load by layer name (`load_backbone_weights`). Attention sits on the residual
     branch of every block, after its last batch norm and before the addition:
-    squeeze-excitation, then spatial attention, in series (paper Fig. 6).
+    squeeze-excitation, then spatial attention, in series (paper Fig. 6). With
+    `input_normalization="caffe"` the first layer maps the [0, 1] images of
+    `prepare_image` to the input of keras.applications' ResNet weights.
 
     Example:
     ```python
@@ -46,6 +50,8 @@ def build_backbone(
       se_ratio: squeeze-excitation reduction ratio.
       spatial_attention_kernel_size: spatial attention conv kernel.
       batch_norm_momentum: momentum of the batch norms' moving statistics.
+      input_normalization: "min_max" (images go in as they are) or "caffe"
+        (`ImageNetNormalization`), as `DefectAuxNetConfig.input_normalization`.
     """
     blocks_per_stage, bottleneck = RESNET_STAGES[depth]
     attention_layers = {
@@ -76,7 +82,10 @@ def build_backbone(
         return x
 
     inputs = keras.Input((None, None, input_channels), name="images")
-    x = keras.layers.ZeroPadding2D(3, name="conv1_pad")(inputs)
+    x = inputs
+    if input_normalization != "min_max":
+        x = ImageNetNormalization(input_normalization, name="input_normalization")(x)
+    x = keras.layers.ZeroPadding2D(3, name="conv1_pad")(x)
     x = conv_bn(x, 64, 7, 2, "conv1", padding="valid")
     x = keras.layers.ZeroPadding2D(1, name="pool1_pad")(x)
     x = keras.layers.MaxPooling2D(3, strides=2, name="pool1_pool")(x)

@@ -60,6 +60,7 @@ class DefectAuxNet(keras.Model):
             config.se_ratio,
             config.spatial_attention_kernel_size,
             config.batch_norm_momentum,
+            config.resolved_input_normalization,
         )
         if config.backbone_weights is not None:
             load_backbone_weights(backbone, config.backbone, config.backbone_weights)
@@ -144,7 +145,11 @@ class DefectAuxNet(keras.Model):
 
     def get_config(self):
         # Weights come from the saved file: never download backbone weights on reload.
-        config = self.config.to_dict() | {"backbone_weights": None}
+        # The normalisation they were trained with stays, without backbone_weights.
+        config = self.config.to_dict() | {
+            "backbone_weights": None,
+            "input_normalization": self.config.resolved_input_normalization,
+        }
         return {"config": config, "name": self.name, "trainable": self.trainable}
 
     @classmethod

@@ -117,6 +117,18 @@ def test_batch_count_with_and_without_drop_remainder(builder, drop_remainder, si
     assert dataset.element_spec[0].shape[0] == (24 if drop_remainder else None)
 
 
+def test_images_for_imagenet_weights_keep_their_intensities(builder, validation_examples):
+    # The config's normalisation reaches the pipeline: no min-max stretch, just / 255.
+    config = dataclasses.replace(CONFIG, input_normalization="caffe")
+    dataset = make_dataset(builder, "validation", config, InputOptions(4, training=False))
+    images = first_batch(dataset)[0]
+    for image, example in zip(images, validation_examples[:4]):
+        grey = Image.fromarray(example["image"][..., 0].astype(np.float32), mode="F")
+        expected = np.asarray(grey.resize((64, 64), Image.BILINEAR)) / 255.0
+        assert expected.max() - expected.min() < 0.9  # Min-max would differ.
+        np.testing.assert_allclose(image, np.repeat(expected[..., None], 3, -1), atol=1e-5)
+
+
 def test_targets_of_unaugmented_examples_equal_independent_ones(builder, validation_examples):
     options = InputOptions(batch_size=8, training=False)
     dataset = make_dataset(builder, "validation", CONFIG, options)

@@ -29,6 +29,20 @@ def test_prepare_image_constant_image_is_zero_not_nan():
     np.testing.assert_array_equal(prepared.numpy(), 0.0)
 
 
+def test_prepare_image_for_imagenet_weights_keeps_absolute_intensities():
+    # Min-max would stretch 10..50 to 0..1; ImageNet weights were trained on 0-255
+    # values, so the image is only scaled (the model's first layer does the rest).
+    image = np.array([[[10], [20]], [[30], [50]]], np.uint8)
+    prepared = preprocessing.prepare_image(image, (2, 2), 3, normalization="caffe").numpy()
+    np.testing.assert_allclose(prepared[..., 0], [[10, 20], [30, 50]] / np.float32(255), atol=1e-7)
+    np.testing.assert_array_equal(prepared[..., 0], prepared[..., 2])
+
+
+def test_prepare_image_rejects_unknown_normalization():
+    with pytest.raises(ValueError, match="'torch'.*min_max, caffe"):
+        preprocessing.prepare_image(np.zeros((4, 4, 3), np.uint8), (4, 4), 3, "torch")
+
+
 def test_prepare_image_rejects_unsupported_channels():
     with pytest.raises(ValueError, match="4 channels"):
         preprocessing.prepare_image(np.zeros((4, 4, 4), np.uint8), (4, 4), 3)
