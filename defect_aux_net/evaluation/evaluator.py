@@ -7,8 +7,12 @@ import numpy as np
 from defect_aux_net.evaluation.classification_metrics import ClassificationMetrics
 from defect_aux_net.evaluation.detection_metrics import DetectionMetrics
 from defect_aux_net.evaluation.image_defect_metrics import ImageDefectMetrics
-from defect_aux_net.evaluation.precision_recall import DEFAULT_THRESHOLD
 from defect_aux_net.evaluation.segmentation_metrics import SegmentationMetrics
+from defect_aux_net.inference.postprocessing import (
+    DEFAULT_THRESHOLD,
+    MASK_THRESHOLD,
+    valid_detections,
+)
 
 TASKS = ("classification", "segmentation", "detection")
 
@@ -49,7 +53,7 @@ class Evaluator:
         class_names: Sequence[str],
         tasks: Sequence[str],
         thresholds: Sequence[float] | None = None,
-        mask_threshold: float = 0.5,
+        mask_threshold: float = MASK_THRESHOLD,
     ):
         self.class_names = list(class_names)
         self.tasks = tuple(tasks)
@@ -88,9 +92,10 @@ class Evaluator:
           ground_truth: numpy `labels` `[B, K]`; with segmentation `masks` `[B, H, W, K]`
             and `has_mask` `[B]`; with detection `boxes` `[B, N, 4]` (pixel yxyx),
             `box_classes` `[B, N]` (-1 = padding) and `has_boxes` `[B]`.
-          predictions: numpy outputs of the model's tasks: `classification` `[B, K]`,
-            `segmentation` `[B, H, W, K]` probabilities; `boxes` `[B, M, 4]`, `scores`
-            `[B, M]`, `classes` `[B, M]`, `num_detections` `[B]`.
+          predictions: the decoded results of the model's tasks
+            (`postprocessing.decode_outputs` with pixel boxes), numpy or tensors:
+            `probabilities` `[B, K]`, `masks` `[B, H, W, K]` probabilities; `boxes`
+            `[B, M, 4]`, `scores` `[B, M]`, `classes` `[B, M]`, `num_detections` `[B]`.
         """
         num_classes = len(self.class_names)
         labels = _get(ground_truth, "ground_truth", "labels", (None, num_classes))
@@ -123,16 +128,16 @@ class Evaluator:
                     f"{counts.tolist()}."
                 )
             self._metrics["detection"].update(truth, detected)
-            valid = np.arange(max_detections) < counts[:, None]
+            valid = valid_detections(detected).numpy()
             image_scores = np.where(valid, detected["scores"], 0.0).max(axis=1, initial=0.0)
         if "segmentation" in self.tasks:
             masks = _get(ground_truth, "ground_truth", "masks", (batch, None, None, num_classes))
-            probabilities = _get(predictions, "predictions", "segmentation", masks.shape)
+            probabilities = _get(predictions, "predictions", "masks", masks.shape)
             has_mask = _get(ground_truth, "ground_truth", "has_mask", (batch,))
             self._metrics["segmentation"].update(masks, probabilities, has_mask)
             image_scores = probabilities.reshape(batch, -1).max(axis=1, initial=0.0)
         if "classification" in self.tasks:
-            probabilities = _get(predictions, "predictions", "classification", labels.shape)
+            probabilities = _get(predictions, "predictions", "probabilities", labels.shape)
             self._metrics["classification"].update(labels, probabilities)
             image_scores = probabilities.max(axis=1)
         self._image.update(np.asarray(labels).any(axis=1), image_scores)

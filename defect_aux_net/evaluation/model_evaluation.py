@@ -4,39 +4,36 @@ import os
 from typing import Iterator, Sequence
 
 import numpy as np
-import tensorflow as tf
 
 from defect_aux_net import atomic_writes
 from defect_aux_net.data.pipeline import InputOptions, make_dataset
-from defect_aux_net.detection.decoding import decode_detections
 from defect_aux_net.evaluation.evaluator import Evaluator
 from defect_aux_net.evaluation.markdown_report import metrics_markdown
 from defect_aux_net.evaluation.pr_plots import plot_pr_curves
-from defect_aux_net.evaluation.precision_recall import DEFAULT_THRESHOLD, best_f1_thresholds
+from defect_aux_net.evaluation.precision_recall import best_f1_thresholds
+from defect_aux_net.inference.postprocessing import DEFAULT_THRESHOLD, decode_outputs
 
 
 def predict_batches(model, builder, split: str, batch_size: int) -> Iterator[tuple]:
     """Yields `(ground_truth, predictions)` numpy dicts per batch, as `Evaluator.update` takes.
 
-    Detections are decoded with NMS (pixel boxes of the model input).
+    Predictions are `decode_outputs`' results, with boxes in pixels of the model input
+    as the ground truth's.
     """
     config = model.config
     dataset = make_dataset(
         builder, split, config, InputOptions(batch_size, training=False, ground_truth=True)
     )
-    anchors = tf.constant(model.anchors, tf.float32)
+    anchors = model.anchors if "detection" in config.tasks else None
     for images, ground_truth in dataset:
-        outputs = model(images, training=False)
-        predictions = {
-            name: outputs[name] for name in ("classification", "segmentation") if name in outputs
-        }
-        if "box_regression" in outputs:
-            predictions |= decode_detections(
-                outputs["box_regression"],
-                outputs["box_classification"],
-                anchors,
-                config.input_shape[:2],
-            )
+        # Not checked for NaN: metrics of a diverged model say so themselves.
+        predictions = decode_outputs(
+            model(images, training=False),
+            config,
+            anchors,
+            normalize_boxes=False,
+            check_finite=False,
+        )
         yield (
             {name: value.numpy() for name, value in ground_truth.items()},
             {name: np.asarray(value) for name, value in predictions.items()},
@@ -46,11 +43,11 @@ def predict_batches(model, builder, split: str, batch_size: int) -> Iterator[tup
 def choose_thresholds(model, builder, split: str, batch_size: int) -> np.ndarray:
     """Per-class classification thresholds with the best F1 on `split` (0.5 without a classifier)."""
     if "classification" not in model.config.tasks:
-        return np.full(model.config.num_classes, 0.5, np.float32)
+        return np.full(model.config.num_classes, DEFAULT_THRESHOLD, np.float32)
     labels, probabilities = [], []
     for ground_truth, predictions in predict_batches(model, builder, split, batch_size):
         labels.append(ground_truth["labels"])
-        probabilities.append(predictions["classification"])
+        probabilities.append(predictions["probabilities"])
     return best_f1_thresholds(np.concatenate(labels), np.concatenate(probabilities))
 
 

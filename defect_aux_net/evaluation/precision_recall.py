@@ -8,8 +8,8 @@ which the two-stage network's evaluation (Bozic et al., ICPR 2020) uses. Through
 
 import numpy as np
 
-# Threshold used when no threshold can be chosen from the data (no positive example).
-DEFAULT_THRESHOLD = 0.5
+# Used when no threshold can be chosen from the data (no positive example).
+from defect_aux_net.inference.postprocessing import DEFAULT_THRESHOLD
 
 
 def safe_ratio(numerator, denominator):

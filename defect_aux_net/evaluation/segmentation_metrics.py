@@ -4,6 +4,8 @@ from typing import Sequence
 
 import numpy as np
 
+from defect_aux_net.inference.postprocessing import MASK_THRESHOLD
+
 # Reported when no image of the split has a mask (nothing was measured).
 NOT_MEASURED = -1.0
 
@@ -32,7 +34,7 @@ class SegmentationMetrics:
         ground-truth masks are binarised at 0.5.
     """
 
-    def __init__(self, class_names: Sequence[str], mask_threshold: float = 0.5):
+    def __init__(self, class_names: Sequence[str], mask_threshold: float = MASK_THRESHOLD):
         self.class_names = list(class_names)
         self.mask_threshold = mask_threshold
         num_classes = len(self.class_names)

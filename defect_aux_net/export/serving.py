@@ -24,7 +24,7 @@ import tensorflow as tf
 
 from defect_aux_net.config import DefectAuxNetConfig
 from defect_aux_net.data.preprocessing import prepare_image
-from defect_aux_net.detection.decoding import decode_detections
+from defect_aux_net.inference.postprocessing import DEFAULT_THRESHOLD, decode_outputs
 from defect_aux_net.models.empty_batches import call_unless_empty
 from defect_aux_net.models.gated_inference import GatedDefectAuxNet
 
@@ -32,29 +32,22 @@ SERVING_DEFAULT = "serving_default"
 SERVING_FLOAT = "serving_float"
 SERVING_GATED = "serving_gated"
 SERVING_GATED_THRESHOLD = "serving_gated_threshold"
-# A mask pixel at or above this probability makes an image defective when the model
-# has no classification head.
-MASK_THRESHOLD = 0.5
-DEFAULT_THRESHOLD = 0.5
 
 
 class ServingModule(tf.Module):
     """Serving signatures of a Defect-Aux-Net model, with preprocessing inside the graph.
 
     Images are prepared with `prepare_image`, the function the input pipeline trains
-    on, so a served image sees exactly what training images saw. Outputs (only those
-    of the model's tasks, plus `is_defective`):
+    on, so a served image sees exactly what training images saw. Outputs: the
+    results of `postprocessing.decode_outputs` (only those of the model's tasks, plus
+    `is_defective`: `probabilities`, `masks`, `boxes` in [0, 1] of the image, `scores`,
+    `classes`, `num_detections`), and
 
-      probabilities: float32 `[B, K]` per-class defect probabilities (classification).
-      masks: float32 `[B, H, W, K]` per-class mask probabilities at the model input
-        size (segmentation).
-      boxes: float32 `[B, max_detections, 4]` `ymin, xmin, ymax, xmax` in [0, 1] of the
-        image, so they apply to the original image whatever its size (detection).
-      scores: float32 `[B, max_detections]`, classes: int32 `[B, max_detections]`,
-      num_detections: int32 `[B]` (detection; rows past `num_detections` are padding).
-      is_defective: bool `[B]`: any class probability >= its threshold; without a
-        classification head, any mask pixel >= 0.5 or any detection whose score is
-        >= the threshold of its class.
+      class_names: string `[B, K]`, the class names (the same row for every image), so
+        that a client needs no side file. `[B, K]` rather than `[K]`: TF Serving's
+        REST `instances` (row) format answers one object per image and refuses a
+        signature whose outputs differ in their first dimension ("has inconsistent
+        batch size"); a `[K]` output would fail whenever B != K.
       gate_passed: bool `[B]`, gated signatures only: whether the image went
         through the segmentation and detection heads (see `GatedDefectAuxNet`);
         the others have all-zero masks and no detections.
@@ -199,94 +192,71 @@ class ServingModule(tf.Module):
         return self._results(outputs) | {"gate_passed": outputs["gate_passed"]}
 
     def _decode_images(self, images):
-        return tf.map_fn(
-            self._decode_and_prepare, images, fn_output_signature=self._prepared_spec()
-        )
+        return prepare_encoded_images(images, self._config)
 
     def _serve_float(self, images):
-        # A NaN pixel would make every probability NaN and every comparison with a
-        # threshold false: "could not judge" must not read as "defect-free".
-        images = tf.debugging.assert_all_finite(
-            images, "serving_float input `images` holds NaN or infinite pixel values"
-        )
-        height, width, channels = self._config.input_shape
-        prepared = tf.map_fn(
-            lambda image: prepare_image(image, (height, width), channels),
-            images,
-            fn_output_signature=self._prepared_spec(),
-        )
-        return self._predict(prepared)
-
-    def _prepared_spec(self):
-        return tf.TensorSpec(self._config.input_shape, tf.float32)
-
-    def _decode_and_prepare(self, encoded):
-        height, width, channels = self._config.input_shape
-        # uint8 as the TFDS images the model trained on; an undecodable string raises
-        # InvalidArgumentError, which TF Serving returns as an error response.
-        image = tf.io.decode_image(encoded, expand_animations=False)
-
-        def prepare(source_channels):
-            # Alpha carries no surface information: keep grey or colour only.
-            source = tf.ensure_shape(image[..., :source_channels], [None, None, source_channels])
-            return prepare_image(source, (height, width), channels)
-
-        return tf.cond(tf.shape(image)[-1] >= 3, lambda: prepare(3), lambda: prepare(1))
+        return self._predict(prepare_pixel_images(images, self._config))
 
     def _predict(self, images):
         return self._results(call_unless_empty(self.model, images, tf.shape(images)[0]))
 
     def _results(self, outputs):
-        """The model's outputs -> the serving outputs (decoded detections, `is_defective`).
+        """The model's outputs -> the serving outputs (`decode_outputs`, `class_names`).
 
         Raises InvalidArgumentError (an error response in TF Serving) when an output is
         not finite (e.g. NaN weights), rather than answering "not defective".
         """
-        outputs = {
-            name: tf.debugging.assert_all_finite(
-                value, f"the model's `{name}` output is NaN or infinite"
-            )
-            if value.dtype.is_floating
-            else value
-            for name, value in outputs.items()
-        }
-        results = {}
-        if "classification" in outputs:
-            results["probabilities"] = outputs["classification"]
-        if "segmentation" in outputs:
-            results["masks"] = outputs["segmentation"]
-        if "box_regression" in outputs:
-            height, width = self._config.input_shape[:2]
-            anchors = self.model.anchors
-            # The heads' reshapes lose the anchor count in graphs; NMS needs it static.
-            num_anchors, num_classes = len(anchors), self._config.num_classes
-            detections = decode_detections(
-                tf.ensure_shape(outputs["box_regression"], [None, num_anchors, 4]),
-                tf.ensure_shape(outputs["box_classification"], [None, num_anchors, num_classes]),
-                anchors,
-                (height, width),
-                **self._decoding,
-            )
-            results["boxes"] = detections["boxes"] / tf.constant(
-                [height, width, height, width], tf.float32
-            )
-            results["scores"] = detections["scores"]
-            results["classes"] = detections["classes"]
-            results["num_detections"] = detections["num_detections"]
-        results["is_defective"] = self._is_defective(results)
+        results = decode_outputs(
+            outputs, self._config, self.model.anchors, self.thresholds, **self._decoding
+        )
+        batch_size = tf.shape(results["is_defective"])[0]
+        results["class_names"] = tf.tile(self.class_names[None], [batch_size, 1])
         return results
 
-    def _is_defective(self, results):
-        if "probabilities" in results:
-            return tf.reduce_any(results["probabilities"] >= self.thresholds, axis=-1)
-        evidence = []
-        if "masks" in results:
-            evidence.append(tf.reduce_any(results["masks"] >= MASK_THRESHOLD, axis=[1, 2, 3]))
-        if "scores" in results:
-            valid = (
-                tf.range(tf.shape(results["scores"])[1])[None, :]
-                < results["num_detections"][:, None]
+
+def prepare_encoded_images(images, config):
+    """float32 `[B, H, W, C]` model inputs of string `[B]` encoded images of any sizes.
+
+    PNG, JPEG, BMP or GIF (first frame), 1 to 4 channels (alpha is dropped), decoded to
+    uint8 as the TFDS images the model trained on. An undecodable string raises
+    InvalidArgumentError, which TF Serving returns as an error response.
+    """
+    height, width, channels = config.input_shape
+
+    def decode_and_prepare(encoded):
+        image = tf.io.decode_image(encoded, expand_animations=False)
+
+        def prepare(source_channels):
+            # Alpha carries no surface information: keep grey or colour only.
+            source = tf.ensure_shape(image[..., :source_channels], [None, None, source_channels])
+            return prepare_image(
+                source, (height, width), channels, config.resolved_input_normalization
             )
-            confident = results["scores"] >= tf.gather(self.thresholds, results["classes"])
-            evidence.append(tf.reduce_any(valid & confident, axis=-1))
-        return tf.reduce_any(tf.stack(evidence), axis=0)
+
+        return tf.cond(tf.shape(image)[-1] >= 3, lambda: prepare(3), lambda: prepare(1))
+
+    return tf.map_fn(
+        decode_and_prepare,
+        images,
+        fn_output_signature=tf.TensorSpec(config.input_shape, tf.float32),
+    )
+
+
+def prepare_pixel_images(images, config):
+    """float32 `[B, H, W, C]` model inputs of float32 `[B, h, w, C]` raw pixel values.
+
+    Raises InvalidArgumentError when a pixel is NaN or infinite: it would make every
+    probability NaN and every comparison with a threshold false, and "could not judge"
+    must not read as "defect-free".
+    """
+    images = tf.debugging.assert_all_finite(
+        images, "serving_float input `images` holds NaN or infinite pixel values"
+    )
+    height, width, channels = config.input_shape
+    return tf.map_fn(
+        lambda image: prepare_image(
+            image, (height, width), channels, config.resolved_input_normalization
+        ),
+        images,
+        fn_output_signature=tf.TensorSpec(config.input_shape, tf.float32),
+    )

@@ -14,13 +14,15 @@ import tensorflow as tf
 from absl import logging
 
 from defect_aux_net.atomic_writes import PARTIAL
-from defect_aux_net.detection.decoding import decode_detections
-from defect_aux_net.visualization.overlays import OKABE_ITO
+from defect_aux_net.inference.postprocessing import (
+    MASK_THRESHOLD,
+    decode_outputs,
+    valid_detections,
+)
+from defect_aux_net.visualization.overlays import MASK_ALPHA, OKABE_ITO
 
 # The prediction overlays' palette, as RGB in [0, 1] for TF image ops.
 CLASS_COLORS = tuple(tuple(channel / 255 for channel in color) for color in OKABE_ITO)
-# Weight of the class colour where a mask is on: the surface stays visible beneath.
-MASK_ALPHA = 0.4
 IMAGE_TAG = "predictions"
 
 
@@ -157,8 +159,8 @@ class PredictionImages(keras.callbacks.Callback):
     """Writes TensorBoard images of ground truth and predictions after each epoch.
 
     Each image is two panels side by side: the input with its ground-truth masks
-    and boxes (left) and with the predicted masks (probability >= 0.5) and decoded
-    boxes (right), one colour per class (`CLASS_COLORS`). Images go to
+    and boxes (left) and with the predicted masks (probability >= `MASK_THRESHOLD`)
+    and decoded boxes (right), one colour per class (`CLASS_COLORS`). Images go to
     `<log_dir>/images` under the tag `predictions`, one step per epoch. The model
     is a DefectAuxNet (dict outputs, and `anchors` when it detects).
 
@@ -225,22 +227,22 @@ class PredictionImages(keras.callbacks.Callback):
             self._predict = tf.function(
                 functools.partial(self.model, training=False), autograph=False
             )
-        outputs = {
-            name: keras.ops.convert_to_numpy(value)
-            for name, value in self._predict(self.images).items()
-        }
-        height, width = self.images.shape[1:3]
+        config = self.model.config
+        # Drawn as they are: a diverged model's NaN outputs are StopOnNaN's to report.
+        results = decode_outputs(
+            self._predict(self.images),
+            config,
+            self.model.anchors if "detection" in config.tasks else None,
+            check_finite=False,
+        )
         boxes = classes = None
-        if "box_regression" in outputs:
-            detections = decode_detections(
-                outputs["box_regression"],
-                outputs["box_classification"],
-                self.model.anchors,
-                (height, width),
-            )
-            boxes, classes = _valid_detections(detections, (height, width))
+        if "boxes" in results:
+            # Padding rows zeroed: `overlay` draws no box without area.
+            valid = valid_detections(results)
+            boxes = tf.where(valid[..., None], results["boxes"], 0.0).numpy()
+            classes = results["classes"].numpy()
         truth = overlay(self.images, self.masks, self.boxes, self.box_classes)
-        predicted = overlay(self.images, outputs.get("segmentation"), boxes, classes)
+        predicted = overlay(self.images, results.get("masks"), boxes, classes)
         with self._writer.as_default():
             tf.summary.image(
                 IMAGE_TAG,
@@ -261,7 +263,8 @@ def overlay(images, masks=None, boxes=None, box_classes=None):
 
     Args:
       images: float `[N, H, W, C]` in [0, 1], C 1 or 3.
-      masks: optional float `[N, H, W, K]`; a pixel is on where the value is >= 0.5.
+      masks: optional float `[N, H, W, K]`; a pixel is on where the value is >=
+        `MASK_THRESHOLD`.
         Class k's colour is blended in at `MASK_ALPHA`.
       boxes: optional float `[N, M, 4]` normalised `ymin, xmin, ymax, xmax`; rows
         without area (padding) are not drawn.
@@ -278,7 +281,7 @@ def overlay(images, masks=None, boxes=None, box_classes=None):
         for k in range(masks.shape[-1]):
             color = tf.constant(CLASS_COLORS[k % len(CLASS_COLORS)], tf.float32)
             blended = (1.0 - MASK_ALPHA) * images + MASK_ALPHA * color
-            images = tf.where(masks[..., k : k + 1] >= 0.5, blended, images)
+            images = tf.where(masks[..., k : k + 1] >= MASK_THRESHOLD, blended, images)
     if boxes is None:
         return images
     boxes = np.asarray(boxes, np.float32)
@@ -294,11 +297,3 @@ def overlay(images, masks=None, boxes=None, box_classes=None):
             image = tf.image.draw_bounding_boxes(image, selected[None], color)
         drawn.append(image)
     return tf.concat(drawn, axis=0)
-
-
-def _valid_detections(detections, image_size):
-    """Normalised boxes `[N, max_detections, 4]` with padding rows zeroed, and classes."""
-    height, width = image_size
-    boxes = detections["boxes"].numpy() / np.array([height, width, height, width], np.float32)
-    valid = np.arange(boxes.shape[1])[None, :] < detections["num_detections"].numpy()[:, None]
-    return np.where(valid[..., None], boxes, 0.0), detections["classes"].numpy()

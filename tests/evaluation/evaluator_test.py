@@ -24,8 +24,8 @@ def make_batch():
         "has_boxes": np.array([True, True]),
     }
     predictions = {
-        "classification": np.array([[0.7, 0.2], [0.1, 0.3]]),
-        "segmentation": segmentation,
+        "probabilities": np.array([[0.7, 0.2], [0.1, 0.3]]),
+        "masks": segmentation,
         "boxes": np.array([[[0, 0, 2, 2], [0, 0, 0, 0]], [[0, 0, 0, 0]] * 2], np.float32),
         "scores": np.array([[0.95, 0.0], [0.0, 0.0]]),
         "classes": np.array([[0, 0], [0, 0]]),
@@ -61,7 +61,7 @@ def test_all_tasks_give_a_json_result_with_hand_checked_values():
     "tasks, keys, threshold",
     [
         # Highest mask probability: 0.8 and 0.6.
-        (("segmentation",), ("segmentation",), 0.8),
+        (("segmentation",), ("masks",), 0.8),
         # Highest valid detection score: 0.95 and none (0).
         (("detection",), ("boxes", "scores", "classes", "num_detections"), 0.95),
     ],
@@ -79,7 +79,7 @@ def test_image_score_without_classification(tasks, keys, threshold):
 def test_thresholds_reach_the_classification():
     ground_truth, predictions = make_batch()
     evaluator = Evaluator(CLASSES, ("classification",), thresholds=[0.8, 0.25])
-    evaluator.update(ground_truth, only(predictions, "classification"))
+    evaluator.update(ground_truth, only(predictions, "probabilities"))
     result = evaluator.result()["classification"]
     # Image 0 now missed (0.7 < 0.8), image 1 flagged (0.3 >= 0.25): FN 1, FP 1.
     assert result["accuracy"] == 0.0
@@ -93,10 +93,10 @@ def test_bad_arguments_and_batches_are_named():
         Evaluator(CLASSES, ("classification",), thresholds=[0.5])
     ground_truth, predictions = make_batch()
     evaluator = Evaluator(CLASSES, ("classification", "segmentation"))
-    with pytest.raises(KeyError, match="`predictions` has no `segmentation`"):
-        evaluator.update(ground_truth, only(predictions, "classification"))
-    predictions["segmentation"] = predictions["segmentation"][:, :3]
-    with pytest.raises(ValueError, match=r"predictions\['segmentation'\]` must have shape"):
+    with pytest.raises(KeyError, match="`predictions` has no `masks`"):
+        evaluator.update(ground_truth, only(predictions, "probabilities"))
+    predictions["masks"] = predictions["masks"][:, :3]
+    with pytest.raises(ValueError, match=r"predictions\['masks'\]` must have shape"):
         evaluator.update(ground_truth, predictions)
     ground_truth, predictions = make_batch()
     predictions["num_detections"] = np.array([3, 0])

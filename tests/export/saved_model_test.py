@@ -28,6 +28,7 @@ SIGNATURE_OUTPUTS = {
     "classes",
     "num_detections",
     "is_defective",
+    "class_names",
 }
 
 # Runs in a fresh interpreter that imports TensorFlow only, as TF Serving sees the model.
@@ -132,6 +133,8 @@ def test_loaded_signatures_equal_the_keras_model(
     assert set(outputs) == SIGNATURE_OUTPUTS
     assert outputs["num_detections"].min() > 0
     assert_outputs_match(outputs, expected)
+    # Each image's row names the classes: a TF Serving client needs no side file.
+    assert outputs["class_names"].tolist() == [[name.encode() for name in CLASS_NAMES]] * 2
     # The exported thresholds, not the default.
     defective = (expected["probabilities"] >= THRESHOLDS).any(axis=1)
     np.testing.assert_array_equal(outputs["is_defective"], defective)
@@ -213,6 +216,9 @@ def test_saved_model_cli_lists_the_signatures(exported):
         assert "inputs['images']" in inputs and f"dtype: {input_dtype}" in inputs
         for output in SIGNATURE_OUTPUTS:
             assert f"outputs['{output}']" in section, (name, output)
+        # Batched like every other output, as TF Serving's REST row format requires.
+        class_names = section.split("outputs['class_names']", 1)[1].split("outputs[", 1)[0]
+        assert "dtype: DT_STRING" in class_names and "shape: (-1, 2)" in class_names
 
 
 def iou(boxes, box):

@@ -110,7 +110,7 @@ def test_serve_float_equals_model_and_decoding(served, images):
     outputs = numpy_outputs(module.serve_float(images.astype(np.float32) * 3.0 - 100.0))
     expected = expected_outputs(model, images.astype(np.float32) * 3.0 - 100.0)
 
-    assert set(outputs) == set(expected) | {"is_defective"}
+    assert set(outputs) == set(expected) | {"is_defective", "class_names"}
     assert_outputs_match(outputs, expected)
     assert outputs["num_detections"].min() > 0
     # Default thresholds 0.5.
@@ -267,7 +267,7 @@ def test_task_subsets_give_only_their_outputs(request, pixels, served_task, outp
     outputs = numpy_outputs(module.serve_float(pixels))
     expected = expected_outputs(model, pixels)
 
-    assert set(outputs) == outputs_expected | {"is_defective"}
+    assert set(outputs) == outputs_expected | {"is_defective", "class_names"}
     assert_outputs_match(outputs, expected)
     if "probabilities" in outputs:
         np.testing.assert_array_equal(
@@ -372,3 +372,22 @@ def test_every_signature_answers_an_empty_request_with_empty_outputs(served):
         for key, value in outputs.items():
             shape = (0, *full[key].shape[1:]) if key in full else (0,)
             assert value.shape == shape, (name, key)
+
+
+def test_every_output_of_every_signature_is_batched_like_the_images(served, images):
+    # TF Serving's REST `instances` (row) format answers one object per image: it refuses
+    # outputs whose first dimensions differ ("has inconsistent batch size") and scalars.
+    # Three images, two classes: a [K] `class_names` output would fail here.
+    _, module = served
+    three = np.concatenate([images, images[:1]])
+    encoded = tf.constant([encode(image) for image in three])
+    requests = {
+        "serve_bytes": (encoded,),
+        "serve_float": (three.astype(np.float32),),
+        "serve_gated": (encoded,),
+        "serve_gated_threshold": (encoded, tf.constant([0.0, 0.0, 1.01])),
+    }
+    for name, inputs in requests.items():
+        outputs = numpy_outputs(getattr(module, name)(*inputs))
+        assert {value.shape[0] for value in outputs.values()} == {3}, name
+        assert outputs["class_names"].tolist() == [[b"scratch", b"pit"]] * 3, name

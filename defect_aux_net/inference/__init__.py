@@ -1,0 +1,1 @@
+"""Inference: decoding raw outputs into results, and the Python `Predictor`."""
