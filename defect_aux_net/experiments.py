@@ -2,10 +2,12 @@
 
 The paper's runs (section IV-B/D: Adam, one-cycle LR, batch 128, 50 epochs) are
 the `severstal` and `tekerreka` presets; `quickstart` trains the small model on the
-embedded synthetic dataset in minutes on a CPU.
+embedded synthetic dataset in minutes on a CPU; `auto` is the starting point of the
+recipe derived from the data (`defect_aux_net.recipes`).
 """
 
 import dataclasses
+import json
 from typing import Optional
 
 from defect_aux_net.config import DefectAuxNetConfig
@@ -36,6 +38,13 @@ class ExperimentConfig:
       distance_weights: `(positive_weight, power)` for positive mask pixels, or None.
       cache: keep decoded training examples in memory (datasets that fit in RAM).
       seed: seed of initialisation, shuffling, augmentation and sampling.
+      time_budget: seconds the whole run may take, or None. `epochs` is then set from
+        the step time measured at the start (`training.time_budget`); config.json holds
+        both, and a resumed run keeps the epochs.
+      early_stopping_patience: stop after this many epochs without a lower validation
+        loss, or None to run every epoch (the best model is kept either way).
+      recipe: what the automatic recipe (`--preset=auto`, `recipes`) and the time budget
+        chose, `{field: {"value", "reason"}}` plus the `survey` it read, or None.
     """
 
     model: DefectAuxNetConfig
@@ -52,10 +61,22 @@ class ExperimentConfig:
     distance_weights: Optional[tuple] = None
     cache: bool = False
     seed: int = 0
+    time_budget: Optional[float] = None
+    early_stopping_patience: Optional[int] = None
+    recipe: Optional[dict] = None
 
     def __post_init__(self):
         if self.distance_weights is not None:
             object.__setattr__(self, "distance_weights", tuple(self.distance_weights))
+        if self.recipe is not None:
+            # As config.json holds it (lists, not tuples), so a stored run compares equal.
+            object.__setattr__(self, "recipe", json.loads(json.dumps(self.recipe)))
+        if self.time_budget is not None and not self.time_budget > 0:
+            raise ValueError(f"time_budget must be > 0 seconds, got {self.time_budget}.")
+        if self.early_stopping_patience is not None and self.early_stopping_patience < 1:
+            raise ValueError(
+                f"early_stopping_patience must be >= 1, got {self.early_stopping_patience}."
+            )
         if not 0 < self.train_fraction <= 1:
             raise ValueError(f"train_fraction must be in (0, 1], got {self.train_fraction}.")
         for name in ("batch_size", "epochs"):
@@ -139,3 +160,10 @@ PRESETS = {
         cache=True,
     ),
 }
+# The small network with the quickstart's detection settings (focal gamma 2); input
+# size, anchors, tasks, sampling, batch, learning rate and loss weights come from the
+# training split (`recipes.choose_recipe`, `training.auto_recipe`), epochs from a
+# 30-minute budget unless --epochs or --time_budget says otherwise.
+PRESETS["auto"] = dataclasses.replace(
+    PRESETS["quickstart"], augment=True, cache=False, learning_rate=1e-3, time_budget=1800.0
+)

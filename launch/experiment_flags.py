@@ -2,6 +2,8 @@
 
 A flag given on the command line overrides the preset; one left out keeps the
 preset's value, so `--preset=quickstart --dataset=neu_det` changes only the data.
+`--dataset` without `--preset` is `--preset=auto`: the recipe is derived from the
+training split (`training.auto_recipe`), and the flags given still win.
 """
 
 import dataclasses
@@ -10,8 +12,12 @@ from absl import flags
 
 from defect_aux_net.config import ATTENTIONS, BACKBONES, SEGMENTATION_LOSSES, TASKS
 from defect_aux_net.experiments import PRESETS, ExperimentConfig
+from defect_aux_net.training import auto_recipe, time_budget, training_run
 
-PRESET = flags.DEFINE_enum("preset", "quickstart", sorted(PRESETS), "Experiment preset.")
+PRESET = flags.DEFINE_enum(
+    "preset", None, sorted(PRESETS), "Experiment preset (default: auto, the recipe derived "
+    "from the data, when --dataset is given; else quickstart).",
+)
 DATASET = flags.DEFINE_string(
     "dataset", None, 'TFDS dataset, "name" or "name/config" (default: the preset\'s).'
 )
@@ -57,6 +63,50 @@ BACKBONE_WEIGHTS = flags.DEFINE_string(
     "backbone_weights", None, '"imagenet" or a keras.applications ResNet weights file.'
 )
 SEED = flags.DEFINE_integer("seed", None, "Seed of initialisation, shuffling and augmentation.")
+TIME_BUDGET = flags.DEFINE_string(
+    "time_budget", None, "Wall time of the whole run, e.g. 30m, 1h or 90s: the epochs are "
+    "fitted to the step time measured at the start (instead of --epochs; --preset=auto: 30m).",
+)
+EARLY_STOPPING_PATIENCE = flags.DEFINE_integer(
+    "early_stopping_patience", None, "Stop after this many epochs without a lower "
+    "validation loss (default: run every epoch).", lower_bound=1,
+)
+
+# The config field each flag sets (model fields dotted), for `given_fields`.
+_FIELDS = {
+    "backbone": "model.backbone",
+    "attention": "model.attention",
+    "tasks": "model.tasks",
+    "segmentation_loss": "model.segmentation_loss",
+    "loss_weights": "model.loss_weights",
+    "input_size": "model.input_shape",
+    "backbone_weights": "model.backbone_weights",
+    "dataset": "dataset",
+    "train_split": "train_split",
+    "validation_split": "validation_split",
+    "batch_size": "batch_size",
+    "epochs": "epochs",
+    "learning_rate": "learning_rate",
+    "train_fraction": "train_fraction",
+    "augment": "augment",
+    "negative_sampling": "negative_sampling",
+    "distance_weights": "distance_weights",
+    "seed": "seed",
+    "time_budget": "time_budget",
+    "early_stopping_patience": "early_stopping_patience",
+}
+
+
+def preset_name() -> str:
+    """--preset, or its default: auto with --dataset, quickstart without."""
+    if PRESET.value is not None:
+        return PRESET.value
+    return "auto" if DATASET.value is not None else "quickstart"
+
+
+def given_fields() -> frozenset:
+    """The config fields set by flags given on the command line (the recipe keeps them)."""
+    return frozenset(field for name, field in _FIELDS.items() if flags.FLAGS[name].present)
 
 
 def _floats(flag, count: int) -> tuple:
@@ -75,7 +125,7 @@ def experiment_from_flags(test_split: str | None = None) -> ExperimentConfig:
     Args:
       test_split: launch.train's --test_split ('' for none), None for the preset's.
     """
-    preset = ExperimentConfig.from_preset(PRESET.value)
+    preset = ExperimentConfig.from_preset(preset_name())
     model_changes = {}
     if BACKBONE.value is not None:
         model_changes["backbone"] = BACKBONE.value
@@ -119,6 +169,26 @@ def experiment_from_flags(test_split: str | None = None) -> ExperimentConfig:
         changes["test_split"] = test_split or None
     if DISTANCE_WEIGHTS.value is not None:
         changes["distance_weights"] = _floats(DISTANCE_WEIGHTS, 2)
+    if EPOCHS.value is not None and TIME_BUDGET.value is not None:
+        raise ValueError("Give --epochs or --time_budget, not both.")
+    if TIME_BUDGET.value is not None:
+        changes["time_budget"] = time_budget.parse_duration(TIME_BUDGET.value)
+    elif EPOCHS.value is not None:
+        changes["time_budget"] = None  # The preset's budget gives way to the epochs given.
+    if EARLY_STOPPING_PATIENCE.value is not None:
+        changes["early_stopping_patience"] = EARLY_STOPPING_PATIENCE.value
     if TRAIN_FRACTION.value is not None and not 0 < TRAIN_FRACTION.value <= 1:
         raise ValueError(f"--train_fraction must be in (0, 1], got {TRAIN_FRACTION.value}.")
     return dataclasses.replace(preset, **changes)
+
+def training_data_from_flags(test_split: str | None = None, stored: dict | None = None):
+    """`prepare_training_data` of the flags' experiment; with --preset=auto, its recipe.
+
+    Args:
+      test_split: as for `experiment_from_flags`.
+      stored: the model_dir's config.json, whose measured choices a rerun reuses.
+    """
+    data = training_run.prepare_training_data(experiment_from_flags(test_split), DATA_DIR.value)
+    if preset_name() == "auto":
+        data = auto_recipe.apply_recipe(data, given_fields(), stored)
+    return data

@@ -37,9 +37,7 @@ def main(argv):
     from defect_aux_net.training import lr_finder, run_files, training_run
 
     try:
-        data = training_run.prepare_training_data(
-            experiment_flags.experiment_from_flags(), experiment_flags.DATA_DIR.value
-        )
+        data = experiment_flags.training_data_from_flags()
     except ValueError as error:
         raise app.UsageError(str(error)) from error
     experiment = data.experiment

@@ -9,15 +9,26 @@ Cloud TPU VM (data and model_dir on GCS, see README "Training on Cloud TPU"):
   python -m launch.train --preset=severstal --strategy=tpu --tpu=local \
     --data_dir=gs://BUCKET/tensorflow_datasets --model_dir=gs://BUCKET/runs/severstal
 
+With --dataset and no --preset, the recipe (input size, anchors, tasks, sampling, batch,
+learning rate, loss weights) is derived from the training split and the epochs from a
+30-minute budget; config.json's `recipe` says what was chosen and why:
+
+  python -m launch.train --dataset=neu_det --time_budget=30m --model_dir=runs/neu_det
+
 Running the same command again after a kill or preemption resumes from the last
 finished epoch; after a complete run it prints where the outputs are and exits. A
 --model_dir holding a run of another configuration is refused; --overwrite deletes it
 and starts afresh.
 """
 
-from absl import app, flags, logging
+import time
 
-from launch import experiment_flags
+# The time budget counts from here.
+_STARTED = time.monotonic()
+
+from absl import app, flags, logging  # noqa: E402
+
+from launch import experiment_flags  # noqa: E402
 
 STRATEGIES = ("default", "mirrored", "multi_worker", "tpu")
 PRECISIONS = ("auto", "float32", "mixed_bfloat16", "mixed_float16")
@@ -68,12 +79,24 @@ def main(argv):
         strategies.configure_logical_cpus(CPU_DEVICES.value)
     import keras
 
-    from defect_aux_net.training import run_files, training_run
+    from defect_aux_net.training import run_files, time_budget, training_run
 
+    policy = MIXED_PRECISION.value
+    if policy == "auto":
+        policy = "mixed_bfloat16" if STRATEGY.value == "tpu" else "float32"
+    keras.mixed_precision.set_global_policy(policy)
+    jit_compile = {"auto": "auto", "true": True, "false": False}[JIT_COMPILE.value]
     try:
-        experiment = experiment_flags.experiment_from_flags(TEST_SPLIT.value)
         strategy = strategies.make_strategy(STRATEGY.value, TPU.value)
-        data = training_run.prepare_training_data(experiment, experiment_flags.DATA_DIR.value)
+        # A rerun of the same run reuses its measured choices (loss weights, epochs).
+        stored = None
+        if not OVERWRITE.value and run_files.has_config(MODEL_DIR.value):
+            stored = run_files.read_json(run_files.model_dir_paths(MODEL_DIR.value)["config"])
+        data = experiment_flags.training_data_from_flags(TEST_SPLIT.value, stored)
+        if data.experiment.time_budget is not None:
+            data = time_budget.fit_epochs_to_budget(
+                data, strategy, jit_compile, _STARTED, stored
+            )
         schedule = training_run.one_cycle_schedule(data)
         # Before anything trains: a model_dir holding another run stops here.
         state = run_files.model_dir_state(
@@ -89,12 +112,7 @@ def main(argv):
         print_outputs(run_files.read_completion(MODEL_DIR.value))
         return
     experiment = data.experiment
-    policy = MIXED_PRECISION.value
-    if policy == "auto":
-        policy = "mixed_bfloat16" if STRATEGY.value == "tpu" else "float32"
-    keras.mixed_precision.set_global_policy(policy)
     logging.info("Training %s on %d replica(s)", experiment, strategy.num_replicas_in_sync)
-    jit_compile = {"auto": "auto", "true": True, "false": False}[JIT_COMPILE.value]
     test_split = experiment.test_split  # The flag's, checked by prepare_training_data.
     best, _ = training_run.run_training(
         data,

@@ -256,6 +256,13 @@ def run_training(
             initial_value_threshold=best_validation_loss(paths["history"]),
         ),
     ]
+    if experiment.early_stopping_patience is not None:
+        # Restores nothing: best.keras holds the best epoch's model already.
+        callbacks.append(
+            keras.callbacks.EarlyStopping(
+                monitor="val_loss", patience=experiment.early_stopping_patience
+            )
+        )
     if chief:
         callbacks += [
             keras.callbacks.CSVLogger(paths["history"], append=True),

@@ -1,0 +1,313 @@
+"""The default recipe, derived from the training split's survey (`--preset=auto`).
+
+`choose_recipe` turns a `DatasetSurvey` into the fields of an `ExperimentConfig`: the
+tasks the annotations allow, an input size that keeps small defects visible within a
+CPU budget, anchors sized to the boxes present, sampling, batch size and learning rate.
+Every choice comes with its reason; fields in `keep` (given on the command line) stay
+as they are. The rules read only the survey, so they hold for any dataset of the
+project's schema; the loss weights and the epochs are measured on the model itself
+(`training.auto_recipe`, `training.time_budget`).
+"""
+
+import dataclasses
+import math
+
+import numpy as np
+import tensorflow as tf
+
+from defect_aux_net.data.dataset_survey import DatasetSurvey
+from defect_aux_net.detection.anchors import anchors_for_config
+from defect_aux_net.detection.box_matching import encode_detection_targets
+from defect_aux_net.experiments import ExperimentConfig
+
+# Pixels of one model input: the small network trains a batch of eight at 384x128 in
+# about 2 s on 2 CPU cores, so a 30-minute run gets several hundred steps.
+MAX_PIXELS = 384 * 128
+# Inputs are not made smaller than this to save time: below it, texture is lost.
+MIN_PIXELS = 128 * 128
+# "Several pixels wide": a defect narrower than one stride of the finest detection
+# level (P3, 8 pixels) falls between anchor centres and into one or two mask pixels.
+MIN_DEFECT_PIXELS = 8
+# Pixels per batch: a batch of 16 at 128x128, the quickstart's.
+PIXELS_PER_BATCH = 16 * 128 * 128
+BATCH_SIZES = (4, 32)
+# An epoch has at least this many steps, so validation does not dominate the time.
+MIN_STEPS_PER_EPOCH = 8
+# Adam's peak learning rate at batch 16 (Keras' default rate), scaled by sqrt(batch/16).
+BASE_LEARNING_RATE = 1e-3
+# Frequency-of-use sampling when defect-free images outnumber defective ones 2:1.
+RARE_DEFECTS = 1 / 3
+# Decoded, resized training images are cached when they take at most this much memory.
+CACHE_BYTES = 2**30
+# Anchor width/height ratios to choose from, and the share of boxes that earns one.
+ANCHOR_RATIOS = (0.125, 0.25, 0.5, 1.0, 2.0, 4.0, 8.0)
+RATIO_SHARE = 0.05
+ANCHOR_SIZES = (1.0, 1.5, 2.0, 3.0, 4.0)
+# Positive-anchor IoU: RetinaNet's 0.5 when it gives this share of boxes a positive
+# anchor, else 0.4 (small and thin defects rarely overlap a grid anchor by half).
+COVERAGE_TARGET = 0.9
+POSITIVE_IOUS = (0.5, 0.4)
+# Images whose boxes the coverage check matches (evenly spread over the split).
+COVERAGE_IMAGES = 200
+
+
+def _rounded(value: float) -> float:
+    return float(f"{value:.2g}")
+
+
+class _Recipe:
+    """An experiment being changed field by field, with the reason for each change."""
+
+    def __init__(self, experiment: ExperimentConfig, keep):
+        self.experiment, self.keep, self.choices = experiment, frozenset(keep), {}
+
+    def value(self, field: str):
+        owner = self.experiment.model if field.startswith("model.") else self.experiment
+        return getattr(owner, field.removeprefix("model."))
+
+    def choose(self, field: str, value, reason: str):
+        if field in self.keep:
+            self.choices[field] = {"value": self.value(field), "reason": "given as a flag"}
+            return
+        name = field.removeprefix("model.")
+        if field.startswith("model."):
+            model = dataclasses.replace(self.experiment.model, **{name: value})
+            self.experiment = dataclasses.replace(self.experiment, model=model)
+        else:
+            self.experiment = dataclasses.replace(self.experiment, **{name: value})
+        self.choices[field] = {"value": self.value(field), "reason": reason}
+
+
+def choose_recipe(survey: DatasetSurvey, experiment: ExperimentConfig, keep=()) -> tuple:
+    """The experiment with the recipe's fields chosen from `survey`, and the reasons.
+
+    Args:
+      survey: the training split's survey.
+      experiment: the starting point (the `auto` preset with the user's flags).
+      keep: field names (`"batch_size"`, `"model.input_shape"`) to leave as they are.
+
+    Returns:
+      `(experiment, choices)`: choices maps each field to `{"value", "reason"}`.
+    """
+    recipe = _Recipe(experiment, keep)
+    _choose_tasks(recipe, survey)
+    scale, reason = input_scale(survey)
+    detection = "detection" in recipe.value("model.tasks")
+    # Anchors are chosen at the input size rounded to 32 pixels; their top level then
+    # sets the multiple the final size is rounded to.
+    _choose_input_size(recipe, survey, scale, reason)
+    if detection:
+        _choose_anchor_shapes(recipe, survey)
+        level = _top_level(recipe, survey)
+    recipe.choose(
+        "model.max_level", level if detection else 5,
+        "the largest anchors cover the largest twentieth of the boxes" if detection else
+        "levels above P5 only serve the detection subnets",
+    )
+    _choose_input_size(recipe, survey, scale, reason)
+    if detection:
+        _choose_positive_iou(recipe, survey)
+    defective = survey.defective / survey.num_examples
+    recipe.choose(
+        "augment", True, "the paper's augmentation: from scratch on a few hundred defects, "
+        "the heads learn the training images by heart without it",
+    )
+    rare = 0 < survey.defective and defective < RARE_DEFECTS
+    recipe.choose(
+        "negative_sampling", rare,
+        f"{defective:.0%} of the training images are defective"
+        + (f" (< {RARE_DEFECTS:.0%}): each epoch shows every defective image and as many "
+           "defect-free ones, drawn by frequency of use" if rare else
+           f" (>= {RARE_DEFECTS:.0%} or none): plain shuffling keeps every image in each epoch"),
+    )
+    _choose_batch_and_rate(recipe, survey)
+    height, width, channels = recipe.value("model.input_shape")
+    # float32 images and masks (one channel per class), as the pipeline caches them.
+    cache_bytes = 4 * survey.num_examples * height * width * (channels + len(survey.class_names))
+    recipe.choose(
+        "cache", cache_bytes <= CACHE_BYTES,
+        f"decoded training images take about {cache_bytes / 2**20:.0f} MiB at the input "
+        f"size (cached when <= {CACHE_BYTES / 2**20:.0f} MiB)",
+    )
+    return recipe.experiment, recipe.choices
+
+
+def _choose_tasks(recipe: _Recipe, survey: DatasetSurvey):
+    tasks = ["classification"]
+    if survey.with_masks:
+        tasks.append("segmentation")
+    if survey.with_boxes:
+        tasks.append("detection")
+    recipe.choose(
+        "model.tasks", tuple(tasks),
+        f"image labels on all {survey.num_examples} training images, masks on "
+        f"{survey.with_masks}, boxes on {survey.with_boxes}: a head for each annotation present",
+    )
+    if "segmentation" in recipe.value("model.tasks"):
+        recipe.choose(
+            "model.segmentation_loss", "dice+bce",
+            "Dice alone gives defect-free images no gradient; the pixel-wise BCE does",
+        )
+
+
+def input_scale(survey: DatasetSurvey) -> tuple:
+    """`(scale, reason)`: the factor from the median image size to the input size."""
+    height, width = np.median(survey.image_sizes, axis=0)
+    area = height * width
+    scale = min(1.0, math.sqrt(MAX_PIXELS / area))
+    reason = (
+        f"median image {height:.0f}x{width:.0f}"
+        + (f", scaled by {scale:.3g} to fit {MAX_PIXELS} pixels" if scale < 1 else
+           f" fits {MAX_PIXELS} pixels unscaled")
+    )
+    if not len(survey.boxes):
+        return scale, reason + " (no boxes tell the defects' size)"
+    short = float(np.percentile(survey.box_sides().min(axis=1), 10))
+    if short * scale > 2 * MIN_DEFECT_PIXELS and area * scale**2 > MIN_PIXELS:
+        smaller = max(2 * MIN_DEFECT_PIXELS / short, math.sqrt(MIN_PIXELS / area))
+        if smaller < scale:
+            scale = smaller
+            reason += (
+                f"; the narrowest tenth of the defects ({short:.0f} px) stay "
+                f">= {2 * MIN_DEFECT_PIXELS} px wide at scale {scale:.3g} (not below "
+                f"{MIN_PIXELS} pixels), and smaller inputs train more steps"
+            )
+    reason += f"; the narrowest tenth of the defects are {short * scale:.1f} px wide"
+    if short * scale < MIN_DEFECT_PIXELS:
+        reason += (
+            f" (< {MIN_DEFECT_PIXELS}: a larger --input_size keeps them, at more time per "
+            "step)"
+        )
+    return scale, reason
+
+
+def _input_box_sides(recipe: _Recipe, survey: DatasetSurvey) -> np.ndarray:
+    """`[M, 2]` (height, width) of every box in pixels of the model input."""
+    height, width = recipe.value("model.input_shape")[:2]
+    return (survey.boxes[:, 2:] - survey.boxes[:, :2]) * [height, width]
+
+
+def _top_level(recipe: _Recipe, survey: DatasetSurvey) -> int:
+    """The coarsest level (5 to 7) whose largest anchor reaches the largest twentieth of the boxes."""
+    largest = float(np.percentile(np.sqrt(_input_box_sides(recipe, survey).prod(axis=1)), 95))
+    config = recipe.experiment.model
+    octave = 2 ** ((config.anchor_scales_per_octave - 1) / config.anchor_scales_per_octave)
+    for level in (5, 6, 7):
+        if config.anchor_size * 2**level * octave >= largest:
+            return level
+    return 7
+
+
+def _choose_input_size(recipe: _Recipe, survey: DatasetSurvey, scale: float, reason: str):
+    height, width = np.median(survey.image_sizes, axis=0)
+    multiple = 2 ** max(recipe.value("model.max_level"), 5)
+    if "model.max_level" not in recipe.choices:
+        multiple = 32  # The anchors are not chosen yet.
+    size = [max(multiple, round(side * scale / multiple) * multiple) for side in (height, width)]
+    channels = recipe.value("model.input_shape")[2]
+    recipe.choose(
+        "model.input_shape", (*size, channels),
+        f"{reason}; sides rounded to multiples of {multiple} (the coarsest stride, which "
+        "the model pads to), so the aspect is kept and no padding is computed",
+    )
+
+
+def anchor_coverage(survey: DatasetSurvey, model_config, positive_iou: float) -> float:
+    """Share of the boxes that get a positive anchor at `positive_iou` (no forced matches).
+
+    Matched by the pipeline's own `encode_detection_targets` on the anchors of
+    `model_config`, with the box index as class: a box is covered when some anchor's
+    best box is it and their IoU is at least `positive_iou`. Reads the boxes of up to
+    `COVERAGE_IMAGES` images spread over the split.
+    """
+    images = np.unique(survey.box_images)
+    images = images[np.linspace(0, len(images) - 1, min(len(images), COVERAGE_IMAGES)).astype(int)]
+    most = max(int(np.sum(survey.box_images == image)) for image in images)
+    height, width = model_config.input_shape[:2]
+    padded = np.zeros((len(images), most, 4), np.float32)
+    indices = np.full((len(images), most), -1, np.int32)
+    for row, image in enumerate(images):
+        boxes = survey.boxes[survey.box_images == image] * [height, width, height, width]
+        padded[row, : len(boxes)] = boxes
+        indices[row, : len(boxes)] = np.arange(len(boxes))
+    anchors = tf.constant(anchors_for_config(model_config))
+
+    def covered(boxes, box_indices):
+        _, matched = encode_detection_targets(
+            boxes, box_indices, anchors, positive_iou, positive_iou,
+            allow_low_quality_matches=False,
+        )
+        hits = tf.reduce_any(matched[:, None] == tf.range(most)[None, :], axis=0)
+        return tf.reduce_sum(tf.cast(hits & (box_indices >= 0), tf.int32))
+
+    counts = tf.data.Dataset.from_tensor_slices((padded, indices)).map(
+        covered, num_parallel_calls=tf.data.AUTOTUNE
+    )
+    return sum(int(count) for count in counts.as_numpy_iterator()) / int(np.sum(indices >= 0))
+
+
+def _aspect_ratios(survey: DatasetSurvey, recipe: _Recipe) -> tuple:
+    sides = _input_box_sides(recipe, survey)
+    log_ratios = np.log2(np.maximum(sides[:, 1], 1e-3) / np.maximum(sides[:, 0], 1e-3))
+    nearest = np.abs(log_ratios[:, None] - np.log2(ANCHOR_RATIOS)[None, :]).argmin(axis=1)
+    shares = np.bincount(nearest, minlength=len(ANCHOR_RATIOS)) / len(nearest)
+    return tuple(
+        ratio for ratio, share in zip(ANCHOR_RATIOS, shares) if share >= RATIO_SHARE or ratio == 1
+    )
+
+
+def _choose_anchor_shapes(recipe: _Recipe, survey: DatasetSurvey):
+    ratios = _aspect_ratios(survey, recipe)
+    recipe.choose(
+        "model.anchor_aspect_ratios", ratios,
+        f"width/height ratios nearest to at least {RATIO_SHARE:.0%} of the boxes, and 1",
+    )
+    config = recipe.experiment.model
+    coverage = {}
+    for size in ANCHOR_SIZES:
+        candidate = dataclasses.replace(config, anchor_size=size)
+        coverage[size] = anchor_coverage(survey, candidate, POSITIVE_IOUS[0])
+    best = max(ANCHOR_SIZES, key=lambda size: (round(coverage[size], 2), -size))
+    recipe.choose(
+        "model.anchor_size", best,
+        "the size (in strides) that gives the most boxes an anchor of IoU >= "
+        f"{POSITIVE_IOUS[0]}: " + ", ".join(f"{s:g}: {c:.2f}" for s, c in coverage.items()),
+    )
+
+
+def _choose_positive_iou(recipe: _Recipe, survey: DatasetSurvey):
+    config = recipe.experiment.model
+    at_iou = {iou: anchor_coverage(survey, config, iou) for iou in POSITIVE_IOUS}
+    iou = next((iou for iou in POSITIVE_IOUS if at_iou[iou] >= COVERAGE_TARGET), POSITIVE_IOUS[-1])
+    measured = ", ".join(f"{at_iou[i]:.0%} at IoU {i}" for i in POSITIVE_IOUS)
+    recipe.choose(
+        "model.positive_iou", iou,
+        f"boxes with a positive anchor: {measured}; the highest IoU reaching "
+        f"{COVERAGE_TARGET:.0%}, else {POSITIVE_IOUS[-1]} (each box also keeps its best "
+        "anchor in training)",
+    )
+    recipe.choose(
+        "model.negative_iou", round(recipe.value("model.positive_iou") - 0.1, 2),
+        "0.1 below the positive IoU, as RetinaNet's 0.5/0.4",
+    )
+
+
+def _choose_batch_and_rate(recipe: _Recipe, survey: DatasetSurvey):
+    height, width = recipe.value("model.input_shape")[:2]
+    examples = survey.num_examples
+    if recipe.value("negative_sampling"):
+        examples = 2 * survey.defective
+    by_pixels = 2 ** round(math.log2(PIXELS_PER_BATCH / (height * width)))
+    by_steps = max(1, examples // MIN_STEPS_PER_EPOCH)
+    batch = int(min(max(by_pixels, BATCH_SIZES[0]), BATCH_SIZES[1], by_steps))
+    recipe.choose(
+        "batch_size", batch,
+        f"{PIXELS_PER_BATCH} pixels per batch at {height}x{width} (power of two in "
+        f"{BATCH_SIZES[0]}..{BATCH_SIZES[1]}), at most 1/{MIN_STEPS_PER_EPOCH} of the "
+        f"{examples} images of an epoch",
+    )
+    batch = recipe.value("batch_size")
+    recipe.choose(
+        "learning_rate", _rounded(BASE_LEARNING_RATE * math.sqrt(batch / 16)),
+        f"Adam's {BASE_LEARNING_RATE:g} at batch 16, scaled by sqrt(batch / 16)",
+    )

@@ -1,0 +1,188 @@
+"""A time budget instead of an epoch count: epochs fitted to the step time measured here.
+
+The one-cycle schedule needs its total steps before `fit` starts, so the step is
+measured first: a short warm-up of the real compiled training step (same model, data,
+strategy and XLA setting) on a throw-away copy of the model. Its first step holds the
+tracing and compilation, which the run pays again; the later ones give the step time.
+The epochs are what the budget leaves after the time already spent, the run's own
+compilation, and an estimate of validation, thresholds, export and test evaluation.
+"""
+
+import dataclasses
+import math
+import re
+import time
+
+import keras
+import numpy as np
+from absl import logging
+
+from defect_aux_net.data import datasets
+from defect_aux_net.data.pipeline import distributed_dataset
+from defect_aux_net.models.defect_aux_net import build_defect_aux_net
+from defect_aux_net.training.auto_recipe import reuse_stored
+from defect_aux_net.training.one_cycle import OneCycleAdam, OneCycleSchedule
+from defect_aux_net.training.strategies import supports_xla
+from defect_aux_net.training.training_run import TrainingData, training_input_options
+
+# Timed steps after the first (compiling) one; their median is the step time.
+WARMUP_STEPS = 5
+# A forward pass takes about a third of a training step (the backward pass about two
+# forward passes), per image: what validation, thresholds and test evaluation cost.
+FORWARD_SHARE = 1 / 3
+# Graphs traced after training starts besides the training step: validation, the
+# reloaded best model's predictions (thresholds, then test), and the export's serving
+# graph. Without gradients each is taken as half the training step's compilation.
+LATER_TRACES = 4
+TRACE_SHARE = 0.5
+# The one-cycle schedule needs a warm-up and an annealing step at least.
+MIN_TOTAL_STEPS = 4
+
+_UNITS = {"s": 1, "m": 60, "h": 3600}
+
+
+def parse_duration(text: str, flag: str = "--time_budget") -> float:
+    """Seconds of a duration such as `30m`, `1h`, `90s` or `1h30m`.
+
+    Raises:
+      ValueError: naming `flag` when `text` is not such a duration or is zero.
+    """
+    parts = re.findall(r"(\d+(?:\.\d+)?)([hms])", text.strip())
+    if not parts or "".join(value + unit for value, unit in parts) != text.strip():
+        raise ValueError(
+            f"{flag}={text!r} is not a duration: give a number with a unit, e.g. 30m, 1h, "
+            "90s or 1h30m."
+        )
+    seconds = sum(float(value) * _UNITS[unit] for value, unit in parts)
+    if seconds <= 0:
+        raise ValueError(f"{flag}={text!r} must be longer than 0 seconds.")
+    return seconds
+
+
+@dataclasses.dataclass(frozen=True)
+class StepTiming:
+    """Attributes: compile_seconds (the first step's extra time), step_seconds (median)."""
+
+    compile_seconds: float
+    step_seconds: float
+
+
+class _StepTimer(keras.callbacks.Callback):
+    def __init__(self):
+        super().__init__()
+        self.durations, self._start = [], None
+
+    def on_train_batch_begin(self, batch, logs=None):
+        self._start = time.perf_counter()
+
+    def on_train_batch_end(self, batch, logs=None):
+        self.durations.append(time.perf_counter() - self._start)
+
+
+def measure_step_time(data: TrainingData, strategy, jit_compile, steps: int = WARMUP_STEPS):
+    """The `StepTiming` of `data`'s training step: a fresh model trained `steps + 1` steps."""
+    experiment = data.experiment
+    if jit_compile is True and not supports_xla(strategy):
+        jit_compile = False  # As run_training does.
+    train_data = distributed_dataset(
+        strategy,
+        data.builder,
+        experiment.train_split_slice,
+        experiment.model,
+        training_input_options(experiment),
+    )
+    keras.utils.set_random_seed(experiment.seed)
+    with strategy.scope():
+        model = build_defect_aux_net(experiment.model)
+        schedule = OneCycleSchedule(experiment.learning_rate, max(steps + 1, MIN_TOTAL_STEPS))
+        model.compile(optimizer=OneCycleAdam(schedule), jit_compile=jit_compile)
+        model.optimizer.build(model.trainable_variables)
+    timer = _StepTimer()
+    model.fit(train_data, epochs=1, steps_per_epoch=steps + 1, callbacks=[timer], verbose=0)
+    step = float(np.median(timer.durations[1:]))
+    return StepTiming(max(timer.durations[0] - step, 0.0), step)
+
+
+def epochs_for_budget(
+    budget: float,
+    elapsed: float,
+    timing: StepTiming,
+    train_steps: int,
+    batch_size: int,
+    validation_examples: int,
+    test_examples: int,
+) -> tuple:
+    """`(epochs, reason)`: the most epochs whose estimated run ends within `budget`.
+
+    Estimate, in seconds: the run compiles its step again (`compile_seconds`) and
+    `LATER_TRACES` inference graphs (`TRACE_SHARE` of that each); an epoch is
+    `train_steps` steps plus a forward pass (`FORWARD_SHARE` of a step, per image) over
+    the validation split; after training, thresholds and test evaluation make one more
+    forward pass over the validation and test splits. At least one epoch, and enough
+    epochs for `MIN_TOTAL_STEPS` steps.
+    """
+    forward = timing.step_seconds / batch_size * FORWARD_SHARE
+    traces = timing.compile_seconds * (1 + LATER_TRACES * TRACE_SHARE)
+    after = (validation_examples + test_examples) * forward
+    epoch = train_steps * timing.step_seconds + validation_examples * forward
+    left = budget - elapsed - traces - after
+    fewest = math.ceil(MIN_TOTAL_STEPS / train_steps)
+    epochs = max(int(left // epoch), fewest)
+    reason = (
+        f"budget {budget:.0f} s: {elapsed:.0f} s spent before training, {traces:.0f} s of "
+        f"compilation, {after:.0f} s of thresholds and test evaluation, then "
+        f"{epoch:.1f} s per epoch ({train_steps} steps of {timing.step_seconds:.3f} s "
+        f"measured, validation of {validation_examples} images)"
+    )
+    if left < fewest * epoch:
+        reason += f"; the budget is too short: {fewest} epoch(s), the fewest possible"
+        logging.warning("--time_budget=%.0fs is too short for this run: %s", budget, reason)
+    return epochs, reason
+
+
+def fit_epochs_to_budget(
+    data: TrainingData, strategy, jit_compile, started: float, stored: dict | None = None
+) -> TrainingData:
+    """`data` with `epochs` fitted to `experiment.time_budget` (seconds since `started`).
+
+    Args:
+      data: the run's data; its experiment has a `time_budget`.
+      strategy: the strategy the run trains under.
+      jit_compile: as given to `run_training`.
+      started: `time.monotonic()` when the run started (the budget counts from there).
+      stored: the model_dir's config.json: a rerun of the same run keeps its epochs.
+    """
+    experiment = data.experiment
+    reused = reuse_stored(stored, experiment, data.class_names, ("epochs",))
+    if reused is not None:
+        logging.info("Time budget: the run's stored %d epochs (resuming).", reused.epochs)
+        return dataclasses.replace(data, experiment=reused)
+    warmup_start = time.monotonic()
+    timing = measure_step_time(data, strategy, jit_compile)
+    logging.info(
+        "Time budget: warm-up of %d steps in %.1f s: step %.3f s, compilation %.1f s",
+        WARMUP_STEPS + 1, time.monotonic() - warmup_start, timing.step_seconds,
+        timing.compile_seconds,
+    )
+    builder = data.builder
+    test_split = experiment.test_split
+    epochs, reason = epochs_for_budget(
+        experiment.time_budget,
+        time.monotonic() - started,
+        timing,
+        data.train_steps,
+        experiment.batch_size,
+        datasets.summarize_split(builder, experiment.validation_split).num_examples,
+        datasets.summarize_split(builder, test_split).num_examples if test_split else 0,
+    )
+    logging.info("Time budget: %d epochs (%s)", epochs, reason)
+    choice = {
+        "value": epochs,
+        "reason": reason,
+        "step_seconds": round(timing.step_seconds, 4),
+        "compile_seconds": round(timing.compile_seconds, 1),
+    }
+    experiment = dataclasses.replace(
+        experiment, epochs=epochs, recipe=(experiment.recipe or {}) | {"epochs": choice}
+    )
+    return dataclasses.replace(data, experiment=experiment)

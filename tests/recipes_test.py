@@ -1,0 +1,96 @@
+import math
+
+import numpy as np
+import pytest
+
+from defect_aux_net.config import DefectAuxNetConfig
+from defect_aux_net.data.dataset_survey import DatasetSurvey
+from defect_aux_net.experiments import ExperimentConfig
+from defect_aux_net.recipes import anchor_coverage, choose_recipe, input_scale
+
+
+def make_survey(image_size, boxes_pixels, num_examples, defective, with_masks=0, classes=1):
+    """A survey of `num_examples` images of `image_size`, the boxes on the first images."""
+    height, width = image_size
+    boxes = np.array(boxes_pixels, np.float64).reshape(-1, 4) / [height, width, height, width]
+    return DatasetSurvey(
+        num_examples=num_examples,
+        defective=defective,
+        with_masks=with_masks,
+        with_boxes=num_examples if len(boxes) else 0,
+        class_names=tuple(f"c{index}" for index in range(classes)),
+        class_counts=(defective,) * classes,
+        channels=1,
+        image_sizes=np.tile(image_size, (num_examples, 1)),
+        boxes=boxes,
+        box_images=np.arange(len(boxes)) % max(defective, 1),
+    )
+
+
+def test_anchor_coverage_uses_the_pipelines_matching():
+    # 8x8 anchors on an 8-pixel grid at P3 (anchor_size 1, one scale, one ratio):
+    # box A is an anchor (IoU 1), B is one shifted by 2 rows (IoU 48/80 = 0.6),
+    # C one shifted by 2 rows and 2 columns (IoU 36/92 = 0.391); the 16- and
+    # 32-pixel anchors of P4 and P5 overlap each by at most 64/256 = 0.25.
+    config = DefectAuxNetConfig.from_preset(
+        "small", input_shape=(64, 64, 3), max_level=5, anchor_size=1.0,
+        anchor_scales_per_octave=1, anchor_aspect_ratios=(1.0,),
+    )
+    boxes = [[0, 0, 8, 8], [18, 16, 26, 24], [34, 34, 42, 42]]
+    survey = make_survey((64, 64), boxes, num_examples=1, defective=1)
+    assert anchor_coverage(survey, config, 0.5) == pytest.approx(2 / 3)
+    assert anchor_coverage(survey, config, 0.6) == pytest.approx(2 / 3)
+    assert anchor_coverage(survey, config, 0.61) == pytest.approx(1 / 3)
+    assert anchor_coverage(survey, config, 0.39) == pytest.approx(1.0)
+
+
+def test_large_defects_let_the_input_shrink_to_keep_them_16_pixels_wide():
+    # 200x200 images fit the budget; the narrowest tenth of the defects is 40 px, so
+    # 0.4 would keep them 16 px wide, but 128x128 pixels (scale 0.64) is the floor.
+    survey = make_survey((200, 200), [[0, 0, 40, 60]] * 10, num_examples=10, defective=10)
+    scale, reason = input_scale(survey)
+    assert scale == pytest.approx(0.64)
+    assert "40 px" in reason
+
+
+def test_tall_images_with_rare_small_defects():
+    # 100 images of 1000x500, 10 defective with one 40x40 box each.
+    survey = make_survey(
+        (1000, 500), [[100, 100, 140, 140]] * 10, num_examples=100, defective=10, with_masks=100
+    )
+    experiment, choices = choose_recipe(survey, ExperimentConfig.from_preset("auto"))
+    # Scale sqrt(384 * 128 / (1000 * 500)) = 0.3135 keeps the 40 px defects 12.5 px wide:
+    # 313.5 x 156.8, rounded to multiples of 32; 12.8 px boxes need no level above P5.
+    assert experiment.model.input_shape == (320, 160, 3)
+    assert experiment.model.max_level == 5
+    assert experiment.model.tasks == ("classification", "segmentation", "detection")
+    assert experiment.model.segmentation_loss == "dice+bce"
+    assert experiment.model.anchor_aspect_ratios == (1.0,)  # Square boxes only.
+    # 10 % defective: frequency-of-use sampling, an epoch of 2 x 10 images, and a
+    # batch of at most 20 / 8 = 2 (the pixel rule alone would give 262144 / 51200 -> 4).
+    assert experiment.negative_sampling is True
+    assert experiment.batch_size == 2
+    assert experiment.learning_rate == pytest.approx(float(f"{1e-3 * math.sqrt(2 / 16):.2g}"))
+    # float32 images (3 channels) and masks (1 class): 4 * 100 * 320 * 160 * 4 bytes.
+    assert experiment.cache is True
+    assert "78 MiB" in choices["cache"]["reason"]
+    assert experiment.model.positive_iou in (0.5, 0.4)
+    assert experiment.model.negative_iou == pytest.approx(experiment.model.positive_iou - 0.1)
+
+
+def test_flags_given_are_kept_and_say_so():
+    survey = make_survey((1000, 500), [[100, 100, 140, 140]] * 10, 100, 10)
+    start = ExperimentConfig.from_preset("auto", batch_size=3)
+    experiment, choices = choose_recipe(survey, start, keep={"batch_size", "model.input_shape"})
+    assert experiment.batch_size == 3
+    assert experiment.model.input_shape == start.model.input_shape
+    assert choices["batch_size"] == {"value": 3, "reason": "given as a flag"}
+    # The learning rate follows the batch given: sqrt(3 / 16) x 1e-3.
+    assert experiment.learning_rate == pytest.approx(4.3e-4)
+
+
+def test_defect_free_images_only_keep_plain_shuffling():
+    survey = make_survey((64, 64), [], num_examples=40, defective=0)
+    experiment, _ = choose_recipe(survey, ExperimentConfig.from_preset("auto"))
+    assert experiment.negative_sampling is False
+    assert experiment.model.tasks == ("classification",)

@@ -1,0 +1,58 @@
+import pytest
+
+from defect_aux_net.experiments import ExperimentConfig
+from defect_aux_net.training import run_files
+from defect_aux_net.training.auto_recipe import balanced_loss_weights, reuse_stored
+
+
+@pytest.mark.parametrize(
+    "losses, expected",
+    [
+        # Geometric mean 1: each weight is 1 / loss; detection has no head (weight 1).
+        ({"classification": 0.5, "segmentation": 2.0}, (2.0, 0.5, 1.0)),
+        # Geometric mean 1 again; 10 and 0.1 are bounded to 2 and 0.5.
+        ({"classification": 0.1, "segmentation": 1.0, "detection": 10.0}, (2.0, 1.0, 0.5)),
+        # (0.69 x 1.0 x 2.7) ** (1/3) = 1.2306: 1.78, 1.23, 0.456 -> bounded and rounded.
+        ({"classification": 0.69, "segmentation": 1.0, "detection": 2.7}, (1.8, 1.2, 0.5)),
+    ],
+)
+def test_loss_weights_start_every_head_equal_within_bounds(losses, expected):
+    weights, reason = balanced_loss_weights(losses)
+    assert weights == pytest.approx(expected)
+    assert "geometric mean" in reason
+
+
+def test_loss_weights_refuse_a_loss_that_is_not_positive():
+    with pytest.raises(ValueError, match="finite and > 0"):
+        balanced_loss_weights({"classification": 0.0, "segmentation": 1.0})
+
+
+def stored_run(**changes):
+    changes = {"recipe": {"epochs": {"value": 12, "reason": "measured"}}} | changes
+    experiment = ExperimentConfig.from_preset("auto", epochs=12, **changes)
+    return run_files.config_dict(experiment, ["a", "b", "c", "d"])
+
+
+def test_a_rerun_takes_the_stored_measurements():
+    new = ExperimentConfig.from_preset("auto")  # Epochs not measured yet: the preset's.
+    reused = reuse_stored(stored_run(), new, ["a", "b", "c", "d"], ("epochs",))
+    assert reused.epochs == 12
+    assert reused.recipe["epochs"] == {"value": 12, "reason": "measured"}
+    assert run_files.config_dict(reused, ["a", "b", "c", "d"]) == stored_run()
+
+
+def test_another_run_measures_anew():
+    new = ExperimentConfig.from_preset("auto")
+    classes = ["a", "b", "c", "d"]
+    assert reuse_stored(stored_run(batch_size=4), new, classes, ("epochs",)) is None
+    assert reuse_stored(None, new, classes, ("epochs",)) is None
+    # A stored run without the measurement (trained for given epochs) is another run.
+    fixed = run_files.config_dict(ExperimentConfig.from_preset("auto", epochs=12), classes)
+    assert reuse_stored(fixed, new, classes, ("epochs",)) is None
+
+
+def test_fields_not_measured_yet_are_left_out_of_the_comparison():
+    stored = stored_run(recipe={"epochs": {"value": 12, "reason": "measured"}, "x": {"value": 1}})
+    new = ExperimentConfig.from_preset("auto", recipe={"x": {"value": 1}})
+    assert reuse_stored(stored, new, ["a", "b", "c", "d"], ("epochs",)) is not None
+    assert reuse_stored(stored, new, ["a", "b", "c", "d"], ("model.loss_weights",)) is None
