@@ -56,14 +56,21 @@ for prefix, outputs in [
     # Image 0 passes any gate, image 1 none.
     ("per_image_gate", serve_gated_threshold(images=encoded, gate_threshold=[0.0, 1.01])),
 ]:
-    results.update({f"{prefix}_{key}": value.numpy() for key, value in outputs.items()})
+    # Strings (class_names) as fixed-size bytes: np.savez refuses object arrays.
+    results.update({
+        f"{prefix}_{key}": value.numpy().astype("S") if value.dtype == tf.string else value.numpy()
+        for key, value in outputs.items()
+    })
 try:
     serve_bytes(images=tf.constant([b"not an image"]))
     results["bad_bytes_error"] = "none"
 except tf.errors.InvalidArgumentError:
     results["bad_bytes_error"] = "InvalidArgumentError"
 outputs = serve_bytes(images=encoded[:1])
-results.update({f"after_error_{key}": value.numpy() for key, value in outputs.items()})
+results.update({
+    f"after_error_{key}": value.numpy().astype("S") if value.dtype == tf.string else value.numpy()
+    for key, value in outputs.items()
+})
 results["class_names"] = np.array([name.decode() for name in loaded.class_names.numpy()])
 results["thresholds"] = loaded.thresholds.numpy()
 results["gate_threshold"] = loaded.gate_threshold.numpy()
