@@ -38,6 +38,10 @@ class ExperimentConfig:
       distance_weights: `(positive_weight, power)` for positive mask pixels, or None.
       cache: keep decoded training examples in memory (datasets that fit in RAM).
       seed: seed of initialisation, shuffling, augmentation and sampling.
+      init_checkpoint: a run's model_dir (its best.keras) or a `.keras` file whose
+        weights start training, layer by layer where names and shapes match
+        (`training.init_checkpoint`): fine-tuning on a new product. None: the
+        model's initialisation (and `model.backbone_weights`).
       time_budget: seconds the whole run may take, or None. `epochs` is then set from
         the step time measured at the start (`training.time_budget`); config.json holds
         both, and a resumed run keeps the epochs.
@@ -61,6 +65,7 @@ class ExperimentConfig:
     distance_weights: Optional[tuple] = None
     cache: bool = False
     seed: int = 0
+    init_checkpoint: Optional[str] = None
     time_budget: Optional[float] = None
     early_stopping_patience: Optional[int] = None
     recipe: Optional[dict] = None
@@ -163,15 +168,7 @@ PRESETS = {
 # The small network with the quickstart's detection settings (focal gamma 2); input
 # size, anchors, tasks, sampling, batch, learning rate and loss weights come from the
 # training split (`recipes.choose_recipe`, `training.auto_recipe`), epochs from a
-# 30-minute budget unless --epochs or --time_budget says otherwise. Until the recipe
-# has read the split, the task every dataset has and batch 1: the checks of
-# `prepare_training_data` must not stop a run over values the recipe replaces.
+# 30-minute budget unless --epochs or --time_budget says otherwise.
 PRESETS["auto"] = dataclasses.replace(
-    PRESETS["quickstart"],
-    model=dataclasses.replace(PRESETS["quickstart"].model, tasks=("classification",)),
-    batch_size=1,
-    augment=True,
-    cache=False,
-    learning_rate=1e-3,
-    time_budget=1800.0,
+    PRESETS["quickstart"], augment=True, cache=False, learning_rate=1e-3, time_budget=1800.0
 )

@@ -10,7 +10,13 @@ import dataclasses
 
 from absl import flags
 
-from defect_aux_net.config import ATTENTIONS, BACKBONES, SEGMENTATION_LOSSES, TASKS
+from defect_aux_net.config import (
+    ATTENTIONS,
+    BACKBONES,
+    INPUT_NORMALIZATIONS,
+    SEGMENTATION_LOSSES,
+    TASKS,
+)
 from defect_aux_net.experiments import PRESETS, ExperimentConfig
 from defect_aux_net.training import auto_recipe, time_budget, training_run
 
@@ -62,6 +68,15 @@ DISTANCE_WEIGHTS = flags.DEFINE_list(
 BACKBONE_WEIGHTS = flags.DEFINE_string(
     "backbone_weights", None, '"imagenet" or a keras.applications ResNet weights file.'
 )
+INPUT_NORMALIZATION = flags.DEFINE_enum(
+    "input_normalization", None, INPUT_NORMALIZATIONS, "Pixel normalisation before "
+    "the backbone (default: what --backbone_weights expect, caffe for keras.applications "
+    "ResNet weights; min_max without).",
+)
+INIT_CHECKPOINT = flags.DEFINE_string(
+    "init_checkpoint", None, "A run's --model_dir (its best.keras) or a .keras file to "
+    "start from: layers whose names and shapes match are copied (fine-tuning).",
+)
 SEED = flags.DEFINE_integer("seed", None, "Seed of initialisation, shuffling and augmentation.")
 TIME_BUDGET = flags.DEFINE_string(
     "time_budget", None, "Wall time of the whole run, e.g. 30m, 1h or 90s: the epochs are "
@@ -81,6 +96,8 @@ _FIELDS = {
     "loss_weights": "model.loss_weights",
     "input_size": "model.input_shape",
     "backbone_weights": "model.backbone_weights",
+    "input_normalization": "model.input_normalization",
+    "init_checkpoint": "init_checkpoint",
     "dataset": "dataset",
     "train_split": "train_split",
     "validation_split": "validation_split",
@@ -145,6 +162,8 @@ def experiment_from_flags(test_split: str | None = None) -> ExperimentConfig:
         model_changes["input_shape"] = (height, width, preset.model.input_shape[2])
     if BACKBONE_WEIGHTS.value is not None:
         model_changes["backbone_weights"] = BACKBONE_WEIGHTS.value
+    if INPUT_NORMALIZATION.value is not None:
+        model_changes["input_normalization"] = INPUT_NORMALIZATION.value
     try:
         model = dataclasses.replace(preset.model, **model_changes)
     except ValueError as error:
@@ -162,6 +181,7 @@ def experiment_from_flags(test_split: str | None = None) -> ExperimentConfig:
         (AUGMENT, "augment"),
         (NEGATIVE_SAMPLING, "negative_sampling"),
         (SEED, "seed"),
+        (INIT_CHECKPOINT, "init_checkpoint"),
     ):
         if flag.value is not None:
             changes[field] = flag.value
