@@ -168,7 +168,15 @@ PRESETS = {
 # The small network with the quickstart's detection settings (focal gamma 2); input
 # size, anchors, tasks, sampling, batch, learning rate and loss weights come from the
 # training split (`recipes.choose_recipe`, `training.auto_recipe`), epochs from a
-# 30-minute budget unless --epochs or --time_budget says otherwise.
+# 30-minute budget unless --epochs or --time_budget says otherwise. Until the recipe
+# has read the split, the task every dataset has and batch 1: the checks of
+# `prepare_training_data` must not stop a run over values the recipe replaces.
 PRESETS["auto"] = dataclasses.replace(
-    PRESETS["quickstart"], augment=True, cache=False, learning_rate=1e-3, time_budget=1800.0
+    PRESETS["quickstart"],
+    model=dataclasses.replace(PRESETS["quickstart"].model, tasks=("classification",)),
+    batch_size=1,
+    augment=True,
+    cache=False,
+    learning_rate=1e-3,
+    time_budget=1800.0,
 )

@@ -299,12 +299,12 @@ def _choose_batch_and_rate(recipe: _Recipe, survey: DatasetSurvey):
         examples = 2 * survey.defective
     by_pixels = 2 ** round(math.log2(PIXELS_PER_BATCH / (height * width)))
     by_steps = max(1, examples // MIN_STEPS_PER_EPOCH)
-    batch = int(min(max(by_pixels, BATCH_SIZES[0]), BATCH_SIZES[1], by_steps))
+    batch = min(max(by_pixels, BATCH_SIZES[0]), BATCH_SIZES[1], by_steps)
     recipe.choose(
-        "batch_size", batch,
-        f"{PIXELS_PER_BATCH} pixels per batch at {height}x{width} (power of two in "
+        "batch_size", 2 ** int(math.log2(batch)),
+        f"{PIXELS_PER_BATCH} pixels per batch at {height}x{width} (in "
         f"{BATCH_SIZES[0]}..{BATCH_SIZES[1]}), at most 1/{MIN_STEPS_PER_EPOCH} of the "
-        f"{examples} images of an epoch",
+        f"{examples} images of an epoch, rounded down to a power of two",
     )
     batch = recipe.value("batch_size")
     recipe.choose(

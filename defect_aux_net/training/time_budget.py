@@ -61,10 +61,18 @@ def parse_duration(text: str, flag: str = "--time_budget") -> float:
 
 @dataclasses.dataclass(frozen=True)
 class StepTiming:
-    """Attributes: compile_seconds (the first step's extra time), step_seconds (median)."""
+    """What the warm-up measured, in seconds.
+
+    Attributes:
+      compile_seconds: the first step's time beyond a step (tracing, XLA compilation,
+        filling the input pipeline).
+      step_seconds: the median of the later steps.
+      setup_seconds: building the model and the input pipeline, before the first step.
+    """
 
     compile_seconds: float
     step_seconds: float
+    setup_seconds: float = 0.0
 
 
 class _StepTimer(keras.callbacks.Callback):
@@ -81,6 +89,7 @@ class _StepTimer(keras.callbacks.Callback):
 
 def measure_step_time(data: TrainingData, strategy, jit_compile, steps: int = WARMUP_STEPS):
     """The `StepTiming` of `data`'s training step: a fresh model trained `steps + 1` steps."""
+    started = time.perf_counter()
     experiment = data.experiment
     if jit_compile is True and not supports_xla(strategy):
         jit_compile = False  # As run_training does.
@@ -100,7 +109,8 @@ def measure_step_time(data: TrainingData, strategy, jit_compile, steps: int = WA
     timer = _StepTimer()
     model.fit(train_data, epochs=1, steps_per_epoch=steps + 1, callbacks=[timer], verbose=0)
     step = float(np.median(timer.durations[1:]))
-    return StepTiming(max(timer.durations[0] - step, 0.0), step)
+    setup = time.perf_counter() - started - sum(timer.durations)
+    return StepTiming(max(timer.durations[0] - step, 0.0), step, setup)
 
 
 def epochs_for_budget(
@@ -114,15 +124,16 @@ def epochs_for_budget(
 ) -> tuple:
     """`(epochs, reason)`: the most epochs whose estimated run ends within `budget`.
 
-    Estimate, in seconds: the run compiles its step again (`compile_seconds`) and
-    `LATER_TRACES` inference graphs (`TRACE_SHARE` of that each); an epoch is
+    Estimate, in seconds: the run builds its model and input pipeline again
+    (`setup_seconds`), compiles its step again (`compile_seconds`) and `LATER_TRACES`
+    inference graphs (`TRACE_SHARE` of that each); an epoch is
     `train_steps` steps plus a forward pass (`FORWARD_SHARE` of a step, per image) over
     the validation split; after training, thresholds and test evaluation make one more
     forward pass over the validation and test splits. At least one epoch, and enough
     epochs for `MIN_TOTAL_STEPS` steps.
     """
     forward = timing.step_seconds / batch_size * FORWARD_SHARE
-    traces = timing.compile_seconds * (1 + LATER_TRACES * TRACE_SHARE)
+    traces = timing.setup_seconds + timing.compile_seconds * (1 + LATER_TRACES * TRACE_SHARE)
     after = (validation_examples + test_examples) * forward
     epoch = train_steps * timing.step_seconds + validation_examples * forward
     left = budget - elapsed - traces - after
@@ -130,7 +141,7 @@ def epochs_for_budget(
     epochs = max(int(left // epoch), fewest)
     reason = (
         f"budget {budget:.0f} s: {elapsed:.0f} s spent before training, {traces:.0f} s of "
-        f"compilation, {after:.0f} s of thresholds and test evaluation, then "
+        f"set-up and compilation, {after:.0f} s of thresholds and test evaluation, then "
         f"{epoch:.1f} s per epoch ({train_steps} steps of {timing.step_seconds:.3f} s "
         f"measured, validation of {validation_examples} images)"
     )
@@ -160,9 +171,9 @@ def fit_epochs_to_budget(
     warmup_start = time.monotonic()
     timing = measure_step_time(data, strategy, jit_compile)
     logging.info(
-        "Time budget: warm-up of %d steps in %.1f s: step %.3f s, compilation %.1f s",
-        WARMUP_STEPS + 1, time.monotonic() - warmup_start, timing.step_seconds,
-        timing.compile_seconds,
+        "Time budget: warm-up of %d steps in %.1f s: step %.3f s, compilation %.1f s, "
+        "set-up %.1f s", WARMUP_STEPS + 1, time.monotonic() - warmup_start,
+        timing.step_seconds, timing.compile_seconds, timing.setup_seconds,
     )
     builder = data.builder
     test_split = experiment.test_split
@@ -181,6 +192,7 @@ def fit_epochs_to_budget(
         "reason": reason,
         "step_seconds": round(timing.step_seconds, 4),
         "compile_seconds": round(timing.compile_seconds, 1),
+        "setup_seconds": round(timing.setup_seconds, 1),
     }
     experiment = dataclasses.replace(
         experiment, epochs=epochs, recipe=(experiment.recipe or {}) | {"epochs": choice}

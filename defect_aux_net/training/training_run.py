@@ -269,13 +269,7 @@ def run_training(
             initial_value_threshold=best_validation_loss(paths["history"]),
         ),
     ]
-    if experiment.early_stopping_patience is not None:
-        # Restores nothing: best.keras holds the best epoch's model already.
-        callbacks.append(
-            keras.callbacks.EarlyStopping(
-                monitor="val_loss", patience=experiment.early_stopping_patience
-            )
-        )
+    callbacks += early_stopping(experiment)
     if chief:
         callbacks += [
             keras.callbacks.CSVLogger(paths["history"], append=True),
@@ -319,6 +313,20 @@ def run_training(
     if tf.io.gfile.exists(paths["backup"]):
         tf.io.gfile.rmtree(paths["backup"])
     return best, thresholds
+
+
+def early_stopping(experiment: ExperimentConfig) -> list:
+    """The early-stopping callback of `experiment`, if it has a patience.
+
+    It restores nothing: best.keras holds the best epoch's model already.
+    """
+    if experiment.early_stopping_patience is None:
+        return []
+    return [
+        keras.callbacks.EarlyStopping(
+            monitor="val_loss", patience=experiment.early_stopping_patience
+        )
+    ]
 
 
 def validation_examples(builder, experiment: ExperimentConfig, count: int = 4) -> tuple:

@@ -1,6 +1,9 @@
+import keras
 import pytest
 
+from defect_aux_net.experiments import ExperimentConfig
 from defect_aux_net.training.time_budget import StepTiming, epochs_for_budget, parse_duration
+from defect_aux_net.training.training_run import early_stopping
 
 
 @pytest.mark.parametrize(
@@ -17,12 +20,12 @@ def test_bad_durations_name_the_flag(text):
 
 
 def test_epochs_fill_what_the_budget_leaves():
-    # A forward pass per image: 1.0 s / 8 / 3 = 1/24 s. Compilation: 20 s for the
-    # step, 4 x 10 s for validation, thresholds, test and export: 60 s. After training:
-    # (24 + 48) / 24 = 3 s. An epoch: 10 steps + 24 / 24 s = 11 s. Left: 600 - 100 -
-    # 60 - 3 = 437 s, 39 epochs.
-    epochs, reason = epochs_for_budget(600, 100, StepTiming(20.0, 1.0), 10, 8, 24, 48)
-    assert epochs == 39
+    # A forward pass per image: 1.0 s / 8 / 3 = 1/24 s. Set-up 15 s; compilation: 20 s
+    # for the step, 4 x 10 s for validation, thresholds, test and export: 60 s. After
+    # training: (24 + 48) / 24 = 3 s. An epoch: 10 steps + 24 / 24 s = 11 s. Left:
+    # 600 - 100 - 15 - 60 - 3 = 422 s, 38 epochs.
+    epochs, reason = epochs_for_budget(600, 100, StepTiming(20.0, 1.0, 15.0), 10, 8, 24, 48)
+    assert epochs == 38
     assert "11.0 s per epoch" in reason
 
 
@@ -31,3 +34,19 @@ def test_a_budget_too_short_gives_the_fewest_epochs_and_says_so():
     epochs, reason = epochs_for_budget(100, 100, StepTiming(20.0, 1.0), 3, 8, 24, 0)
     assert epochs == 2
     assert "too short" in reason
+
+
+def test_early_stopping_stops_after_patience_epochs_without_a_lower_validation_loss():
+    experiment = ExperimentConfig.from_preset("quickstart", early_stopping_patience=2)
+    (callback,) = early_stopping(experiment)
+    model = keras.Sequential([keras.Input((1,)), keras.layers.Dense(1)])
+    callback.set_model(model)
+    model.stop_training = False
+    callback.on_train_begin()
+    stopped = []
+    for epoch, loss in enumerate([1.0, 0.8, 0.9, 0.85, 0.7]):
+        callback.on_epoch_end(epoch, {"val_loss": loss})
+        stopped.append(model.stop_training)
+    # 0.8 at epoch 1 is the best; epochs 2 and 3 do not beat it: stop after epoch 3.
+    assert stopped == [False, False, False, True, True]
+    assert early_stopping(ExperimentConfig.from_preset("quickstart")) == []
