@@ -63,7 +63,9 @@ _MASK_THRESHOLD = flags.DEFINE_float(
     "mask_threshold", MASK_THRESHOLD, "Mask probability drawn and counted as defect."
 )
 _SCORE_THRESHOLD = flags.DEFINE_float(
-    "score_threshold", DEFAULT_SCORE_THRESHOLD, "Boxes with at least this score are drawn and listed."
+    "score_threshold",
+    DEFAULT_SCORE_THRESHOLD,
+    "Boxes with at least this score are drawn and listed.",
 )
 
 for _name in ("model", "inputs", "output_dir"):

@@ -86,7 +86,8 @@ class Predictor:
         score_threshold: float = DEFAULT_SCORE_THRESHOLD,
         batch_size: int = 8,
     ):
-        for name, value in (("mask_threshold", mask_threshold), ("score_threshold", score_threshold)):
+        thresholds = {"mask_threshold": mask_threshold, "score_threshold": score_threshold}
+        for name, value in thresholds.items():
             if not 0 <= value <= 1:
                 raise ValueError(f"{name} must be in [0, 1], got {value!r}.")
         if batch_size < 1:
@@ -213,7 +214,8 @@ class Predictor:
             if non_finite:
                 # Exports older than serving's own check answer NaN, which fails every
                 # threshold comparison: it would read as "not defective".
-                item.error = f"the model's {', '.join(non_finite)} hold NaN or inf: it cannot judge it"
+                names = ", ".join(non_finite)
+                item.error = f"the model's {names} hold NaN or inf: it cannot judge it"
         if item.error is not None:
             return FileResult(item.name, error=item.error)
         try:
@@ -228,9 +230,8 @@ class Predictor:
         height, width = size
         probabilities = masks = boxes = scores = labels = None
         if "probabilities" in outputs:
-            probabilities = {
-                name: float(value) for name, value in zip(self.class_names, outputs["probabilities"])
-            }
+            values = outputs["probabilities"]
+            probabilities = {name: float(value) for name, value in zip(self.class_names, values)}
         if "masks" in outputs:
             masks = binary_masks(outputs["masks"], size, self.mask_threshold).astype(np.uint8)
         if "boxes" in outputs:
@@ -238,7 +239,8 @@ class Predictor:
             boxes = outputs["boxes"][kept] * np.array([height, width, height, width], np.float32)
             scores = outputs["scores"][kept].astype(np.float32)
             labels = tuple(self.class_names[index] for index in outputs["classes"][kept])
-        return Prediction(bool(outputs["is_defective"]), probabilities, masks, boxes, scores, labels)
+        defective = bool(outputs["is_defective"])
+        return Prediction(defective, probabilities, masks, boxes, scores, labels)
 
 
 class _Item:

@@ -347,3 +347,14 @@ def test_non_finite_outputs_are_failures_not_good_parts(model_paths, inputs, tmp
     for item in predictions["skipped"]:
         assert "NaN" in item["reason"]
         assert f"Skipping {item['file']}: {item['reason']}" in result.stderr
+
+
+def test_a_model_path_that_is_no_model_is_named(inputs, tmp_path):
+    folder, _ = inputs
+    result = run_launch(
+        "predict", f"--model={tmp_path}", f"--inputs={folder}", f"--output_dir={tmp_path / 'out'}"
+    )
+    assert result.returncode != 0
+    assert f"--model={tmp_path}: {tmp_path} is not a model: expected a launch.train run folder" in (
+        result.stderr
+    )
