@@ -145,11 +145,10 @@ class DefectAuxNet(keras.Model):
 
     def get_config(self):
         # Weights come from the saved file: never download backbone weights on reload.
-        # The normalisation they were trained with stays, without backbone_weights.
-        config = self.config.to_dict() | {
-            "backbone_weights": None,
-            "input_normalization": self.config.resolved_input_normalization,
-        }
+        config = self.config.to_dict() | {"backbone_weights": None}
+        if self.config.backbone_weights is not None:
+            # The normalisation those weights implied stays.
+            config["input_normalization"] = self.config.resolved_input_normalization
         return {"config": config, "name": self.name, "trainable": self.trainable}
 
     @classmethod
