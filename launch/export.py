@@ -1,56 +1,119 @@
-r"""Exports a trained model as a SavedModel for TF Serving.
+r"""Exports a trained model for TF Serving or a line-side runtime.
 
   python -m launch.export --model_dir=runs/quickstart
   saved_model_cli show --dir runs/quickstart/export/2 --all
+  python -m launch.export --model_dir=runs/quickstart --format=openvino --precision=int8
 
-Each export of a model_dir is the next version, `<model_dir>/export/<N>` (TF Serving
-serves the highest), written beside its place and renamed in when complete.
+SavedModels (`--format=saved_model`, the default): each export of a model_dir is the
+next version, `<model_dir>/export/<N>` (TF Serving serves the highest), written
+beside its place and renamed in when complete. Signatures: `serving_default`
+(encoded image bytes) and `serving_float` (a float batch); preprocessing, NMS and
+the per-class thresholds are inside the graph. `--precision=bfloat16` computes in
+bfloat16 (fast on CPUs with AVX512_BF16 or AMX, and on TPUs and GPUs).
 
-Signatures: `serving_default` (encoded image bytes) and `serving_float` (a float
-batch); preprocessing, NMS and the per-class thresholds are inside the graph.
+ONNX, LiteRT and OpenVINO (`pip install -e ".[export]"`) hold the model from the
+prepared image to its raw outputs; `defect_aux_net.Predictor` loads them and does
+preprocessing and decoding. They go to `<model_dir>/export_<format>` (float32) or
+`<model_dir>/export_<format>_int8`; INT8 (LiteRT, OpenVINO) is calibrated on
+images of the run's training split.
 """
+
+import os
 
 from absl import app, flags
 
 from launch import model_flags
 
+FORMATS = ("saved_model", "onnx", "litert", "openvino")
+
 EXPORT_DIR = flags.DEFINE_string(
-    "export_dir", None, "A new folder; default: <model_dir>/export/<next version>."
+    "export_dir",
+    None,
+    "A new folder; default: <model_dir>/export/<next version> for SavedModels, "
+    "<model_dir>/export_<format>[_int8] for the others.",
+)
+FORMAT = flags.DEFINE_enum("format", "saved_model", FORMATS, "What to export to.")
+PRECISION = flags.DEFINE_enum(
+    "precision",
+    "float32",
+    ("float32", "bfloat16", "int8"),
+    "bfloat16: SavedModels; int8: litert and openvino, calibrated on the training split.",
+)
+DATA_DIR = flags.DEFINE_string(
+    "data_dir", None, "TFDS data_dir of the run's dataset (for --precision=int8)."
+)
+CALIBRATION_IMAGES = flags.DEFINE_integer(
+    "calibration_images", 200, "Training images that calibrate INT8 ranges.", lower_bound=1
 )
 MAX_DETECTIONS = flags.DEFINE_integer("max_detections", 100, "Boxes per image.", lower_bound=1)
 SCORE_THRESHOLD = flags.DEFINE_float("score_threshold", 0.05, "Minimum box score.")
 IOU_THRESHOLD = flags.DEFINE_float("iou_threshold", 0.5, "NMS IoU threshold.")
+flags.register_validator(
+    "precision",
+    lambda precision: precision != "bfloat16" or flags.FLAGS.format == "saved_model",
+    message="--precision=bfloat16 is for --format=saved_model (OpenVINO runs its float32 "
+    "export in bfloat16 by itself where the CPU has it).",
+)
+flags.register_validator(
+    "precision",
+    lambda precision: precision != "int8" or flags.FLAGS.format in ("litert", "openvino"),
+    message="--precision=int8 is for --format=litert or --format=openvino.",
+)
+
+
+def default_export_dir(model_dir: str) -> str:
+    from defect_aux_net.training import run_files
+
+    if FORMAT.value == "saved_model":
+        return run_files.next_export_dir(run_files.model_dir_paths(model_dir)["export"])
+    suffix = "_int8" if PRECISION.value == "int8" else ""
+    return os.path.join(model_dir, f"export_{FORMAT.value}{suffix}")
+
+
+def calibration_images(experiment):
+    from defect_aux_net.data import datasets
+    from defect_aux_net.export.int8_quantization import training_images
+
+    if experiment is None:
+        raise ValueError("--precision=int8 calibrates on the training split: give --model_dir.")
+    builder = datasets.load_builder(experiment.dataset, DATA_DIR.value)
+    return training_images(
+        builder, experiment.train_split_slice, experiment.model, CALIBRATION_IMAGES.value
+    )
 
 
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
+    from defect_aux_net.export.edge_formats import export_edge_model
+    from defect_aux_net.export.precision import with_precision
     from defect_aux_net.export.saved_model import export_saved_model
-    from defect_aux_net.training import run_files
 
     try:
-        model, _, class_names, thresholds = model_flags.load_trained_model()
+        model, experiment, class_names, thresholds = model_flags.load_trained_model()
         export_dir = EXPORT_DIR.value
         if export_dir is None:
             if not model_flags.MODEL_DIR.value:
                 raise ValueError("--export_dir is required with --checkpoint.")
-            export_dir = run_files.next_export_dir(
-                run_files.model_dir_paths(model_flags.MODEL_DIR.value)["export"]
+            export_dir = default_export_dir(model_flags.MODEL_DIR.value)
+        if FORMAT.value == "saved_model":
+            path = export_saved_model(
+                with_precision(model, PRECISION.value),
+                export_dir,
+                class_names,
+                thresholds,
+                max_detections=MAX_DETECTIONS.value,
+                score_threshold=SCORE_THRESHOLD.value,
+                iou_threshold=IOU_THRESHOLD.value,
             )
-        path = export_saved_model(
-            model,
-            export_dir,
-            class_names,
-            thresholds,
-            max_detections=MAX_DETECTIONS.value,
-            score_threshold=SCORE_THRESHOLD.value,
-            iou_threshold=IOU_THRESHOLD.value,
-        )
+        else:
+            calibration = calibration_images(experiment) if PRECISION.value == "int8" else None
+            path = export_edge_model(model, export_dir, FORMAT.value, PRECISION.value, calibration)
     except FileExistsError as error:
         raise app.UsageError(f"--export_dir: {error}") from error
-    except ValueError as error:
+    except (ValueError, ImportError) as error:
         raise app.UsageError(str(error)) from error
-    print(f"Exported {model.name} ({', '.join(class_names)}) to {path}")
+    print(f"Exported {model.name} ({', '.join(class_names)}) as {FORMAT.value} to {path}")
 
 
 def run():

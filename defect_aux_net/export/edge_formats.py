@@ -38,19 +38,17 @@ export_edge_model(model, "runs/q/export_openvino", "openvino", precision="int8",
 ```
 """
 
-import dataclasses
 import json
 import os
 import tempfile
 
-import keras
 import numpy as np
 import tensorflow as tf
 
 from defect_aux_net.atomic_writes import writing_folder
 from defect_aux_net.export import int8_quantization
 from defect_aux_net.export.edge_runtimes import METADATA_FILE
-from defect_aux_net.models.defect_aux_net import build_defect_aux_net
+from defect_aux_net.export.precision import with_precision
 
 MODEL_FILES = {
     "onnx": ("model.onnx",),
@@ -129,18 +127,7 @@ def float32_model(model):
     trace to bfloat16 arithmetic, while every format here (and INT8 calibration)
     starts from the float32 graph.
     """
-    # Top-level layers suffice: a dtype policy is global when a model is built.
-    if all(layer.compute_dtype == "float32" for layer in model.layers):
-        return model
-    previous = keras.config.dtype_policy()
-    keras.config.set_dtype_policy("float32")
-    try:
-        # Weights come from `model`: never download backbone weights here.
-        copy = build_defect_aux_net(dataclasses.replace(model.config, backbone_weights=None))
-    finally:
-        keras.config.set_dtype_policy(previous)
-    copy.set_weights(model.get_weights())
-    return copy
+    return with_precision(model, "float32")
 
 
 def _check_arguments(format, precision, calibration_images):

@@ -12,6 +12,23 @@ OpenVINO: NNCF's `quantize` (min-max ranges, then fast bias correction).
 
 import numpy as np
 
+from defect_aux_net.data.pipeline import InputOptions, make_dataset
+
+# Enough for stable activation ranges (both quantisers' guides ask for 100-300).
+CALIBRATION_IMAGES = 200
+
+
+def training_images(builder, split: str, config, count: int = CALIBRATION_IMAGES, seed=0):
+    """About `count` prepared images of `split` in batches, for `calibration_images`.
+
+    Shuffled with `seed` (a prefix of the split may hold one class only) and not
+    augmented: the ranges are those of the images the model will see.
+    """
+    batch_size = min(count, 8)
+    options = InputOptions(batch_size, training=True, seed=seed, augment=False)
+    dataset = make_dataset(builder, split, config, options).take(-(-count // batch_size))
+    return [images.numpy() for images, *_ in dataset]
+
 
 def calibration_batches(calibration_images, input_shape) -> list:
     """The calibration batches as float32 arrays, checked against the model input.

@@ -3,11 +3,13 @@ import os
 
 import keras
 import numpy as np
+import pytest
 import tensorflow as tf
 import tensorflow_datasets as tfds
 
 from defect_aux_net.data.preprocessing import prepare_image
 from defect_aux_net.training import run_files
+from tests import tolerances
 from tests.launch.conftest import check_success, copy_of_run, run_launch
 
 
@@ -99,3 +101,59 @@ def test_lr_find_writes_the_curve_and_suggests_a_rate(synthetic_data_dir, tmp_pa
     assert len(curve["learning_rates"]) == len(curve["losses"]) <= 10
     assert os.path.getsize(tmp_path / "lr_find.png") > 0
     assert "Suggested peak learning rate" in result.stdout
+
+
+@pytest.mark.slow(seconds=60)
+def test_export_int8_openvino_calibrated_on_the_training_split(
+    trained_run, synthetic_data_dir, tmp_path
+):
+    pytest.importorskip("openvino")
+    pytest.importorskip("nncf")
+    from defect_aux_net import Predictor
+    from tests.export.edge_formats_test import INT8_PROBABILITY_TOLERANCE
+
+    model_dir = copy_of_run(trained_run[0], tmp_path)
+    result = run_launch(
+        "export", f"--model_dir={model_dir}", f"--data_dir={synthetic_data_dir}",
+        "--format=openvino", "--precision=int8", "--calibration_images=16",
+    )
+    check_success(result)
+    export_dir = os.path.join(model_dir, "export_openvino_int8")
+    assert f"as openvino to {export_dir}" in result.stdout
+    metadata = json.load(open(os.path.join(export_dir, "edge_export.json")))
+    assert metadata["precision"] == "int8"
+    images = list(np.random.default_rng(1).integers(0, 255, (3, 70, 90, 3), np.uint8))
+    int8 = Predictor.load(export_dir)(images)
+    saved_model = Predictor.load(os.path.join(model_dir, "export", "1"))(images)
+    for quantized, reference in zip(int8, saved_model):
+        for name, probability in reference.probabilities.items():
+            assert abs(quantized.probabilities[name] - probability) <= INT8_PROBABILITY_TOLERANCE
+
+
+@pytest.mark.slow(seconds=50)
+def test_export_bfloat16_saved_model_computes_in_bfloat16(trained_run, tmp_path):
+    model_dir, _ = trained_run
+    export_dir = str(tmp_path / "bf16")
+    result = run_launch(
+        "export", f"--model_dir={model_dir}", f"--export_dir={export_dir}", "--precision=bfloat16"
+    )
+    check_success(result)
+    image = tf.constant(np.random.default_rng(2).integers(0, 255, (2, 64, 64, 3)), tf.float32)
+    bfloat16 = tf.saved_model.load(export_dir).signatures["serving_float"](images=image)
+    float32 = tf.saved_model.load(
+        os.path.join(model_dir, "export", "1")
+    ).signatures["serving_float"](images=image)
+    tolerance = tolerances.bfloat16_output_tolerance()
+    for name in ("probabilities", "masks"):
+        tolerances.assert_close(bfloat16[name], float32[name], tolerance, name)
+    # Not the float32 graph again: bfloat16 rounding changed the masks.
+    assert not np.array_equal(bfloat16["masks"].numpy(), float32["masks"].numpy())
+
+
+def test_export_int8_for_a_format_without_it_names_the_flags(trained_run):
+    result = run_launch(
+        "export", f"--model_dir={trained_run[0]}", "--format=onnx", "--precision=int8",
+        timeout=120,
+    )
+    assert result.returncode == 1
+    assert "--precision=int8 is for --format=litert or --format=openvino" in result.stderr
