@@ -3,16 +3,20 @@ r"""Learning-rate range test (Smith): the peak learning rate for one-cycle train
   python -m launch.lr_find --preset=quickstart --output_dir=runs/lr_find
   python -m launch.train --preset=quickstart --learning_rate=<suggested> ...
 
-Trains from the preset's initial weights with the learning rate growing
-exponentially per step, saves the loss-vs-LR curve as a PNG and prints the
-suggested peak learning rate.
+Trains from the preset's initial weights (or --init_checkpoint's) with the learning
+rate growing exponentially per step, saves the loss-vs-LR curve as a PNG and prints
+the suggested peak learning rate.
 """
 
 import os
 
-from absl import app, flags
+from absl import app, flags, logging
 
+import launch
 from launch import experiment_flags
+
+# --help lists the flags it shares with the other scripts too.
+flags.adopt_module_key_flags(experiment_flags)
 
 OUTPUT_DIR = flags.DEFINE_string("output_dir", None, "Where lr_find.png and lr_find.json go.")
 MIN_LR = flags.DEFINE_float("min_lr", 1e-7, "Learning rate of the first step.", lower_bound=0.0)
@@ -35,6 +39,7 @@ def main(argv):
     from defect_aux_net.data.pipeline import make_dataset
     from defect_aux_net.models.defect_aux_net import build_defect_aux_net
     from defect_aux_net.training import lr_finder, run_files, training_run
+    from defect_aux_net.training.init_checkpoint import initialize_from_checkpoint
 
     try:
         data = experiment_flags.training_data_from_flags()
@@ -44,6 +49,9 @@ def main(argv):
     model_config = experiment.model
     keras.utils.set_random_seed(experiment.seed)
     model = build_defect_aux_net(model_config)
+    if experiment.init_checkpoint:  # The learning rate for fine-tuning it.
+        transfer = initialize_from_checkpoint(model, experiment.init_checkpoint)
+        logging.info("%s", transfer.summary(experiment.init_checkpoint))
     model.compile(optimizer=keras.optimizers.Adam())
     dataset = make_dataset(
         data.builder,
@@ -68,7 +76,7 @@ def main(argv):
 
 
 def run():
-    app.run(main)
+    launch.run_command(main, __name__)
 
 
 if __name__ == "__main__":

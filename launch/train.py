@@ -15,6 +15,12 @@ learning rate, loss weights) is derived from the training split and the epochs f
 
   python -m launch.train --dataset=neu_det --time_budget=30m --model_dir=runs/neu_det
 
+Fine-tuning a trained run on the next product (layers whose names and shapes match are
+copied; the log lists those that are not, e.g. a head for another class count):
+
+  python -m launch.train --dataset=defect_folder/next_product \
+    --init_checkpoint=runs/first_product --model_dir=runs/next_product
+
 Running the same command again after a kill or preemption resumes from the last
 finished epoch; after a complete run it prints where the outputs are and exits. A
 --model_dir holding a run of another configuration is refused; --overwrite deletes it
@@ -28,7 +34,11 @@ _STARTED = time.monotonic()
 
 from absl import app, flags, logging  # noqa: E402
 
+import launch  # noqa: E402
 from launch import experiment_flags  # noqa: E402
+
+# --help lists the flags it shares with the other scripts too.
+flags.adopt_module_key_flags(experiment_flags)
 
 STRATEGIES = ("default", "mirrored", "multi_worker", "tpu")
 PRECISIONS = ("auto", "float32", "mixed_bfloat16", "mixed_float16")
@@ -139,7 +149,7 @@ def print_outputs(outputs: dict):
 
 
 def run():
-    app.run(main)
+    launch.run_command(main, __name__)
 
 
 if __name__ == "__main__":

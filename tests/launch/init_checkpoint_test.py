@@ -110,3 +110,17 @@ def test_fine_tuning_on_the_next_product_reinitialises_its_head_and_says_so(
     assert "unused: feature_pyramid (10), class_head (5), box_head (5)" in log
     with open(os.path.join(fine_tuned, "config.json")) as file:
         assert json.load(file)["init_checkpoint"] == model_dir
+
+
+@pytest.mark.slow(seconds=40)
+def test_lr_find_sweeps_from_the_init_checkpoint(trained_run, synthetic_data_dir, tmp_path):
+    model_dir, _ = trained_run
+    result = run_launch(
+        "lr_find", "--preset=quickstart", "--dataset=synthetic_defects/small",
+        "--input_size=64,64", "--batch_size=8", "--num_steps=10", "--tasks=classification",
+        f"--init_checkpoint={model_dir}", f"--data_dir={synthetic_data_dir}",
+        f"--output_dir={tmp_path}",
+    )
+    check_success(result)
+    assert f"Initialised from {model_dir}: copied" in result.stderr
+    assert "classification_head: 1 of 1 layers copied" in result.stderr
