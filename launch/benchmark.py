@@ -18,6 +18,7 @@ import sys
 
 from absl import app, flags
 
+import launch
 from defect_aux_net.config import PRESETS
 
 PARTS = ("table6", "gated", "train", "pipeline")
@@ -225,7 +226,7 @@ def _threads_name(count: int) -> str:
 
 
 def run():
-    app.run(main)
+    launch.run_command(main, __name__)
 
 
 if __name__ == "__main__":

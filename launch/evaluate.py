@@ -10,7 +10,11 @@ import os
 
 from absl import app, flags
 
+import launch
 from launch import model_flags
+
+# --help lists the flags it shares with the other scripts too.
+flags.adopt_module_key_flags(model_flags)
 
 DATASET = flags.DEFINE_string("dataset", None, "TFDS dataset (default: the run's).")
 DATA_DIR = flags.DEFINE_string("data_dir", None, "TFDS data_dir (gs://... allowed).")
@@ -53,7 +57,7 @@ def main(argv):
 
 
 def run():
-    app.run(main)
+    launch.run_command(main, __name__)
 
 
 if __name__ == "__main__":

@@ -22,7 +22,11 @@ import os
 
 from absl import app, flags
 
+import launch
 from launch import model_flags
+
+# --help lists the flags it shares with the other scripts too.
+flags.adopt_module_key_flags(model_flags)
 
 FORMATS = ("saved_model", "onnx", "litert", "openvino")
 
@@ -117,7 +121,7 @@ def main(argv):
 
 
 def run():
-    app.run(main)
+    launch.run_command(main, __name__)
 
 
 if __name__ == "__main__":

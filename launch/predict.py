@@ -32,6 +32,7 @@ import numpy as np
 import tensorflow as tf
 from absl import app, flags, logging
 
+import launch
 from defect_aux_net.inference.postprocessing import MASK_THRESHOLD
 from defect_aux_net.inference.predictor import DEFAULT_SCORE_THRESHOLD, Prediction, Predictor
 from launch.prediction_tables import PredictionTables
@@ -235,7 +236,7 @@ def main(argv):
 
 
 def run():
-    app.run(main)
+    launch.run_command(main, __name__)
 
 
 if __name__ == "__main__":
