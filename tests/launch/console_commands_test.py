@@ -31,7 +31,7 @@ def test_installed_command_runs_outside_the_repository(tmp_path):
         [command, "--help"], cwd=tmp_path, capture_output=True, text=True,
         env=os.environ | {"TF_CPP_MIN_LOG_LEVEL": "2", "PYTHONPATH": ""},
     )
-    check_success(result)
+    assert "USAGE: " in result.stdout  # absl's --help exits with status 1.
     # The script's own flags and those it shares with the others (experiment_flags).
     for flag in ("--model_dir", "--preset", "--dataset", "--epochs", "--batch_size"):
         assert f"  {flag}" in result.stdout, flag
