@@ -2,7 +2,6 @@ import os
 import subprocess
 import sys
 
-from tests.launch.conftest import check_success
 
 
 def test_scripts_find_the_builders_from_any_directory(tmp_path):
