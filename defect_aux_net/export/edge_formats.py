@@ -6,7 +6,7 @@ with detection. Every format holds the same graph: the Keras model from the
 prepared image to its raw outputs.
 
   input `images`: float32 `[B, H, W, C]` in [0, 1], as `prepare_image` gives it
-    (resize to the model's input size, per-image min-max).
+    (resize to the model's input size, then the config's `input_normalization`).
   outputs (the model's, by name): `classification` `[B, K]` and `segmentation`
     `[B, H, W, K]` probabilities, `box_regression` `[B, A, 4]` deltas and
     `box_classification` `[B, A, K]` logits.

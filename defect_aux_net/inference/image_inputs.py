@@ -76,11 +76,12 @@ def decode_image_bytes(data: bytes) -> np.ndarray:
 
 def pil_pixels(image: Image.Image) -> np.ndarray:
     """uint8 `[H, W]` grey or `[H, W, 3]` RGB pixels of a PIL image; 16-bit and float
-    images min-max scaled to float [0, 1], as the model's preprocessing would."""
+    images min-max scaled to float [0, 255], the range of the 8-bit images the model
+    trained on (`input_normalization="caffe"` reads pixels on that scale)."""
     if image.mode.startswith(("I", "F")):
         pixels = np.asarray(image, np.float64)
         span = pixels.max() - pixels.min()
-        return (pixels - pixels.min()) / span if span else np.zeros_like(pixels)
+        return 255 * (pixels - pixels.min()) / span if span else np.zeros_like(pixels)
     return np.asarray(image.convert("L" if image.mode in ("1", "L") else "RGB"))
 
 
