@@ -91,20 +91,22 @@ def reuse_stored(stored: dict | None, experiment, class_names, fields, unresolve
       The experiment with the stored measurements, or None when `stored` is None or
       differs in any other field (a new run: measure).
     """
-    if stored is None:
-        return None
+    if not isinstance(stored, dict) or not all(
+        isinstance(stored.get(key), dict) for key in ("model", "recipe")
+    ):
+        return None  # None, or a broken config.json: model_dir_state names it.
     candidate = experiment
     recipe = dict(experiment.recipe or {})
     for field in fields:
         owner = stored["model"] if field.startswith("model.") else stored
         value = owner.get(field.removeprefix("model."))
-        if value is None or field not in (stored.get("recipe") or {}):
+        if value is None or field not in stored["recipe"]:
             return None
         recipe[field] = stored["recipe"][field]
         candidate = _replace(candidate, field, value)
     candidate = dataclasses.replace(candidate, recipe=recipe)
     new = run_files.config_dict(candidate, class_names)
-    old = dict(stored, recipe=dict(stored.get("recipe") or {}))
+    old = dict(stored, recipe=dict(stored["recipe"]))
     for field in unresolved:
         for values in (new, old):
             values.pop(field, None)

@@ -56,3 +56,9 @@ def test_fields_not_measured_yet_are_left_out_of_the_comparison():
     new = ExperimentConfig.from_preset("auto", recipe={"x": {"value": 1}})
     assert reuse_stored(stored, new, ["a", "b", "c", "d"], ("epochs",)) is not None
     assert reuse_stored(stored, new, ["a", "b", "c", "d"], ("model.loss_weights",)) is None
+
+
+@pytest.mark.parametrize("stored", [[], {"model": []}, {"model": {}, "recipe": None}])
+def test_a_broken_stored_config_is_another_run(stored):
+    # model_dir_state then names the broken file.
+    assert reuse_stored(stored, ExperimentConfig.from_preset("auto"), ["a"], ("epochs",)) is None

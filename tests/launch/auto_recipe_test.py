@@ -1,0 +1,52 @@
+"""launch.train --dataset without --preset: the recipe from the data, within a time budget."""
+
+import json
+
+import pytest
+
+from tests.conftest import shared_across_workers
+from tests.data import folder_fixture
+from tests.launch.conftest import check_success, run_launch
+
+
+@pytest.fixture(scope="session")
+def folder_data_dir(tmp_path_factory):
+    folder = shared_across_workers(
+        tmp_path_factory, "train_test_folder", folder_fixture.build_train_test_folder
+    )
+    return str(folder / "tfds")
+
+
+@pytest.mark.slow(seconds=70)
+def test_the_default_recipe_and_budget_are_recorded_and_a_rerun_keeps_them(
+    folder_data_dir, tmp_path
+):
+    model_dir = tmp_path / "run"
+    command = (
+        "train", f"--dataset={folder_fixture.NAME}", f"--data_dir={folder_data_dir}",
+        "--time_budget=30s", "--attention=none", "--export=false", "--test_split=",
+        "--jit_compile=false", f"--model_dir={model_dir}",
+    )
+    result = run_launch(*command)
+    check_success(result)
+    config = json.loads((model_dir / "config.json").read_text())
+    recipe = config["recipe"]
+    # The folder holds 32x32 images with labels only (80 train, 8 of them held out).
+    assert recipe["survey"]["images"] == 72
+    assert config["model"]["tasks"] == recipe["model.tasks"]["value"] == ["classification"]
+    assert config["model"]["input_shape"] == [32, 32, 3]
+    assert config["model"]["attention"] == "none"  # The flag given wins.
+    assert config["batch_size"] == recipe["batch_size"]["value"] == 8
+    assert config["time_budget"] == 30
+    epochs = recipe["epochs"]
+    assert config["epochs"] == epochs["value"] >= 1
+    assert epochs["step_seconds"] > 0 and "per epoch" in epochs["reason"]
+    assert "Recipe: batch_size = 8" in result.stderr
+    assert "Time budget: warm-up of 6 steps" in result.stderr
+
+    # The same command again: the stored epochs, no new measurement, nothing to train.
+    again = run_launch(*command)
+    check_success(again)
+    assert "holds this run, complete" in again.stdout
+    assert "warm-up" not in again.stderr
+    assert json.loads((model_dir / "config.json").read_text()) == config
