@@ -201,6 +201,7 @@ def experiment_from_flags(test_split: str | None = None) -> ExperimentConfig:
         raise ValueError(f"--train_fraction must be in (0, 1], got {TRAIN_FRACTION.value}.")
     return dataclasses.replace(preset, **changes)
 
+
 def training_data_from_flags(test_split: str | None = None, stored: dict | None = None):
     """`prepare_training_data` of the flags' experiment; with --preset=auto, its recipe.
 
