@@ -188,7 +188,7 @@ def _input_box_sides(recipe: _Recipe, survey: DatasetSurvey) -> np.ndarray:
 
 
 def _top_level(recipe: _Recipe, survey: DatasetSurvey) -> int:
-    """The coarsest level (5 to 7) whose largest anchor reaches the largest twentieth of the boxes."""
+    """The coarsest level (5 to 7) whose largest anchor reaches the largest 5 % of the boxes."""
     largest = float(np.percentile(np.sqrt(_input_box_sides(recipe, survey).prod(axis=1)), 95))
     config = recipe.experiment.model
     octave = 2 ** ((config.anchor_scales_per_octave - 1) / config.anchor_scales_per_octave)

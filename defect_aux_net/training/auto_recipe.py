@@ -138,29 +138,25 @@ def apply_recipe(data: TrainingData, keep=(), stored: dict | None = None) -> Tra
     survey = survey_split(data.builder, experiment.train_split_slice)
     experiment, choices = choose_recipe(survey, experiment, keep)
     tasks = experiment.model.tasks
-    experiment = dataclasses.replace(
-        experiment, recipe={"survey": survey.to_dict(), **choices}
-    )
-    datasets.check_tasks(tasks, survey.split_summary(), experiment.dataset, experiment.train_split)
+    experiment = dataclasses.replace(experiment, recipe={"survey": survey.to_dict(), **choices})
+    summary = survey.split_summary()
+    datasets.check_tasks(tasks, summary, experiment.dataset, experiment.train_split)
     data = dataclasses.replace(
-        data, experiment=experiment, train_steps=steps_per_epoch(experiment, survey.split_summary())
+        data, experiment=experiment, train_steps=steps_per_epoch(experiment, summary)
     )
     field = "model.loss_weights"
     reused = reuse_stored(stored, experiment, data.class_names, (field,), ("epochs",))
     if reused is not None:
         experiment = reused
-    elif field in keep or len(tasks) == 1:
-        reason = "given as a flag" if field in keep else "one head: nothing to balance"
-        experiment = dataclasses.replace(
-            experiment,
-            recipe=experiment.recipe | {field: {"value": experiment.model.loss_weights, "reason": reason}},
-        )
     else:
-        weights, reason = balanced_loss_weights(measure_initial_losses(data))
+        if field in keep or len(tasks) == 1:
+            weights = experiment.model.loss_weights
+            reason = "given as a flag" if field in keep else "one head: nothing to balance"
+        else:
+            weights, reason = balanced_loss_weights(measure_initial_losses(data))
         experiment = _replace(experiment, field, weights)
-        experiment = dataclasses.replace(
-            experiment, recipe=experiment.recipe | {field: {"value": weights, "reason": reason}}
-        )
+        choice = {field: {"value": weights, "reason": reason}}
+        experiment = dataclasses.replace(experiment, recipe=experiment.recipe | choice)
     logging.info("Training split surveyed: %s", experiment.recipe["survey"])
     for name, choice in experiment.recipe.items():
         if name != "survey":

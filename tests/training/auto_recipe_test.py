@@ -1,8 +1,16 @@
+import numpy as np
 import pytest
 
 from defect_aux_net.experiments import ExperimentConfig
 from defect_aux_net.training import run_files
-from defect_aux_net.training.auto_recipe import balanced_loss_weights, reuse_stored
+from defect_aux_net.training.auto_recipe import (
+    apply_recipe,
+    balanced_loss_weights,
+    measure_initial_losses,
+    reuse_stored,
+)
+from defect_aux_net.training.training_run import prepare_training_data
+from tests.data.synthetic_fixture import NAME, synthetic_small_builder
 
 
 @pytest.mark.parametrize(
@@ -62,3 +70,28 @@ def test_fields_not_measured_yet_are_left_out_of_the_comparison():
 def test_a_broken_stored_config_is_another_run(stored):
     # model_dir_state then names the broken file.
     assert reuse_stored(stored, ExperimentConfig.from_preset("auto"), ["a"], ("epochs",)) is None
+
+
+def test_the_recipe_of_the_synthetic_set_starts_every_head_equal(tmp_path_factory):
+    builder = synthetic_small_builder(tmp_path_factory)
+    experiment = ExperimentConfig.from_preset(
+        "auto", dataset=NAME, train_fraction=0.125, validation_split="validation[:32]"
+    )
+    data = apply_recipe(prepare_training_data(experiment, builder.data_dir_root))
+    experiment = data.experiment
+    assert experiment.model.tasks == ("classification", "segmentation", "detection")
+    # 64 training images, a batch of 64 // 8 = 8 at most: 8 steps per epoch.
+    assert (experiment.batch_size, data.train_steps) == (8, 8)
+    losses = measure_initial_losses(data)
+    weights = dict(zip(experiment.model.tasks, experiment.model.loss_weights))
+    assert experiment.recipe["model.loss_weights"]["value"] == list(weights.values())
+    mean = np.exp(np.mean(np.log(list(losses.values()))))
+    for task, loss in losses.items():
+        # Each weighted loss starts at the geometric mean, unless its weight is bounded.
+        if 0.5 < weights[task] < 2:
+            assert weights[task] * loss == pytest.approx(mean, rel=0.05), task
+        else:
+            assert weights[task] == (2.0 if loss < mean / 2 else 0.5), task
+    assert {"survey", "model.input_shape", "model.anchor_size", "batch_size"} <= set(
+        experiment.recipe
+    )
