@@ -33,6 +33,7 @@ setuptools.setup(
         "numpy",
         "pycocotools",
         "scipy",
+        "scikit-learn",
         "pillow",
         "pyyaml",
         "matplotlib",

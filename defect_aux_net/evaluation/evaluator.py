@@ -22,15 +22,17 @@ class Evaluator:
 
     `result()` holds one entry per task of the model plus `image_ap`:
 
-    - `classification`: paper eq. 7-10 on defective vs defect-free images, exact match and
-      per-class scores (`ClassificationMetrics`);
+    - `classification`: paper eq. 7-10 on defective vs defect-free images with their
+      `tp`/`fp`/`fn`/`tn`, exact match, per-class scores and counts at each class's
+      threshold, and the image confusion matrix (`ClassificationMetrics`);
     - `segmentation`: Dice and IoU over the split and per image (`SegmentationMetrics`;
       `iou_per_image` is the DeepLabV3+ paper's per-image mean IoU);
     - `detection`: COCO mAP, mAP@0.5 and AR@100 (`DetectionMetrics`);
-    - `image_ap`: the two-stage network's per-image AP and FP/FN at the best-F1
-      threshold. The image score is the highest class probability when the model
-      classifies, else the highest mask probability, else the highest detection score
-      (0 without detections); an image is defective when any of its labels is 1.
+    - `image_ap`: the two-stage network's per-image AP, and precision, recall, F1 and
+      `tp`/`fp`/`fn`/`tn` at the best-F1 threshold. The image score is the highest
+      class probability when the model classifies, else the highest mask probability,
+      else the highest detection score (0 without detections); an image is defective
+      when any of its labels is 1.
 
     Example:
 

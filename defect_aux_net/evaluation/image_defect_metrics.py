@@ -13,8 +13,10 @@ class ImageDefectMetrics:
     """Accumulates one defect score per image and scores defective vs defect-free.
 
     `ap` is the area under the precision-recall curve (`average_precision`, as
-    scikit-learn's `average_precision_score`); `fp` and `fn` are counted at the score
-    threshold with the best F1, as the paper reports misclassifications.
+    scikit-learn's `average_precision_score`); precision, recall, F1 and the counts `tp`,
+    `fp` (defect-free images rejected), `fn` (missed defective images) and `tn` are
+    taken at the score threshold with the best F1 on this split, as the paper reports
+    misclassifications.
     """
 
     def __init__(self):
@@ -37,7 +39,10 @@ class ImageDefectMetrics:
         return np.concatenate(self._labels), np.concatenate(self._scores)
 
     def result(self) -> dict:
-        """Returns `{ap, threshold, f1, fp, fn}` as python numbers (see `best_f1_threshold`)."""
+        """Returns `{ap, threshold, precision, recall, f1, tp, fp, fn, tn}` as python numbers.
+
+        See `best_f1_threshold`.
+        """
         labels, scores = self._all()
         return {"ap": average_precision(labels, scores), **best_f1_threshold(labels, scores)}
 

@@ -1,5 +1,14 @@
 """Markdown tables of an `Evaluator.result()`."""
 
+COUNTS = ("tp", "fp", "fn", "tn")
+# What the counts mean to whoever signs the inspection off.
+COUNTS_NOTE = (
+    "tp/fp/fn/tn count images at the thresholds shown; a class's row uses that class's "
+    "threshold, and an `all` row without one calls an image defective when any class "
+    "reaches its threshold. In the `all` row, fn are missed defective images and fp "
+    "defect-free images rejected."
+)
+
 
 def _format(value) -> str:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
@@ -7,13 +16,13 @@ def _format(value) -> str:
     return str(value) if isinstance(value, int) else f"{value:.4f}"
 
 
-def _table(rows: list[tuple[str, dict]]) -> list[str]:
+def _table(rows: list[tuple[str, dict]], corner: str = "") -> list[str]:
     """A markdown table: one row per `(name, metrics)`, columns in first-seen order."""
     columns = []
     for _, metrics in rows:
         columns += [column for column in metrics if column not in columns]
     lines = [
-        "| | " + " | ".join(columns) + " |",
+        (f"| {corner} | " if corner else "| | ") + " | ".join(columns) + " |",
         "|---|" + "---|" * len(columns),
     ]
     for name, metrics in rows:
@@ -22,11 +31,28 @@ def _table(rows: list[tuple[str, dict]]) -> list[str]:
     return lines
 
 
+def _confusion_matrix(matrix: dict) -> list[str]:
+    """The confusion matrix as a table: rows true class, columns predicted class."""
+    classes = matrix["classes"]
+    rows = [(name, dict(zip(classes, counts))) for name, counts in zip(classes, matrix["counts"])]
+    lines = ["", "Confusion matrix (images; rows: true class, columns: predicted class):", ""]
+    lines += _table(rows, corner="true \\ predicted")
+    if matrix.get("images_with_several_labels"):
+        lines += [
+            "",
+            f"{matrix['images_with_several_labels']} images with several labels are not in "
+            "the matrix; the per-class counts include them.",
+        ]
+    return lines
+
+
 def metrics_markdown(result: dict) -> str:
     """Renders a metrics dict as markdown, one table per top-level key.
 
     Each table has an `all` row with the key's own metrics and, when the key has a
-    `per_class` entry, one row per class. Floats are written with 4 decimals.
+    `per_class` entry, one row per class. Floats are written with 4 decimals. A table
+    with confusion counts is followed by what they mean, and a `confusion_matrix`
+    entry (`image_confusion_matrix`) by a table of its own.
 
     Args:
       result: `Evaluator.result()` (or a dict of the same layout).
@@ -42,7 +68,16 @@ def metrics_markdown(result: dict) -> str:
             raise TypeError(
                 f"`result['{key}']` must be a dict of metrics, got {type(metrics).__name__}."
             )
-        overall = {name: value for name, value in metrics.items() if name != "per_class"}
+        overall = {
+            name: value
+            for name, value in metrics.items()
+            if name not in ("per_class", "confusion_matrix")
+        }
         rows = [("all", overall)] + list(metrics.get("per_class", {}).items())
-        sections.append("\n".join([f"### {key}", "", *_table(rows)]))
+        lines = [f"### {key}", "", *_table(rows)]
+        if any(count in row for _, row in rows for count in COUNTS):
+            lines += ["", COUNTS_NOTE]
+        if "confusion_matrix" in metrics:
+            lines += _confusion_matrix(metrics["confusion_matrix"])
+        sections.append("\n".join(lines))
     return "\n\n".join(sections) + "\n"

@@ -7,6 +7,7 @@ import numpy as np
 
 from defect_aux_net import atomic_writes
 from defect_aux_net.data.pipeline import InputOptions, make_dataset
+from defect_aux_net.evaluation.confusion_matrix import plot_confusion_matrix
 from defect_aux_net.evaluation.evaluator import Evaluator
 from defect_aux_net.evaluation.markdown_report import metrics_markdown
 from defect_aux_net.evaluation.pr_plots import plot_pr_curves
@@ -69,7 +70,8 @@ def evaluate_model(
 def write_evaluation(
     evaluator: Evaluator, output: str, thresholds_source: str | None = None
 ) -> dict:
-    """Writes the metrics as JSON at `output`, a markdown table and PR curves beside it.
+    """Writes the metrics as JSON at `output`, a markdown table, PR curves and, when the
+    model classifies, the image confusion matrix beside it.
 
     Each file is written whole (a kill leaves the previous one). The metrics include the
     classification thresholds used and where they came from.
@@ -97,6 +99,11 @@ def write_evaluation(
     atomic_writes.write_text(f"{stem}.md", table)
     with atomic_writes.writing(f"{stem}_pr_curves.png") as partial:
         plot_pr_curves(evaluator.pr_curves(), partial)
+    plots = f"PR curves: {stem}_pr_curves.png"
+    if "classification" in result:
+        with atomic_writes.writing(f"{stem}_confusion_matrix.png") as partial:
+            plot_confusion_matrix(result["classification"]["confusion_matrix"], partial)
+        plots += f"; confusion matrix: {stem}_confusion_matrix.png"
     print(table)
-    print(f"Metrics: {output}, {stem}.md; PR curves: {stem}_pr_curves.png")
+    print(f"Metrics: {output}, {stem}.md; {plots}")
     return result

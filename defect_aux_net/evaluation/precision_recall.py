@@ -1,12 +1,20 @@
-"""Precision-recall curves, average precision and best-F1 thresholds of binary scores.
+"""Precision-recall curves, average precision, best-F1 thresholds and confusion counts.
 
-Written by hand because scikit-learn is not a dependency; the curve and the average
-precision follow `sklearn.metrics.precision_recall_curve` and `average_precision_score`,
-which the two-stage network's evaluation (Bozic et al., ICPR 2020) uses. Throughout,
-0/0 counts as 0.0 for precision, recall and F1.
+scikit-learn computes them (`precision_recall_curve`, `average_precision_score`,
+`multilabel_confusion_matrix`), as the two-stage network's evaluation (Bozic et al.,
+ICPR 2020) does. The project's rules that scikit-learn does not follow are kept here:
+
+- 0/0 counts as 0.0 for precision, recall and F1: without any positive example recall
+  is 0 at every threshold (scikit-learn sets it to 1 and warns) and AP is 0.0;
+- an empty split gives the curve's last point alone and AP 0.0 (scikit-learn raises);
+- among equal best F1 the lowest threshold wins (the two-stage network's code;
+  scikit-learn has no best-F1 threshold);
+- one column of multi-hot labels is one class (`multilabel_confusion_matrix` reads a
+  single column as the two classes 0 and 1).
 """
 
 import numpy as np
+from sklearn import metrics
 
 # Used when no threshold can be chosen from the data (no positive example).
 from defect_aux_net.inference.postprocessing import DEFAULT_THRESHOLD
@@ -39,6 +47,36 @@ def precision_recall_f1(tp, fp, fn):
     return precision, recall, f1
 
 
+def confusion_counts(labels, predicted) -> dict:
+    """Per-class true/false positives and negatives of multi-hot decisions.
+
+    Args:
+      labels: `[N, K]` multi-hot 0/1 ground truth.
+      predicted: `[N, K]` 0/1 (or bool) decisions.
+
+    Returns:
+      `{"tp", "fp", "fn", "tn"}`, each an int64 `[K]` array (zeros when N is 0).
+    """
+    labels = np.asarray(labels).astype(np.int64)
+    predicted = np.asarray(predicted).astype(np.int64)
+    if labels.ndim != 2 or labels.shape != predicted.shape:
+        raise ValueError(
+            f"`labels` and `predicted` must both be [N, K], got shapes {labels.shape} and "
+            f"{predicted.shape}."
+        )
+    if labels.shape[0] == 0:
+        matrices = np.zeros((labels.shape[1], 2, 2), np.int64)
+    elif labels.shape[1] == 1:
+        matrices = metrics.multilabel_confusion_matrix(labels[:, 0], predicted[:, 0], labels=[1])
+    else:
+        matrices = metrics.multilabel_confusion_matrix(labels, predicted)
+    # scikit-learn's layout: [[tn, fp], [fn, tp]] per class.
+    return {
+        "tp": matrices[:, 1, 1], "fp": matrices[:, 0, 1],
+        "fn": matrices[:, 1, 0], "tn": matrices[:, 0, 0],
+    }
+
+
 def _check_binary_inputs(labels, scores):
     labels = np.asarray(labels).reshape(-1)
     scores = np.asarray(scores, np.float64).reshape(-1)
@@ -52,19 +90,8 @@ def _check_binary_inputs(labels, scores):
     return labels.astype(bool), scores
 
 
-def _counts_per_threshold(labels, scores):
-    """True/false positive counts at each distinct score, thresholds descending."""
-    order = np.argsort(-scores, kind="mergesort")
-    scores, labels = scores[order], labels[order]
-    # The last index of each run of equal scores: ties enter the curve together.
-    last_of_run = np.r_[np.flatnonzero(np.diff(scores)), scores.size - 1]
-    tps = np.cumsum(labels)[last_of_run]
-    fps = (last_of_run + 1) - tps
-    return scores[last_of_run], tps, fps
-
-
 def precision_recall_curve(labels, scores):
-    """Precision and recall at every distinct score, as scikit-learn returns them.
+    """Precision and recall at every distinct score (`sklearn.metrics.precision_recall_curve`).
 
     An example is predicted positive when its score is >= the threshold.
 
@@ -81,14 +108,15 @@ def precision_recall_curve(labels, scores):
     labels, scores = _check_binary_inputs(labels, scores)
     if scores.size == 0:
         return np.ones(1), np.zeros(1), np.zeros(0)
-    thresholds, tps, fps = _counts_per_threshold(labels, scores)
-    precision = safe_ratio(tps, tps + fps)
-    recall = safe_ratio(tps, labels.sum())
-    return np.r_[precision[::-1], 1.0], np.r_[recall[::-1], 0.0], thresholds[::-1]
+    if not labels.any():
+        # Every prediction is a false positive: precision 0, and recall 0/0 = 0.
+        thresholds = np.unique(scores)
+        return np.r_[np.zeros(thresholds.size), 1.0], np.zeros(thresholds.size + 1), thresholds
+    return metrics.precision_recall_curve(labels, scores)
 
 
 def average_precision(labels, scores):
-    """Area under the PR curve as `sklearn.metrics.average_precision_score`.
+    """Area under the PR curve (`sklearn.metrics.average_precision_score`).
 
     `AP = sum_n (R_n - R_{n-1}) P_n` over thresholds from high to low, with `R_0 = 0`
     (no interpolation). 0.0 when there is no positive example.
@@ -100,17 +128,23 @@ def average_precision(labels, scores):
     Returns:
       float average precision.
     """
-    return area_under_curve(*precision_recall_curve(labels, scores)[:2])
+    labels, scores = _check_binary_inputs(labels, scores)
+    if not labels.any():
+        return 0.0
+    return float(metrics.average_precision_score(labels, scores))
 
 
 def area_under_curve(precision, recall):
-    """Average precision of a curve ordered as `precision_recall_curve` returns it."""
+    """Average precision of a curve ordered as `precision_recall_curve` returns it.
+
+    The sum `average_precision_score` computes, for a curve already at hand (plots).
+    """
     # `+ 0.0` turns the -0.0 of an all-zero sum into 0.0.
     return float(-np.sum(np.diff(recall) * np.asarray(precision)[:-1])) + 0.0
 
 
 def best_f1_threshold(labels, scores):
-    """The score threshold with the highest F1, and the errors made there.
+    """The score threshold with the highest F1, and the counts made there.
 
     As the two-stage network's code: thresholds are the distinct scores, an example is
     positive when its score is >= the threshold, and among equal F1 the lowest threshold
@@ -122,22 +156,32 @@ def best_f1_threshold(labels, scores):
       scores: scores of the same size.
 
     Returns:
-      dict with `threshold`, `f1`, `fp` and `fn` (python float/int).
+      dict with `threshold`, `precision`, `recall`, `f1` and the counts `tp`, `fp`,
+      `fn`, `tn` at that threshold (python float/int).
     """
     labels, scores = _check_binary_inputs(labels, scores)
     if not labels.any():
         threshold = DEFAULT_THRESHOLD
     else:
-        thresholds, tps, fps = _counts_per_threshold(labels, scores)
-        _, _, f1 = precision_recall_f1(tps, fps, labels.sum() - tps)
-        # Thresholds are descending: the last maximum is the lowest threshold.
-        threshold = float(thresholds[f1.size - 1 - np.argmax(f1[::-1])])
-    predicted = scores >= threshold
-    tp = int(np.sum(predicted & labels))
-    fp = int(np.sum(predicted & ~labels))
-    fn = int(np.sum(~predicted & labels))
-    _, _, f1 = precision_recall_f1(tp, fp, fn)
-    return {"threshold": float(threshold), "f1": float(f1), "fp": fp, "fn": fn}
+        thresholds = np.unique(scores)  # Ascending.
+        # Examples at or above each threshold: all of them, and the positive ones.
+        predicted = scores.size - np.searchsorted(np.sort(scores), thresholds)
+        tps = labels.sum() - np.searchsorted(np.sort(scores[labels]), thresholds)
+        # F1 = 2TP / (2TP + FP + FN) from integers is one rounding, so equal F1 compare
+        # equal; 2PR / (P + R) of rounded P and R splits about 0.4% of ties.
+        f1 = 2 * tps / (predicted + labels.sum())
+        # The first maximum is the lowest threshold.
+        threshold = float(thresholds[np.argmax(f1)])
+    counts = confusion_counts(labels[:, None], (scores >= threshold)[:, None])
+    counts = {name: int(value[0]) for name, value in counts.items()}
+    precision, recall, f1 = precision_recall_f1(counts["tp"], counts["fp"], counts["fn"])
+    return {
+        "threshold": float(threshold),
+        "precision": float(precision),
+        "recall": float(recall),
+        "f1": float(f1),
+        **counts,
+    }
 
 
 def best_f1_thresholds(labels, probabilities):

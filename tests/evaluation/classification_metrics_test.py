@@ -23,6 +23,7 @@ def evaluate(batches):
 def test_image_level_eq_7_to_10_and_per_class_counts():
     result = evaluate([slice(0, 2), slice(2, 5)]).result()
     # Image level: TP 2, FN 1, FP 1, TN 1.
+    assert (result["tp"], result["fp"], result["fn"], result["tn"]) == (2, 1, 1, 1)
     assert result["precision"] == pytest.approx(2 / 3)
     assert result["recall"] == pytest.approx(2 / 3)
     assert result["f1"] == pytest.approx(2 / 3)
@@ -33,12 +34,19 @@ def test_image_level_eq_7_to_10_and_per_class_counts():
     # scratch: TP 2, TN 3. pit: TP 1, FP 1, FN 1, TN 2.
     assert result["per_class"]["scratch"] == pytest.approx(
         {"precision": 1.0, "recall": 1.0, "f1": 1.0, "accuracy": 1.0, "threshold": 0.5,
-         "support": 2}
+         "support": 2, "tp": 2, "fp": 0, "fn": 0, "tn": 3}
     )
     assert result["per_class"]["pit"] == pytest.approx(
         {"precision": 0.5, "recall": 0.5, "f1": 0.5, "accuracy": 0.6, "threshold": 0.3,
-         "support": 2}
+         "support": 2, "tp": 1, "fp": 1, "fn": 1, "tn": 2}
     )
+    # Rows true, columns predicted (defect-free when no class reaches its threshold);
+    # the image with two labels is left out.
+    assert result["confusion_matrix"] == {
+        "classes": ["scratch", "pit", "defect-free"],
+        "counts": [[1, 0, 0], [0, 0, 1], [0, 1, 1]],
+        "images_with_several_labels": 1,
+    }
     assert result == evaluate([slice(0, 5)]).result()
 
 
@@ -68,3 +76,10 @@ def test_top1_accuracy_counts_single_label_images_only():
         np.array([[0.4, 0.3, 0.1], [0.1, 0.6, 0.5], [0.2, 0.3, 0.1], [0, 0, 1], [1, 1, 1]]),
     )
     assert metrics.result()["top1_accuracy"] == pytest.approx(2 / 3)
+
+
+def test_an_empty_split_gives_zero_counts():
+    result = ClassificationMetrics(["scratch", "pit"], thresholds=[0.5, 0.5]).result()
+    assert (result["tp"], result["fp"], result["fn"], result["tn"]) == (0, 0, 0, 0)
+    assert result["per_class"]["pit"]["tn"] == 0 and result["accuracy"] == 0.0
+    assert result["confusion_matrix"]["counts"] == [[0, 0], [0, 0]]

@@ -53,7 +53,10 @@ def test_all_tasks_give_a_json_result_with_hand_checked_values():
     assert result["segmentation"]["iou_per_image"] == 0.75
     assert result["detection"]["map"] == pytest.approx(1.0)
     # Image scores from the classification: 0.7 (defective), 0.3 (defect-free).
-    assert result["image_ap"] == {"ap": 1.0, "threshold": 0.7, "f1": 1.0, "fp": 0, "fn": 0}
+    assert result["image_ap"] == {
+        "ap": 1.0, "threshold": 0.7, "precision": 1.0, "recall": 1.0, "f1": 1.0,
+        "tp": 1, "fp": 0, "fn": 0, "tn": 1,
+    }
     assert set(evaluator.pr_curves()) == {"image", "class/scratch", "class/pit"}
 
 

@@ -28,3 +28,28 @@ def test_one_table_per_key_with_per_class_rows():
 def test_non_dict_section_is_named():
     with pytest.raises(TypeError, match=r"result\['map'\]"):
         metrics_markdown({"map": 0.5})
+
+
+def test_counts_are_explained_and_the_confusion_matrix_gets_a_table():
+    result = {
+        "classification": {
+            "precision": 0.5, "tp": 1, "fp": 1, "fn": 2, "tn": 6,
+            "per_class": {"pit": {"tp": 1, "fp": 1, "fn": 2, "tn": 6, "threshold": 0.3}},
+            "confusion_matrix": {
+                "classes": ["pit", "defect-free"],
+                "counts": [[1, 2], [1, 6]],
+                "images_with_several_labels": 3,
+            },
+        },
+        "segmentation": {"dice": 0.5},
+    }
+    text = metrics_markdown(result)
+    classification, segmentation = text.split("### segmentation")
+    assert "| all | 0.5000 | 1 | 1 | 2 | 6 |  |" in classification
+    assert "| pit |  | 1 | 1 | 2 | 6 | 0.3000 |" in classification
+    assert "fn are missed defective images and fp defect-free images rejected" in classification
+    assert "| true \\ predicted | pit | defect-free |" in classification
+    assert "| pit | 1 | 2 |" in classification and "| defect-free | 1 | 6 |" in classification
+    assert "3 images with several labels are not in the matrix" in classification
+    # No counts, no note; the matrix is no column of the `all` row.
+    assert "missed" not in segmentation and "confusion_matrix" not in text
