@@ -21,7 +21,8 @@ setuptools.setup(
     # TensorFlow itself is not a base requirement: TPU VMs ship `tensorflow-tpu`,
     # and listing `tensorflow` here would make pip replace it.
     install_requires=[
-        "keras>=3.3",
+        # 3.13: TerminateOnNaN(raise_error=True), which StopOnNaN extends.
+        "keras>=3.13",
         "tensorflow-datasets>=4.9",
         # TFDS imports these but does not declare them on Python >= 3.9: builders need
         # importlib_resources, and the `tfds` command imports apache_beam and mlcroissant

@@ -4,7 +4,6 @@ checkpoint written whole, and prediction images."""
 
 import functools
 import json
-import math
 import os
 import tempfile
 
@@ -26,41 +25,43 @@ CLASS_COLORS = tuple(tuple(channel / 255 for channel in color) for color in OKAB
 IMAGE_TAG = "predictions"
 
 
-class StopOnNaN(keras.callbacks.Callback):
-    """Raises `FloatingPointError` as soon as the training loss is NaN or infinite.
+class StopOnNaN(keras.callbacks.TerminateOnNaN):
+    """`keras.callbacks.TerminateOnNaN(raise_error=True)` that says where, and what is kept.
 
-    Unlike `keras.callbacks.TerminateOnNaN`'s default (`stop_training`), raising
-    skips `on_train_end`, where `keras.callbacks.BackupAndRestore` deletes its
-    backup: the state of the last completed epoch stays on disk, and the next run
-    with the same backup directory resumes from it. The error says where.
+    Raising, not Keras' default `stop_training`, skips `on_train_end`, where
+    `keras.callbacks.BackupAndRestore` deletes its backup: the state of the last
+    completed epoch stays on disk, and the next run with the same backup directory
+    resumes from it. Keras' `RuntimeError` names the batch of the epoch only; this one
+    is a `FloatingPointError` (chained to it) naming the epoch and batch as Keras
+    prints them, the backup kept and what to try.
 
     Args:
       checkpoint_dir: the backup/checkpoint directory to name in the error.
     """
 
     def __init__(self, checkpoint_dir: str | None = None):
-        super().__init__()
+        super().__init__(raise_error=True)
         self.checkpoint_dir = checkpoint_dir
         self._epoch = 0
 
     def on_epoch_begin(self, epoch, logs=None):
         self._epoch = epoch
 
-    def on_train_batch_end(self, batch, logs=None):
-        loss = (logs or {}).get("loss")
-        if loss is None or math.isfinite(float(loss)):
-            return
-        kept = (
-            f"The last good checkpoint in {self.checkpoint_dir} is kept; rerunning with it "
-            "resumes from there."
-            if self.checkpoint_dir
-            else "No checkpoint directory was given to StopOnNaN."
-        )
-        raise FloatingPointError(
-            f"Training loss is {float(loss)} in epoch {self._epoch + 1}, batch {batch + 1} "
-            f"(counted from 1, as Keras prints them): training stopped. {kept} Lower the "
-            "learning rate or check the data of this epoch."
-        )
+    def on_batch_end(self, batch, logs=None):
+        try:
+            super().on_batch_end(batch, logs)
+        except RuntimeError as error:
+            kept = (
+                f"The last good checkpoint in {self.checkpoint_dir} is kept; rerunning "
+                "with it resumes from there."
+                if self.checkpoint_dir
+                else "No checkpoint directory was given to StopOnNaN."
+            )
+            raise FloatingPointError(
+                f"Training loss is {float(logs['loss'])} in epoch {self._epoch + 1}, batch "
+                f"{batch + 1} (counted from 1, as Keras prints them): training stopped. "
+                f"{kept} Lower the learning rate or check the data of this epoch."
+            ) from error
 
 
 class BackupAndRestoreFromChief(keras.callbacks.BackupAndRestore):

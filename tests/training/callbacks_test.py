@@ -215,8 +215,11 @@ def test_finite_losses_pass():
     callback = StopOnNaN()
     callback.on_epoch_begin(0)
     callback.on_train_batch_end(0, {"loss": 0.3})
-    with pytest.raises(FloatingPointError, match="inf in epoch 1, batch 4 .*No checkpoint"):
+    expected = "inf in epoch 1, batch 4 .*No checkpoint"
+    with pytest.raises(FloatingPointError, match=expected) as error:
         callback.on_train_batch_end(3, {"loss": np.float32("inf")})
+    # Keras' TerminateOnNaN(raise_error=True) found it; StopOnNaN says where.
+    assert isinstance(error.value.__cause__, RuntimeError)
 
 
 def test_overlay_blends_masks_and_draws_boxes_by_class():
