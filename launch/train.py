@@ -97,6 +97,13 @@ def main(argv):
     keras.mixed_precision.set_global_policy(policy)
     jit_compile = {"auto": "auto", "true": True, "false": False}[JIT_COMPILE.value]
     try:
+        budget = experiment_flags.experiment_from_flags(TEST_SPLIT.value).time_budget
+        if budget is not None and STRATEGY.value == "multi_worker":
+            # Each worker would measure its own step and choose its own epochs.
+            raise ValueError(
+                "--time_budget (--preset=auto's default: 30m) cannot be used with "
+                "--strategy=multi_worker: give --epochs."
+            )
         strategy = strategies.make_strategy(STRATEGY.value, TPU.value)
         # A rerun of the same run reuses its measured choices (loss weights, epochs).
         stored = None

@@ -279,6 +279,7 @@ def test_two_workers_on_localhost_train_together(synthetic_data_dir, tmp_path):
         (["--tpu=local"], "--tpu"),
         (["--strategy=gpu"], "--strategy"),
         (["--dataset=no_such_dataset"], "--dataset"),
+        (["--strategy=multi_worker", "--time_budget=5m"], "--time_budget (--preset"),
     ],
 )
 def test_bad_flags_stop_with_a_message_naming_the_flag(args, message, tmp_path):
