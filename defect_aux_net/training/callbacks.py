@@ -1,9 +1,11 @@
 """Training callbacks: stop on a NaN loss keeping the backup, a backup that survives a kill
 while it is written (and restores a multi-worker run from the chief's), a best-model
-checkpoint written whole, and prediction images."""
+checkpoint written whole, the training curves with the learning rate, and prediction
+images."""
 
 import functools
 import json
+import math
 import os
 import tempfile
 
@@ -19,6 +21,11 @@ from defect_aux_net.inference.postprocessing import (
     valid_detections,
 )
 from defect_aux_net.visualization.overlays import MASK_ALPHA, OKABE_ITO
+from defect_aux_net.visualization.training_curves import (
+    LEARNING_RATE,
+    read_history,
+    write_training_curves,
+)
 
 # The prediction overlays' palette, as RGB in [0, 1] for TF image ops.
 CLASS_COLORS = tuple(tuple(channel / 255 for channel in color) for color in OKABE_ITO)
@@ -154,6 +161,64 @@ class ModelCheckpointWrittenWhole(keras.callbacks.ModelCheckpoint):
         super().on_epoch_end(epoch, logs)
         if tf.io.gfile.exists(self.filepath):  # Saved: a better model this epoch.
             tf.io.gfile.rename(self.filepath, self.target, overwrite=True)
+
+
+class TrainingCurves(keras.callbacks.Callback):
+    """Logs the learning rate, and draws the run's curves after each epoch.
+
+    Adds `learning_rate` to each epoch's logs: the optimizer's rate after the epoch's
+    last step, the value Keras' TensorBoard callback shows as `epoch_learning_rate`.
+    Callbacks after this one (`CSVLogger`, `fit`'s `History`) record it, so put it
+    before `CSVLogger`. Then writes the curves of every epoch so far (earlier runs'
+    read from `history_path` when training begins, and drawn then, then this run's) to
+    `plot_path`, whole: a kill leaves the previous picture.
+
+    A `history_path` begun without a `learning_rate` column (a run started before the
+    rate was logged, now resumed) does not get one: `CSVLogger`, appending rows with a
+    column more than its header, would shift the columns after it.
+
+    Example:
+    ```python
+    callbacks = [
+        TrainingCurves("runs/q/history.csv", "runs/q/results.png"),
+        keras.callbacks.CSVLogger("runs/q/history.csv", append=True),
+    ]
+    ```
+
+    Args:
+      history_path: the run's `history.csv` (it may not exist yet).
+      plot_path: the PNG to write (`training_curves.training_curves_figure`).
+    """
+
+    def __init__(self, history_path: str, plot_path: str):
+        super().__init__()
+        self.history_path = history_path
+        self.plot_path = plot_path
+        self._history = {}
+        self._log_rate = True
+
+    def on_train_begin(self, logs=None):
+        self._history = read_history(self.history_path)
+        self._log_rate = not self._history or LEARNING_RATE in self._history
+        if not self._log_rate:
+            logging.warning(
+                "%s was begun without a learning_rate column; this run leaves the learning "
+                "rate out of it and of %s.", self.history_path, self.plot_path
+            )
+        if self._history.get("epoch"):  # Resumed: the picture is there from the start.
+            write_training_curves(self._history, self.plot_path)
+
+    def on_epoch_end(self, epoch, logs=None):
+        logs = logs if logs is not None else {}
+        if self._log_rate:
+            rate = self.model.optimizer.learning_rate
+            logs[LEARNING_RATE] = float(keras.ops.convert_to_numpy(rate))
+        row = {"epoch": epoch, **logs}
+        epochs_before = len(self._history.get("epoch", []))
+        for name in set(self._history) | set(row):
+            column = self._history.setdefault(name, [math.nan] * epochs_before)
+            column.append(float(row.get(name, math.nan)))
+        write_training_curves(self._history, self.plot_path)
 
 
 class PredictionImages(keras.callbacks.Callback):

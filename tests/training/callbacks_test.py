@@ -1,3 +1,4 @@
+import csv
 import json
 import os
 
@@ -17,8 +18,10 @@ from defect_aux_net.training.callbacks import (
     ModelCheckpointWrittenWhole,
     PredictionImages,
     StopOnNaN,
+    TrainingCurves,
     overlay,
 )
+from defect_aux_net.visualization.training_curves import read_history, write_training_curves
 
 
 class PoisonWeightsInSecondEpoch(keras.callbacks.Callback):
@@ -220,6 +223,51 @@ def test_finite_losses_pass():
         callback.on_train_batch_end(3, {"loss": np.float32("inf")})
     # Keras' TerminateOnNaN(raise_error=True) found it; StopOnNaN says where.
     assert isinstance(error.value.__cause__, RuntimeError)
+
+
+def fit_with_curves(folder, initial_epoch=0, epochs=2):
+    """Two steps an epoch with a rate halved each step; returns fit's History."""
+    x, y = linear_data()
+    model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
+    schedule = keras.optimizers.schedules.ExponentialDecay(0.1, decay_steps=1, decay_rate=0.5)
+    model.compile(optimizer=keras.optimizers.SGD(schedule), loss="mse")
+    history_path, plot_path = str(folder / "history.csv"), str(folder / "results.png")
+    callbacks = [
+        TrainingCurves(history_path, plot_path),
+        keras.callbacks.CSVLogger(history_path, append=True),
+    ]
+    return model.fit(
+        x, y, batch_size=4, epochs=epochs, initial_epoch=initial_epoch,
+        validation_data=(x, y), callbacks=callbacks, verbose=0,
+    )
+
+
+def test_training_curves_log_the_learning_rate_and_draw_every_epoch(tmp_path):
+    history = fit_with_curves(tmp_path)
+    # The rate after each epoch's last step: 0.1 * 0.5^2 after 2 steps, 0.5^4 after 4.
+    expected = [0.1 * 0.5**2, 0.1 * 0.5**4]
+    assert history.history["learning_rate"] == pytest.approx(expected, rel=1e-6)
+    logged = read_history(str(tmp_path / "history.csv"))
+    assert logged["learning_rate"] == pytest.approx(expected, rel=1e-6)
+
+    # A resumed run's picture holds the earlier epochs too: the one history.csv draws.
+    fit_with_curves(tmp_path, initial_epoch=2, epochs=3)
+    logged = read_history(str(tmp_path / "history.csv"))
+    assert logged["epoch"] == [0, 1, 2]
+    write_training_curves(logged, str(tmp_path / "from_csv.png"))
+    assert (tmp_path / "results.png").read_bytes() == (tmp_path / "from_csv.png").read_bytes()
+
+
+def test_a_history_begun_without_the_learning_rate_keeps_its_columns(tmp_path):
+    # A run started before the rate was logged: CSVLogger appends under this header.
+    (tmp_path / "history.csv").write_text("epoch,loss,val_loss\n0,1.0,2.0\n")
+    history = fit_with_curves(tmp_path, initial_epoch=1, epochs=2)
+    assert "learning_rate" not in history.history
+    with open(tmp_path / "history.csv") as file:
+        rows = list(csv.DictReader(file))
+    assert None not in rows[1]  # No cell beyond the header.
+    assert float(rows[1]["val_loss"]) == pytest.approx(history.history["val_loss"][0])
+    assert (tmp_path / "results.png").exists()
 
 
 def test_overlay_blends_masks_and_draws_boxes_by_class():
