@@ -30,6 +30,8 @@ def model_dir_paths(model_dir: str) -> dict:
         "backup": os.path.join(model_dir, "backup"),
         "best": os.path.join(model_dir, "best.keras"),
         "history": os.path.join(model_dir, "history.csv"),
+        # The training curves of history.csv, redrawn after each epoch.
+        "results": os.path.join(model_dir, "results.png"),
         "logs": os.path.join(model_dir, "logs"),
         "thresholds": os.path.join(model_dir, "thresholds.json"),
         # TF Serving's --model_base_path: numbered versions 1, 2, ... inside.

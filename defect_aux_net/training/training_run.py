@@ -27,6 +27,7 @@ from defect_aux_net.training.callbacks import (
     ModelCheckpointWrittenWhole,
     PredictionImages,
     StopOnNaN,
+    TrainingCurves,
 )
 from defect_aux_net.training.init_checkpoint import (
     check_init_checkpoint,
@@ -272,6 +273,8 @@ def run_training(
     callbacks += early_stopping(experiment)
     if chief:
         callbacks += [
+            # Before CSVLogger: it adds the learning rate to the logs CSVLogger writes.
+            TrainingCurves(paths["history"], paths["results"]),
             keras.callbacks.CSVLogger(paths["history"], append=True),
             keras.callbacks.TensorBoard(paths["logs"]),
             PredictionImages(paths["logs"], *validation_examples(builder, experiment)),
@@ -294,7 +297,7 @@ def run_training(
         best, builder, experiment.validation_split, min(experiment.batch_size, 32)
     )
     write_thresholds(class_names, thresholds, paths["thresholds"])
-    outputs = {name: paths[name] for name in ("best", "thresholds", "history", "logs")}
+    outputs = {name: paths[name] for name in ("best", "thresholds", "history", "results", "logs")}
     if export:
         # A new version each time: a rerun after a kill never rewrites one in use.
         outputs["export"] = export_saved_model(
