@@ -8,7 +8,7 @@ ICPR 2020) does. The project's rules that scikit-learn does not follow are kept 
   is 0 at every threshold (scikit-learn sets it to 1 and warns) and AP is 0.0;
 - an empty split gives the curve's last point alone and AP 0.0 (scikit-learn raises);
 - among equal best F1 the lowest threshold wins (the two-stage network's code;
-  scikit-learn has no best-F1 threshold);
+  scikit-learn has no best-F1 threshold), F1 compared as computed from counts;
 - one column of multi-hot labels is one class (`multilabel_confusion_matrix` reads a
   single column as the two classes 0 and 1).
 """

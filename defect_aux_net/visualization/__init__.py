@@ -1,1 +1,1 @@
-"""Pictures of predictions: masks and boxes drawn over the original images."""
+"""Pictures: predictions (masks and boxes over the original images) and training curves."""

@@ -10,6 +10,7 @@ import math
 import numpy as np
 import tensorflow as tf
 from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 
 from defect_aux_net import atomic_writes
 from defect_aux_net.visualization.overlays import OKABE_ITO
@@ -89,6 +90,7 @@ def training_curves_figure(history: dict) -> Figure:
             panel.plot(epochs, history[name], marker="o", markersize=3, **style)
         panel.set_title(title)
         panel.set_xlabel("epoch")
+        panel.xaxis.set_major_locator(MaxNLocator(integer=True))
         panel.grid(True, alpha=0.3)
         if title != LEARNING_RATE:
             panel.legend()
