@@ -56,6 +56,11 @@ def test_train_writes_config_checkpoint_export_logs_and_metrics(trained_run):
         assert fields <= set(metrics[key]), key
     assert os.path.exists(os.path.join(model_dir, "metrics_test.md"))
     assert os.path.exists(os.path.join(model_dir, "metrics_test_pr_curves.png"))
+    assert os.path.exists(os.path.join(model_dir, "metrics_test_confusion_matrix.png"))
+    # The training curves beside history.csv, which logs the learning rate.
+    assert os.path.exists(os.path.join(model_dir, "results.png"))
+    with open(os.path.join(model_dir, "history.csv")) as file:
+        assert all(float(row["learning_rate"]) > 0 for row in csv.DictReader(file))
     assert "dice" in stdout  # The printed metrics table.
     assert os.path.join(model_dir, "export", "1") in stdout
     # The test metrics name the thresholds they used.
@@ -164,7 +169,8 @@ def test_overwrite_starts_the_model_dir_afresh(trained_run, synthetic_data_dir, 
     assert history_epochs(model_dir) == [0]  # One epoch 0, not the old run's two epochs too.
     # Nothing of the old run is left: its export and test metrics went with it.
     assert sorted(os.listdir(model_dir)) == [
-        "best.keras", "complete.json", "config.json", "history.csv", "logs", "thresholds.json"
+        "best.keras", "complete.json", "config.json", "history.csv", "logs", "results.png",
+        "thresholds.json",
     ]
     import keras
 
