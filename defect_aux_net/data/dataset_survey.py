@@ -103,10 +103,7 @@ def survey_split(builder: tfds.core.DatasetBuilder, split: str) -> DatasetSurvey
     dataset = splits.read_split(
         builder,
         split,
-        decoders={
-            "image": tfds.decode.SkipDecoding(),
-            "segmentation_mask": tfds.decode.SkipDecoding(),
-        },
+        decoders=splits.UNDECODED_IMAGES,
     ).map(
         lambda example: {
             "size": encoded_image_size(example["image"]),

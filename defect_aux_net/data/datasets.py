@@ -141,10 +141,7 @@ def summarize_split(builder: tfds.core.DatasetBuilder, split: str) -> SplitSumma
     flags = splits.read_split(
         builder,
         split,
-        decoders={
-            "image": tfds.decode.SkipDecoding(),
-            "segmentation_mask": tfds.decode.SkipDecoding(),
-        },
+        decoders=splits.UNDECODED_IMAGES,
     ).map(
         lambda example: tf.stack(
             [example["has_mask"], example["has_boxes"], example["is_defective"]]

@@ -17,7 +17,8 @@ from defect_aux_net.data.holdout import (
 # `(builder.data_dir, split)` -> image ids and strata: one read of a split per process.
 _STRATA = {}
 
-_SKIP_IMAGES = {
+# Decoders that leave images and masks encoded: reads of labels and flags only.
+UNDECODED_IMAGES = {
     "image": tfds.decode.SkipDecoding(),
     "segmentation_mask": tfds.decode.SkipDecoding(),
 }
@@ -145,7 +146,7 @@ def _ids_and_strata(builder, split: str) -> tuple:
     key = (builder.data_dir, split)
     if key in _STRATA:
         return _STRATA[key]
-    dataset = builder.as_dataset(split=split, shuffle_files=False, decoders=_SKIP_IMAGES).map(
+    dataset = builder.as_dataset(split=split, shuffle_files=False, decoders=UNDECODED_IMAGES).map(
         lambda example: (
             example["image_id"],
             tf.concat(

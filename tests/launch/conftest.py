@@ -49,6 +49,18 @@ def run_launch(script: str, *args: str, env: dict | None = None, timeout: float 
     )
 
 
+def files_in(folder):
+    """`{relative path: (size, mtime)}` of every file under `folder`."""
+    found = {}
+    for root, _, names in os.walk(folder):
+        for name in names:
+            status = os.stat(os.path.join(root, name))
+            found[os.path.relpath(os.path.join(root, name), folder)] = (
+                status.st_size, status.st_mtime_ns
+            )
+    return found
+
+
 def check_success(result: subprocess.CompletedProcess):
     assert result.returncode == 0, f"stdout:\n{result.stdout}\nstderr:\n{result.stderr[-5000:]}"
 

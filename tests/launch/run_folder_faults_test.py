@@ -13,7 +13,7 @@ import pytest
 import tensorflow as tf
 
 from defect_aux_net.training import run_files
-from tests.launch.conftest import REPO, check_success, copy_of_run, run_launch
+from tests.launch.conftest import REPO, check_success, copy_of_run, files_in, run_launch
 
 
 def truncate(path):
@@ -77,18 +77,6 @@ def test_without_thresholds_evaluate_uses_one_half_and_says_so(
         name: {"threshold": 0.5} for name in ("scratch", "crack", "pit", "blotch")
     }
     assert "default 0.5 (no thresholds file)" in open(str(tmp_path / "metrics.md")).read()
-
-
-def files_in(folder):
-    """`{relative path: (size, mtime)}` of every file under `folder`."""
-    found = {}
-    for root, _, names in os.walk(folder):
-        for name in names:
-            status = os.stat(os.path.join(root, name))
-            found[os.path.relpath(os.path.join(root, name), folder)] = (
-                status.st_size, status.st_mtime_ns
-            )
-    return found
 
 
 def digest(folder):

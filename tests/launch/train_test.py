@@ -17,6 +17,7 @@ from tests.launch.conftest import (
     TRAINED_RUN,
     check_success,
     copy_of_run,
+    files_in,
     run_launch,
 )
 
@@ -112,18 +113,6 @@ def test_killed_run_resumes_without_losing_epochs(synthetic_data_dir, tmp_path):
     # Epoch 0 is not run again; the interrupted epoch 1 runs once.
     assert history_epochs(model_dir) == [0, 1]
     assert os.path.exists(os.path.join(model_dir, "best.keras"))
-
-
-def files_in(folder):
-    """`{relative path: (size, mtime)}` of every file under `folder`."""
-    found = {}
-    for root, _, names in os.walk(folder):
-        for name in names:
-            status = os.stat(os.path.join(root, name))
-            found[os.path.relpath(os.path.join(root, name), folder)] = (
-                status.st_size, status.st_mtime_ns
-            )
-    return found
 
 
 @pytest.mark.slow(seconds=40)
