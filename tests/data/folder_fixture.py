@@ -6,7 +6,10 @@ of their own (`shared_across_workers` where subprocesses read it).
 """
 
 import numpy as np
+import tensorflow_datasets as tfds
 from PIL import Image
+
+from defect_aux_net.data import datasets
 
 NAME = "defect_folder/train_test"
 CLASS_NAMES = ("crack", "pit")
@@ -20,13 +23,21 @@ def image_classes(index: int) -> tuple:
 _CLASSES = {0: ("crack",), 5: ("crack",), 1: ("pit",), 6: ("pit",), 2: ("crack", "pit")}
 
 
+def defect_folder_classes() -> tuple:
+    """`(Builder, DefectFolderConfig)` of the registered defect_folder builder.
+
+    Its module may be imported already under another name (pytest imports the
+    builder's own tests as `defect_folder.*`); importing it as
+    `tfds_builders.defect_folder.*` too would register the dataset twice.
+    """
+    datasets._import_our_builder("defect_folder")
+    builder = tfds.builder_cls("defect_folder")
+    return builder, type(builder.BUILDER_CONFIGS[0])
+
+
 def build_train_test_folder(folder) -> str:
     """Writes the images and `dataset.yaml` under `folder`, builds them; returns the data_dir."""
-    from tfds_builders.defect_folder.defect_folder_dataset_builder import (
-        Builder,
-        DefectFolderConfig,
-    )
-
+    Builder, DefectFolderConfig = defect_folder_classes()
     root = folder / "images_root"
     (root / "images").mkdir(parents=True)
     (root / "dataset.yaml").write_text(
