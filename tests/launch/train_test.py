@@ -182,6 +182,8 @@ def test_mirrored_on_eight_cpu_devices_trains_like_default(synthetic_data_dir, t
         "--validation_split=validation[:16]",
         "--test_split=test[:16]", f"--data_dir={synthetic_data_dir}",
         f"--model_dir={model_dir}",
+        # 4 minutes alone, 9 or more while the other workers' tests load both cores.
+        timeout=1200,
     )
     check_success(result)
     assert "8 replica(s)" in result.stderr
