@@ -17,11 +17,22 @@ import subprocess
 import sys
 import tempfile
 
+MEASUREMENT = os.path.join(
+    os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+    "defect_aux_net", "performance", "measurement.py",
+)
 # One TensorFlow thread for the Keras row, set before TensorFlow starts.
 TIME_ONE = r"""
-import json, statistics, sys, time
+import importlib.util, json, sys
 import numpy as np
-kind, path, size, warmup, repeats = sys.argv[1:6]
+
+def module_from(name, file):  # Without the package's __init__, which imports TensorFlow.
+    spec = importlib.util.spec_from_file_location(name, file)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+kind, path, size, warmup, repeats, measurement = sys.argv[1:7]
 size, warmup, repeats = int(size), int(warmup), int(repeats)
 images = np.random.default_rng(0).uniform(0, 1, (1, size, size, 3)).astype(np.float32)
 if kind == "keras":
@@ -34,23 +45,12 @@ if kind == "keras":
     call = tf.function(lambda x: model(x, training=False))
     run = lambda: {k: v.numpy() for k, v in call(images).items()}
 else:
-    import importlib.util
-    spec = importlib.util.spec_from_file_location("edge_runtimes", kind)
-    edge_runtimes = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(edge_runtimes)
-    hint = sys.argv[6] if len(sys.argv) > 6 else "f32"
+    edge_runtimes = module_from("edge_runtimes", kind)
+    hint = sys.argv[7] if len(sys.argv) > 7 else "f32"
     model = edge_runtimes.load_edge_model(path, threads=1, openvino_precision=hint)
     run = lambda: model(images)
-for _ in range(warmup):
-    run()
-times = []
-cpu = time.process_time()
-for _ in range(repeats):
-    start = time.perf_counter()
-    run()
-    times.append(time.perf_counter() - start)
-print(json.dumps({"median_ms": 1000 * statistics.median(times),
-                  "cpu_per_wall": (time.process_time() - cpu) / sum(times)}))
+result = module_from("measurement", measurement).median_seconds(run, warmup, repeats)
+print(json.dumps({"median_ms": 1000 * result["median_s"], "cpu_per_wall": result["cpu_per_wall"]}))
 """
 
 CPU_FLAGS = ("avx2", "avx512f", "avx512_vnni", "avx_vnni", "avx512_bf16", "avx512_fp16",
@@ -67,7 +67,8 @@ def cpu_features():
 
 def time_one(kind, path, size, warmup, repeats, *extra):
     completed = subprocess.run(
-        [sys.executable, "-c", TIME_ONE, kind, path, str(size), str(warmup), str(repeats), *extra],
+        [sys.executable, "-c", TIME_ONE, kind, path, str(size), str(warmup), str(repeats),
+         MEASUREMENT, *extra],
         capture_output=True, text=True, env=os.environ | {"TF_CPP_MIN_LOG_LEVEL": "2"},
     )
     if completed.returncode:
