@@ -4,26 +4,17 @@ import json
 
 import pytest
 
-from tests.conftest import shared_across_workers
 from tests.data import folder_fixture
 from tests.launch.conftest import check_success, run_launch
 
 
-@pytest.fixture(scope="session")
-def folder_data_dir(tmp_path_factory):
-    folder = shared_across_workers(
-        tmp_path_factory, "train_test_folder", folder_fixture.build_train_test_folder
-    )
-    return str(folder / "tfds")
-
-
 @pytest.mark.slow(seconds=70)
 def test_the_default_recipe_and_budget_are_recorded_and_a_rerun_keeps_them(
-    folder_data_dir, tmp_path
+    train_test_data_dir, tmp_path
 ):
     model_dir = tmp_path / "run"
     command = (
-        "train", f"--dataset={folder_fixture.NAME}", f"--data_dir={folder_data_dir}",
+        "train", f"--dataset={folder_fixture.NAME}", f"--data_dir={train_test_data_dir}",
         "--time_budget=30s", "--attention=none", "--export=false", "--test_split=",
         "--jit_compile=false", f"--model_dir={model_dir}",
     )

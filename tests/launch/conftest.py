@@ -13,6 +13,7 @@ import pytest
 
 from defect_aux_net.data import datasets
 from tests.conftest import shared_across_workers
+from tests.data import folder_fixture
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -73,6 +74,15 @@ def synthetic_data_dir(tmp_path_factory):
         datasets.load_builder("synthetic_defects/small", str(data_dir))
 
     return str(shared_across_workers(tmp_path_factory, "tfds", build))
+
+
+@pytest.fixture(scope="session")
+def train_test_data_dir(tmp_path_factory):
+    """A TFDS data_dir holding defect_folder/train_test (80 train, 20 test, no validation)."""
+    folder = shared_across_workers(
+        tmp_path_factory, "train_test_folder", folder_fixture.build_train_test_folder
+    )
+    return str(folder / "tfds")
 
 
 @pytest.fixture(scope="session")

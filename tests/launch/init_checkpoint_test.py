@@ -14,7 +14,6 @@ from defect_aux_net.data.pipeline import InputOptions, make_dataset
 from defect_aux_net.training import run_files
 from defect_aux_net.training.init_checkpoint import initialize_from_checkpoint
 from defect_aux_net.training.training_run import prepare_training_data
-from tests.conftest import shared_across_workers
 from tests.data import folder_fixture
 from launch import experiment_flags
 from tests.launch.conftest import TINY_TRAINING, check_success, run_launch
@@ -66,18 +65,9 @@ def test_a_fine_tuned_model_starts_at_the_old_runs_validation_loss(
     assert from_scratch > 1.2 * old, (from_scratch, old)
 
 
-@pytest.fixture(scope="session")
-def next_product_data_dir(tmp_path_factory):
-    """A second product: grey 32x32 parts with two classes (crack, pit), image labels only."""
-    folder = shared_across_workers(
-        tmp_path_factory, "train_test_folder", folder_fixture.build_train_test_folder
-    )
-    return str(folder / "tfds")
-
-
 @pytest.mark.slow(seconds=60)
 def test_fine_tuning_on_the_next_product_reinitialises_its_head_and_says_so(
-    trained_run, next_product_data_dir, tmp_path
+    trained_run, train_test_data_dir, tmp_path
 ):
     model_dir, _ = trained_run
     fine_tuned = str(tmp_path / "next_product")
@@ -91,7 +81,7 @@ def test_fine_tuning_on_the_next_product_reinitialises_its_head_and_says_so(
         "--test_split=",
         "--epochs=1",
         f"--init_checkpoint={model_dir}",
-        f"--data_dir={next_product_data_dir}",
+        f"--data_dir={train_test_data_dir}",
         f"--model_dir={fine_tuned}",
         "--noexport",
     )

@@ -11,20 +11,10 @@ import tensorflow_datasets as tfds
 from defect_aux_net.data import datasets, splits
 from defect_aux_net.data.preprocessing import prepare_image
 from defect_aux_net.evaluation.precision_recall import best_f1_thresholds
-from tests.conftest import shared_across_workers
 from tests.data import folder_fixture
 from tests.launch.conftest import check_success, run_launch
 
 HOLDOUT = "holdout(train,10%,seed=0)"
-
-
-@pytest.fixture(scope="session")
-def train_test_data_dir(tmp_path_factory):
-    """A TFDS data_dir holding defect_folder/train_test (80 train, 20 test, no validation)."""
-    folder = shared_across_workers(
-        tmp_path_factory, "train_test_folder", folder_fixture.build_train_test_folder
-    )
-    return str(folder / "tfds")
 
 
 def last_line(output: str) -> str:
