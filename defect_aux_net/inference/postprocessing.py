@@ -14,10 +14,16 @@ Results (only those of the model's tasks, plus `is_defective`):
     image (or model-input pixels with `normalize_boxes=False`) (detection).
   scores: float32 `[B, max_detections]`, classes: int32 `[B, max_detections]`,
   num_detections: int32 `[B]` (detection; rows past `num_detections` are padding).
-  is_defective: bool `[B]`: any class probability >= its threshold; without a
-    classification head, any mask pixel >= `MASK_THRESHOLD` or any detection whose
-    score is >= the threshold of its class.
+  image_score: float32 `[B]`, how defective each image looks, to rank images: with an
+    `ImageRule`, its fused score; otherwise the highest class probability, else the
+    highest mask probability, else the highest detection score (`image_score`).
+  is_defective: bool `[B]`: with an `ImageRule`, `image_score >= rule.threshold`;
+    otherwise any class probability >= its threshold, or without a classification
+    head, any mask pixel >= `MASK_THRESHOLD` or any detection whose score is >= the
+    threshold of its class. The per-class thresholds still say which classes.
 """
+
+import dataclasses
 
 import tensorflow as tf
 
@@ -28,6 +34,77 @@ from defect_aux_net.detection.decoding import decode_detections
 MASK_THRESHOLD = 0.5
 # Each class's decision threshold when none was chosen on a validation split.
 DEFAULT_THRESHOLD = 0.5
+# The heads' image evidence (`image_evidence`), in weight order. The classifier comes
+# first: without a chosen rule it is the image score, as in the two-stage paper.
+IMAGE_SOURCES = ("classification", "mask", "detection")
+# The task each source needs.
+SOURCE_TASKS = {"classification": "classification", "mask": "segmentation", "detection": "detection"}
+
+
+@dataclasses.dataclass(frozen=True)
+class ImageRule:
+    """An image is defective when its fused image score is >= `threshold`.
+
+    The fused score is `sum(weights[i] * evidence[IMAGE_SOURCES[i]])` (`image_score`),
+    the weights chosen on a validation split (`evaluation.image_rule_choice`).
+
+    Example:
+    ```python
+    rule = ImageRule.from_weights({"classification": 0.3, "detection": 0.7}, 0.45)
+    decode_outputs(outputs, config, anchors, thresholds, image_rule=rule)
+    ```
+
+    Args:
+      weights: 3 weights in `IMAGE_SOURCES` order, >= 0 and summing to 1; a float
+        tensor inside exported graphs (then checked where it was stored).
+      threshold: the fused score from which an image is defective, in [0, 1].
+    """
+
+    weights: tuple
+    threshold: float
+
+    def __post_init__(self):
+        if tf.is_tensor(self.weights) or tf.is_tensor(self.threshold):
+            return
+        weights = tuple(float(weight) for weight in self.weights)
+        if (
+            len(weights) != len(IMAGE_SOURCES)
+            or min(weights) < 0
+            or abs(sum(weights) - 1) > 1e-6
+        ):
+            raise ValueError(
+                f"ImageRule weights must be {len(IMAGE_SOURCES)} values >= 0 summing to 1 "
+                f"(for {IMAGE_SOURCES}), got {self.weights!r}."
+            )
+        if not 0 <= self.threshold <= 1:
+            raise ValueError(f"ImageRule threshold must be in [0, 1], got {self.threshold!r}.")
+        object.__setattr__(self, "weights", weights)
+        object.__setattr__(self, "threshold", float(self.threshold))
+
+    @classmethod
+    def from_weights(cls, weights: dict, threshold: float) -> "ImageRule":
+        """The rule of `{source: weight}` (sources left out weigh 0)."""
+        unknown = sorted(set(weights) - set(IMAGE_SOURCES))
+        if unknown:
+            raise ValueError(f"ImageRule sources must be among {IMAGE_SOURCES}, got {unknown}.")
+        return cls(tuple(weights.get(source, 0.0) for source in IMAGE_SOURCES), threshold)
+
+    def weights_by_source(self) -> dict:
+        """`{source: weight}` of every source in `IMAGE_SOURCES`."""
+        return dict(zip(IMAGE_SOURCES, self.weights))
+
+    def check_tasks(self, tasks) -> None:
+        """Raises ValueError when a source of non-zero weight needs a task not in `tasks`."""
+        missing = [
+            source
+            for source, weight in self.weights_by_source().items()
+            if weight > 0 and SOURCE_TASKS[source] not in tasks
+        ]
+        if missing:
+            raise ValueError(
+                f"The image rule weighs {missing}, which a model with tasks {tuple(tasks)} "
+                f"does not have: its weights are {self.weights_by_source()}."
+            )
 
 
 def decode_outputs(
@@ -40,6 +117,7 @@ def decode_outputs(
     max_detections: int = 100,
     score_threshold: float = 0.05,
     iou_threshold: float = 0.5,
+    image_rule: ImageRule | None = None,
 ) -> dict:
     """The results (see the module docstring) of a batch of the model's raw outputs.
 
@@ -62,6 +140,8 @@ def decode_outputs(
         when a floating output holds NaN or inf: NaN fails every threshold
         comparison and would read as "not defective".
       max_detections, score_threshold, iou_threshold: see `decode_detections`.
+      image_rule: the fused image score's weights and threshold that decide
+        `is_defective`; None for the per-class rule.
 
     Returns:
       dict of tensors.
@@ -103,12 +183,74 @@ def decode_outputs(
             )
     if thresholds is None:
         thresholds = [DEFAULT_THRESHOLD] * config.num_classes
-    results["is_defective"] = is_defective(results, thresholds)
+    if image_rule is not None and not tf.is_tensor(image_rule.weights):
+        image_rule.check_tasks(config.tasks)
+    results["image_score"] = image_score(results, image_rule)
+    results["is_defective"] = is_defective(results, thresholds, image_rule)
     return results
 
 
-def is_defective(results: dict, thresholds) -> tf.Tensor:
+def image_evidence(results: dict) -> dict:
+    """float32 `[B]` per source of decoded `results`: how defective each head finds an image.
+
+    `classification`: the highest class probability; `mask`: the highest mask
+    probability; `detection`: the highest score of a real detection, 0 without one.
+    Only the sources whose results are present, in `IMAGE_SOURCES` order.
+    """
+    evidence = {}
+    if "probabilities" in results:
+        probabilities = tf.convert_to_tensor(results["probabilities"], tf.float32)
+        evidence["classification"] = tf.reduce_max(probabilities, axis=-1)
+    if "masks" in results:
+        masks = tf.convert_to_tensor(results["masks"], tf.float32)
+        evidence["mask"] = tf.reduce_max(masks, axis=[1, 2, 3])
+    if "scores" in results:
+        scores = tf.convert_to_tensor(results["scores"], tf.float32)
+        real = tf.where(valid_detections(results), scores, tf.zeros_like(scores))
+        # The zero column: an image without detections (or max_detections 0) scores 0.
+        evidence["detection"] = tf.reduce_max(
+            tf.concat([tf.zeros_like(scores[:, :1]), real], axis=1), axis=1
+        )
+    if not evidence:
+        raise ValueError(f"results hold no task output: {sorted(results)}.")
+    return evidence
+
+
+def image_score(results: dict, image_rule: ImageRule | None = None) -> tf.Tensor:
+    """float32 `[B]`: the image score of decoded `results` (`fused_score` of their evidence)."""
+    return fused_score(image_evidence(results), image_rule)
+
+
+def fused_score(evidence: dict, image_rule: ImageRule | None = None) -> tf.Tensor:
+    """float32 `[B]`: `sum(weight * evidence)` over `IMAGE_SOURCES` with the rule's weights.
+
+    Without a rule, the evidence of the first source present in `IMAGE_SOURCES` order
+    (the classifier's when the model classifies).
+
+    Args:
+      evidence: `{source: [B]}` as `image_evidence` returns it (tensors or numpy).
+      image_rule: the weights; a source it weighs that `evidence` lacks adds 0
+        (`ImageRule.check_tasks` keeps such weights at 0).
+    """
+    present = {
+        source: tf.convert_to_tensor(evidence[source], tf.float32)
+        for source in IMAGE_SOURCES
+        if source in evidence
+    }
+    if not present:
+        raise ValueError(f"evidence must hold one of {IMAGE_SOURCES}, got {sorted(evidence)}.")
+    if image_rule is None:
+        return next(iter(present.values()))
+    weights = tf.cast(image_rule.weights, tf.float32)
+    zeros = tf.zeros_like(next(iter(present.values())))
+    stacked = tf.stack([present.get(source, zeros) for source in IMAGE_SOURCES], axis=-1)
+    return tf.reduce_sum(stacked * weights, axis=-1)
+
+
+def is_defective(results: dict, thresholds, image_rule: ImageRule | None = None) -> tf.Tensor:
     """bool `[B]`: the `is_defective` rule of the module docstring over decoded `results`."""
+    if image_rule is not None:
+        return image_score(results, image_rule) >= tf.cast(image_rule.threshold, tf.float32)
     thresholds = tf.cast(thresholds, tf.float32)
     if "probabilities" in results:
         return tf.reduce_any(results["probabilities"] >= thresholds, axis=-1)

@@ -3,7 +3,13 @@ import pytest
 import tensorflow as tf
 
 from defect_aux_net import DefectAuxNetConfig
-from defect_aux_net.inference.postprocessing import decode_outputs, is_defective, valid_detections
+from defect_aux_net.inference.postprocessing import (
+    ImageRule,
+    decode_outputs,
+    image_evidence,
+    is_defective,
+    valid_detections,
+)
 
 
 def config(tasks, input_shape=(32, 64, 3)):
@@ -81,10 +87,81 @@ def test_results_hold_the_tasks_outputs_and_default_thresholds_are_one_half():
         "segmentation": np.full((2, 32, 64, 2), 0.7, np.float32),
     }
     results = decode_outputs(outputs, config(("classification", "segmentation")))
-    assert set(results) == {"probabilities", "masks", "is_defective"}
+    assert set(results) == {"probabilities", "masks", "image_score", "is_defective"}
     np.testing.assert_array_equal(results["probabilities"], outputs["classification"])
     np.testing.assert_array_equal(results["masks"], outputs["segmentation"])
     np.testing.assert_array_equal(results["is_defective"], [True, False])
+    # Without an image rule the image score is the highest class probability.
+    np.testing.assert_array_equal(results["image_score"], np.float32([0.5, 0.49]))
+
+
+def detection_results():
+    """Two images: image 0 has one real detection (0.8) and a padded row (0.9); image 1
+    none. Classification and masks beside them."""
+    masks = np.zeros((2, 2, 2, 2), np.float32)
+    masks[0, 1, 1, 1] = 0.3
+    masks[1, 0, 0, 0] = 0.6
+    return {
+        "probabilities": np.array([[0.2, 0.4], [0.7, 0.1]], np.float32),
+        "masks": masks,
+        "scores": np.array([[0.8, 0.9], [0.95, 0.0]], np.float32),
+        "classes": np.array([[1, 0], [0, 0]], np.int32),
+        "num_detections": np.array([1, 0], np.int32),
+    }
+
+
+def test_image_evidence_is_each_heads_highest_value_and_padding_scores_zero():
+    evidence = image_evidence(detection_results())
+    assert list(evidence) == ["classification", "mask", "detection"]
+    np.testing.assert_allclose(evidence["classification"], [0.4, 0.7])
+    np.testing.assert_allclose(evidence["mask"], [0.3, 0.6])
+    # Image 0's padded 0.9 and image 1's padded 0.95 are not detections.
+    np.testing.assert_allclose(evidence["detection"], [0.8, 0.0])
+
+
+def test_an_image_rule_decides_on_the_fused_score():
+    results = detection_results()
+    rule = ImageRule.from_weights({"classification": 0.5, "detection": 0.5}, 0.55)
+    # Fused: 0.5 * 0.4 + 0.5 * 0.8 = 0.6 and 0.5 * 0.7 + 0 = 0.35.
+    np.testing.assert_array_equal(is_defective(results, [0.9, 0.9], rule), [True, False])
+    # The per-class rule says the opposite: image 1's 0.7 reaches 0.6, image 0's 0.4 not.
+    np.testing.assert_array_equal(is_defective(results, [0.6, 0.6]), [False, True])
+    rule = ImageRule.from_weights({"mask": 0.2, "detection": 0.8}, 0.7)
+    # 0.2 * 0.3 + 0.8 * 0.8 = 0.70 (at the threshold) and 0.2 * 0.6 = 0.12.
+    np.testing.assert_array_equal(is_defective(results, [0.0, 0.0], rule), [True, False])
+
+
+def test_decode_outputs_applies_the_image_rule_and_returns_the_fused_score():
+    outputs = {
+        "classification": np.array([[0.2, 0.9], [0.6, 0.3]], np.float32),
+        "segmentation": np.full((2, 32, 64, 2), 0.1, np.float32),
+    }
+    outputs["segmentation"][0, 5, 5, 0] = 0.3
+    outputs["segmentation"][1, 0, 0, 1] = 0.95
+    tasks = ("classification", "segmentation")
+    rule = ImageRule.from_weights({"classification": 0.3, "mask": 0.7}, 0.6)
+    results = decode_outputs(outputs, config(tasks), thresholds=[0.5, 0.5], image_rule=rule)
+    # 0.3 * 0.9 + 0.7 * 0.3 = 0.48; 0.3 * 0.6 + 0.7 * 0.95 = 0.845.
+    np.testing.assert_allclose(results["image_score"], [0.48, 0.845], rtol=1e-6)
+    np.testing.assert_array_equal(results["is_defective"], [False, True])
+    # At the per-class thresholds both images reach 0.5 in some class.
+    plain = decode_outputs(outputs, config(tasks), thresholds=[0.5, 0.5])
+    np.testing.assert_array_equal(plain["is_defective"], [True, True])
+
+
+def test_bad_image_rules_are_named():
+    with pytest.raises(ValueError, match="summing to 1"):
+        ImageRule((0.5, 0.6, 0.0), 0.5)
+    with pytest.raises(ValueError, match="summing to 1"):
+        ImageRule((1.2, -0.2, 0.0), 0.5)
+    with pytest.raises(ValueError, match=r"threshold must be in \[0, 1\], got 1.5"):
+        ImageRule((1.0, 0.0, 0.0), 1.5)
+    with pytest.raises(ValueError, match="among"):
+        ImageRule.from_weights({"counting": 1.0}, 0.5)
+    rule = ImageRule.from_weights({"detection": 1.0}, 0.5)
+    outputs = {"classification": np.array([[0.2, 0.9]], np.float32)}
+    with pytest.raises(ValueError, match=r"weighs \['detection'\]"):
+        decode_outputs(outputs, config(("classification",)), image_rule=rule)
 
 
 def test_a_non_finite_output_is_an_error_unless_unchecked():
