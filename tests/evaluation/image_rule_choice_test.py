@@ -1,0 +1,74 @@
+import numpy as np
+import pytest
+
+from defect_aux_net.evaluation.image_rule_choice import choose_image_rule, weight_grid
+
+LABELS = [1, 1, 0, 0]
+# Ranks the defective images last: AP = 1/2 * 1/3 + 1/2 * 2/4 = 5/12.
+BACKWARD = [0.1, 0.2, 0.9, 0.8]
+# Ranks them first, with a narrow gap: 0.55 > 0.5.
+NARROW = [0.55, 0.7, 0.5, 0.4]
+
+
+def test_the_grid_covers_the_simplex_classifier_heaviest_first():
+    grid = weight_grid(("classification", "mask", "detection"))
+    # Compositions of 10 steps into 3 parts: C(12, 2).
+    assert len(grid) == 66
+    assert grid[0] == (1.0, 0.0, 0.0) and grid[-1] == (0.0, 0.0, 1.0)
+    assert all(abs(sum(weights) - 1) < 1e-9 for weights in grid)
+    assert weight_grid(("detection", "mask"), step=0.5) == [
+        (0.0, 1.0, 0.0), (0.0, 0.5, 0.5), (0.0, 0.0, 1.0)
+    ]
+    with pytest.raises(ValueError, match="divide 1"):
+        weight_grid(("mask", "detection"), step=0.3)
+
+
+def test_detection_ranking_perfectly_takes_the_weight():
+    choice = choose_image_rule(LABELS, {"classification": BACKWARD, "detection": NARROW})
+    assert choice.aps["classification"] == pytest.approx(5 / 12)
+    assert choice.aps["detection"] == 1.0
+    # Any classifier weight w >= 0.1 breaks the order: image 0 scores
+    # 0.1 w + 0.55 (1 - w) < 0.9 w + 0.5 (1 - w) (image 2) once w > 0.05 / 0.85.
+    assert choice.rule.weights_by_source() == {
+        "classification": 0.0, "mask": 0.0, "detection": 1.0
+    }
+    assert choice.aps["fused"] == 1.0
+    # Best F1 on the fused (detection) score: the lowest defective score.
+    assert choice.rule.threshold == pytest.approx(0.55)
+
+
+def test_a_perfect_classifier_keeps_the_papers_rule_on_ties():
+    forward = [0.9, 0.8, 0.1, 0.2]
+    choice = choose_image_rule(LABELS, {"classification": forward, "detection": NARROW})
+    # Both rank perfectly, as do the blends: the classifier-heaviest wins the tie.
+    assert choice.rule.weights == (1.0, 0.0, 0.0)
+    assert choice.rule.threshold == pytest.approx(0.8)
+
+
+def test_a_blend_beats_each_head():
+    # Each head misplaces one image; half and half orders all four.
+    classification = [0.9, 0.3, 0.4, 0.1]  # defect-free image 2 above defective image 1
+    mask = [0.2, 0.9, 0.1, 0.3]  # defect-free image 3 above defective image 0
+    choice = choose_image_rule(LABELS, {"classification": classification, "mask": mask})
+    assert choice.aps["classification"] < 1 and choice.aps["mask"] < 1
+    # Fused at weight w on the classifier: 0.2 + 0.7 w, 0.9 - 0.6 w (defective);
+    # 0.1 + 0.3 w, 0.3 - 0.2 w (defect-free). All positives above all negatives
+    # needs 0.2 + 0.7 w > 0.3 - 0.2 w (w > 1/9) and 0.9 - 0.6 w > 0.1 + 0.3 w
+    # (w < 8/9): the first grid point from w = 1 down is 0.8.
+    assert choice.rule.weights == pytest.approx((0.8, 0.2, 0.0))
+    assert choice.aps["fused"] == 1.0
+    # The lowest defective fused score: min(0.2 + 0.56, 0.9 - 0.48) = 0.42.
+    assert choice.rule.threshold == pytest.approx(0.42, abs=1e-6)
+
+
+def test_no_rule_for_one_head_or_a_split_of_one_kind():
+    single = choose_image_rule(LABELS, {"mask": NARROW})
+    assert single.rule is None and single.aps == {"mask": 1.0}
+    assert "single head" in single.reason
+    one_kind = choose_image_rule([0, 0, 0, 0], {"mask": NARROW, "detection": BACKWARD})
+    assert one_kind.rule is None and "defective and defect-free" in one_kind.reason
+
+
+def test_evidence_of_another_length_is_named():
+    with pytest.raises(ValueError, match=r"`mask` evidence must hold one score per image \(4\)"):
+        choose_image_rule(LABELS, {"classification": BACKWARD, "mask": np.zeros(3)})
