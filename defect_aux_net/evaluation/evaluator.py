@@ -8,10 +8,16 @@ from defect_aux_net.evaluation.classification_metrics import ClassificationMetri
 from defect_aux_net.evaluation.detection_metrics import DetectionMetrics
 from defect_aux_net.evaluation.image_defect_metrics import ImageDefectMetrics
 from defect_aux_net.evaluation.segmentation_metrics import SegmentationMetrics
+from defect_aux_net.evaluation.precision_recall import confusion_counts, precision_recall_f1
 from defect_aux_net.inference.postprocessing import (
     DEFAULT_THRESHOLD,
+    IMAGE_SOURCES,
     MASK_THRESHOLD,
-    valid_detections,
+    SOURCE_TASKS,
+    ImageRule,
+    fused_score,
+    image_evidence,
+    is_defective,
 )
 
 TASKS = ("classification", "segmentation", "detection")
@@ -28,11 +34,16 @@ class Evaluator:
     - `segmentation`: Dice and IoU over the split and per image (`SegmentationMetrics`;
       `iou_per_image` is the DeepLabV3+ paper's per-image mean IoU);
     - `detection`: COCO mAP, mAP@0.5 and AR@100 (`DetectionMetrics`);
-    - `image_ap`: the two-stage network's per-image AP, and precision, recall, F1 and
-      `tp`/`fp`/`fn`/`tn` at the best-F1 threshold. The image score is the highest
-      class probability when the model classifies, else the highest mask probability,
-      else the highest detection score (0 without detections); an image is defective
-      when any of its labels is 1.
+    - `image_ap`: the two-stage network's per-image AP of the image score in use
+      (`score`), and precision, recall, F1 and `tp`/`fp`/`fn`/`tn` at its best-F1
+      threshold on this split. The image score is the fused score of `image_rule`
+      (`fused`) when given, else the highest class probability when the model
+      classifies (`classification`), else the highest mask probability (`mask`), else
+      the highest detection score, 0 without detections (`detection`). `per_source`
+      gives the same for each head's evidence (and `fused`), so one sees which head
+      ranks images best; `is_defective` the counts of the model's own decision (the
+      image rule, or else the per-class rule of `postprocessing`). An image is
+      defective when any of its labels is 1.
 
     Example:
 
@@ -48,6 +59,7 @@ class Evaluator:
       tasks: a non-empty subset of `("classification", "segmentation", "detection")`.
       thresholds: K per-class classification thresholds; 0.5 each by default.
       mask_threshold: probability at or above which a mask pixel is predicted defective.
+      image_rule: the `postprocessing.ImageRule` chosen on validation, or None.
     """
 
     def __init__(
@@ -56,6 +68,7 @@ class Evaluator:
         tasks: Sequence[str],
         thresholds: Sequence[float] | None = None,
         mask_threshold: float = MASK_THRESHOLD,
+        image_rule: ImageRule | None = None,
     ):
         self.class_names = list(class_names)
         self.tasks = tuple(tasks)
@@ -75,6 +88,9 @@ class Evaluator:
         if not 0.0 <= mask_threshold <= 1.0:
             raise ValueError(f"`mask_threshold` must be in [0, 1], got {mask_threshold}.")
         self.mask_threshold = mask_threshold
+        if image_rule is not None:
+            image_rule.check_tasks(self.tasks)
+        self.image_rule = image_rule
 
         self._metrics = {}
         if "classification" in self.tasks:
@@ -85,7 +101,13 @@ class Evaluator:
             self._metrics["segmentation"] = SegmentationMetrics(self.class_names, mask_threshold)
         if "detection" in self.tasks:
             self._metrics["detection"] = DetectionMetrics(self.class_names)
-        self._image = ImageDefectMetrics()
+        # Per image score: each head's evidence, then the fused score with a rule.
+        sources = [source for source in IMAGE_SOURCES if SOURCE_TASKS[source] in self.tasks]
+        sources += ["fused"] if image_rule is not None else []
+        self._image = {source: ImageDefectMetrics() for source in sources}
+        # The score in use: the rule's, else the first head's (the classifier's).
+        self._image_source = sources[-1] if image_rule is not None else sources[0]
+        self._decisions = []  # (labels, is_defective) per batch.
 
     def update(self, ground_truth: dict, predictions: dict) -> None:
         """Adds one batch.
@@ -102,7 +124,7 @@ class Evaluator:
         num_classes = len(self.class_names)
         labels = _get(ground_truth, "ground_truth", "labels", (None, num_classes))
         batch = labels.shape[0]
-        image_scores = None
+        decoded = {}  # The checked predictions, for the image score and decision.
         if "detection" in self.tasks:
             truth = {
                 "boxes": _get(ground_truth, "ground_truth", "boxes", (batch, None, 4)),
@@ -130,19 +152,27 @@ class Evaluator:
                     f"{counts.tolist()}."
                 )
             self._metrics["detection"].update(truth, detected)
-            valid = valid_detections(detected).numpy()
-            image_scores = np.where(valid, detected["scores"], 0.0).max(axis=1, initial=0.0)
+            decoded |= detected
         if "segmentation" in self.tasks:
             masks = _get(ground_truth, "ground_truth", "masks", (batch, None, None, num_classes))
             probabilities = _get(predictions, "predictions", "masks", masks.shape)
             has_mask = _get(ground_truth, "ground_truth", "has_mask", (batch,))
             self._metrics["segmentation"].update(masks, probabilities, has_mask)
-            image_scores = probabilities.reshape(batch, -1).max(axis=1, initial=0.0)
+            decoded["masks"] = probabilities
         if "classification" in self.tasks:
             probabilities = _get(predictions, "predictions", "probabilities", labels.shape)
             self._metrics["classification"].update(labels, probabilities)
-            image_scores = probabilities.max(axis=1)
-        self._image.update(np.asarray(labels).any(axis=1), image_scores)
+            decoded["probabilities"] = probabilities
+        defective = np.asarray(labels).any(axis=1)
+        scores = {
+            source: np.asarray(values) for source, values in image_evidence(decoded).items()
+        }
+        if self.image_rule is not None:
+            scores["fused"] = np.asarray(fused_score(scores, self.image_rule))
+        for source, values in scores.items():
+            self._image[source].update(defective, values)
+        decided = np.asarray(is_defective(decoded, self.thresholds, self.image_rule))
+        self._decisions.append((defective, decided))
 
     def result(self) -> dict:
         """Returns the metrics of everything added so far (python floats/ints/lists only).
@@ -152,8 +182,29 @@ class Evaluator:
           `image_ap`; see the classes named in the class docstring for their fields.
         """
         result = {task: metrics.result() for task, metrics in self._metrics.items()}
-        result["image_ap"] = self._image.result()
+        result["image_ap"] = self._image_result()
         return result
+
+    def _image_result(self) -> dict:
+        """`image_ap` of `result()`: see the class docstring."""
+        per_source = {source: metrics.result() for source, metrics in self._image.items()}
+        labels, decided = (
+            [np.concatenate(parts) for parts in zip(*self._decisions)]
+            if self._decisions
+            else (np.zeros(0, bool), np.zeros(0, bool))
+        )
+        counts = confusion_counts(labels[:, None], decided[:, None])
+        counts = {name: int(value[0]) for name, value in counts.items()}
+        precision, recall, f1 = precision_recall_f1(counts["tp"], counts["fp"], counts["fn"])
+        return {
+            "score": self._image_source,
+            **per_source[self._image_source],
+            "per_source": per_source,
+            "is_defective": {
+                "precision": float(precision), "recall": float(recall), "f1": float(f1),
+                **counts,
+            },
+        }
 
     def pr_curves(self) -> dict:
         """Returns PR curves for plotting: `{name: (precision, recall, thresholds)}`.
@@ -161,7 +212,7 @@ class Evaluator:
         `image` is the image-level curve; with classification, `class/<name>` per class.
         Arrays are ordered as in `precision_recall_curve`.
         """
-        curves = {"image": self._image.pr_curve()}
+        curves = {"image": self._image[self._image_source].pr_curve()}
         if "classification" in self._metrics:
             curves.update(self._metrics["classification"].pr_curves())
         return curves

@@ -6,7 +6,7 @@ COUNTS_NOTE = (
     "tp/fp/fn/tn count images at the thresholds shown; a class's row uses that class's "
     "threshold, and an `all` row without one calls an image defective when any class "
     "reaches its threshold. In the `all` row, fn are missed defective images and fp "
-    "defect-free images rejected."
+    "defect-free images rejected. An `is_defective` row counts the model's own decision."
 )
 
 
@@ -49,9 +49,10 @@ def _confusion_matrix(matrix: dict) -> list[str]:
 def metrics_markdown(result: dict) -> str:
     """Renders a metrics dict as markdown, one table per top-level key.
 
-    Each table has an `all` row with the key's own metrics and, when the key has a
-    `per_class` entry, one row per class. Floats are written with 4 decimals. A table
-    with confusion counts is followed by what they mean, and a `confusion_matrix`
+    Each table has an `all` row with the key's own metrics, one row per entry of its
+    `per_class` or `per_source` (each class, each image score) and one per other
+    entry that is a dict of metrics (named by its key). Floats are written with 4
+    decimals. A table with confusion counts is followed by what they mean, and a `confusion_matrix`
     entry (`image_confusion_matrix`) by a table of its own.
 
     Args:
@@ -68,12 +69,13 @@ def metrics_markdown(result: dict) -> str:
             raise TypeError(
                 f"`result['{key}']` must be a dict of metrics, got {type(metrics).__name__}."
             )
-        overall = {
-            name: value
-            for name, value in metrics.items()
-            if name not in ("per_class", "confusion_matrix")
-        }
-        rows = [("all", overall)] + list(metrics.get("per_class", {}).items())
+        overall = {name: value for name, value in metrics.items() if not isinstance(value, dict)}
+        rows = [("all", overall)]
+        for name, value in metrics.items():
+            if name in ("per_class", "per_source"):
+                rows += list(value.items())
+            elif isinstance(value, dict) and name != "confusion_matrix":
+                rows.append((name, value))  # E.g. `image_ap`'s `is_defective`.
         lines = [f"### {key}", "", *_table(rows)]
         if any(count in row for _, row in rows for count in COUNTS):
             lines += ["", COUNTS_NOTE]

@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 from defect_aux_net.evaluation.evaluator import Evaluator
+from defect_aux_net.inference.postprocessing import ImageRule
 
 CLASSES = ["scratch", "pit"]
 
@@ -53,9 +54,23 @@ def test_all_tasks_give_a_json_result_with_hand_checked_values():
     assert result["segmentation"]["iou_per_image"] == 0.75
     assert result["detection"]["map"] == pytest.approx(1.0)
     # Image scores from the classification: 0.7 (defective), 0.3 (defect-free).
-    assert result["image_ap"] == {
-        "ap": 1.0, "threshold": 0.7, "precision": 1.0, "recall": 1.0, "f1": 1.0,
-        "tp": 1, "fp": 0, "fn": 0, "tn": 1,
+    perfect = {"ap": 1.0, "precision": 1.0, "recall": 1.0, "f1": 1.0,
+               "tp": 1, "fp": 0, "fn": 0, "tn": 1}
+    image_ap = result["image_ap"]
+    assert image_ap.pop("score") == "classification"
+    per_source = image_ap.pop("per_source")
+    # The decision at the default 0.5 thresholds: 0.7 flags image 0, 0.3 not image 1.
+    assert image_ap.pop("is_defective") == {
+        "precision": 1.0, "recall": 1.0, "f1": 1.0, "tp": 1, "fp": 0, "fn": 0, "tn": 1
+    }
+    # Evidence is float32, as decoded outputs are.
+    assert image_ap == perfect | {"threshold": pytest.approx(0.7)}
+    # Each head ranks the two images right: highest mask probability 0.8 vs 0.6,
+    # highest real detection score 0.95 vs none (0).
+    assert per_source == {
+        "classification": perfect | {"threshold": pytest.approx(0.7)},
+        "mask": perfect | {"threshold": pytest.approx(0.8)},
+        "detection": perfect | {"threshold": pytest.approx(0.95)},
     }
     assert set(evaluator.pr_curves()) == {"image", "class/scratch", "class/pit"}
 
@@ -77,6 +92,30 @@ def test_image_score_without_classification(tasks, keys, threshold):
     assert set(result) == {*tasks, "image_ap"}
     assert result["image_ap"]["threshold"] == pytest.approx(threshold)
     assert set(evaluator.pr_curves()) == {"image"}
+
+
+def test_an_image_rule_gives_the_fused_score_and_decides():
+    ground_truth, predictions = make_batch()
+    rule = ImageRule.from_weights({"mask": 0.5, "detection": 0.5}, 0.9)
+    tasks = ("classification", "segmentation", "detection")
+    # At 0.25 the per-class rule would flag image 1 (0.3); the image rule decides.
+    evaluator = Evaluator(CLASSES, tasks, thresholds=[0.25, 0.25], image_rule=rule)
+    evaluator.update(ground_truth, predictions)
+    image_ap = evaluator.result()["image_ap"]
+    assert image_ap["score"] == "fused"
+    assert list(image_ap["per_source"]) == ["classification", "mask", "detection", "fused"]
+    # Fused: 0.5 * 0.8 + 0.5 * 0.95 = 0.875 (defective), 0.5 * 0.6 + 0 = 0.3.
+    assert image_ap["threshold"] == pytest.approx(0.875)
+    assert image_ap["per_source"]["fused"]["threshold"] == pytest.approx(0.875)
+    assert image_ap["ap"] == 1.0
+    # 0.875 < 0.9: the defective image is missed, the defect-free one passes.
+    assert image_ap["is_defective"] == {
+        "precision": 0.0, "recall": 0.0, "f1": 0.0, "tp": 0, "fp": 0, "fn": 1, "tn": 1
+    }
+    # The classifier's own counts stay at its per-class thresholds: image 1 flagged.
+    assert evaluator.result()["classification"]["fp"] == 1
+    with pytest.raises(ValueError, match=r"weighs \['detection'\]"):
+        Evaluator(CLASSES, ("classification", "segmentation"), image_rule=rule)
 
 
 def test_thresholds_reach_the_classification():

@@ -25,6 +25,20 @@ def test_one_table_per_key_with_per_class_rows():
     assert "| all | 0.8333 | 0.7000 | 1 | 0 |" in text
 
 
+def test_image_scores_and_the_decision_get_rows():
+    image_ap = {
+        "score": "fused", "ap": 0.9,
+        "per_source": {"mask": {"ap": 0.8}, "fused": {"ap": 0.9}},
+        "is_defective": {"tp": 3, "fp": 1},
+    }
+    text = metrics_markdown({"image_ap": image_ap})
+    assert "| | score | ap | tp | fp |" in text
+    assert "| all | fused | 0.9000 |  |  |" in text
+    assert "| mask |  | 0.8000 |  |  |" in text
+    assert "| fused |  | 0.9000 |  |  |" in text
+    assert "| is_defective |  |  | 3 | 1 |" in text
+
+
 def test_non_dict_section_is_named():
     with pytest.raises(TypeError, match=r"result\['map'\]"):
         metrics_markdown({"map": 0.5})
