@@ -1,5 +1,6 @@
-"""Running a model over a split: predictions, per-class thresholds and the papers' metrics."""
+"""Running a model over a split: predictions, decision rules and the papers' metrics."""
 
+import dataclasses
 import os
 from typing import Iterator, Sequence
 
@@ -9,10 +10,16 @@ from defect_aux_net import atomic_writes
 from defect_aux_net.data.pipeline import InputOptions, make_dataset
 from defect_aux_net.evaluation.confusion_matrix import plot_confusion_matrix
 from defect_aux_net.evaluation.evaluator import Evaluator
+from defect_aux_net.evaluation.image_rule_choice import ImageRuleChoice, choose_image_rule
 from defect_aux_net.evaluation.markdown_report import metrics_markdown
 from defect_aux_net.evaluation.pr_plots import plot_pr_curves
 from defect_aux_net.evaluation.precision_recall import best_f1_thresholds
-from defect_aux_net.inference.postprocessing import DEFAULT_THRESHOLD, decode_outputs
+from defect_aux_net.inference.postprocessing import (
+    DEFAULT_THRESHOLD,
+    ImageRule,
+    decode_outputs,
+    image_evidence,
+)
 
 
 def predict_batches(model, builder, split: str, batch_size: int) -> Iterator[tuple]:
@@ -41,15 +48,39 @@ def predict_batches(model, builder, split: str, batch_size: int) -> Iterator[tup
         )
 
 
-def choose_thresholds(model, builder, split: str, batch_size: int) -> np.ndarray:
-    """Per-class classification thresholds with the best F1 on `split` (0.5 without a classifier)."""
-    if "classification" not in model.config.tasks:
-        return np.full(model.config.num_classes, DEFAULT_THRESHOLD, np.float32)
-    labels, probabilities = [], []
+@dataclasses.dataclass(frozen=True)
+class DecisionRules:
+    """What decides `is_defective`, chosen on a validation split.
+
+    Attributes:
+      thresholds: float `[K]` per-class thresholds with the best F1 (0.5 each without a
+        classifier).
+      image: the `ImageRuleChoice` of the fused image score: its `rule` (None for the
+        per-class rule) and the per-image AP of each score.
+    """
+
+    thresholds: np.ndarray
+    image: ImageRuleChoice
+
+
+def choose_decision_rules(model, builder, split: str, batch_size: int) -> DecisionRules:
+    """The `DecisionRules` of `model` on `split`, from one pass over it."""
+    labels, probabilities, evidence = [], [], []
     for ground_truth, predictions in predict_batches(model, builder, split, batch_size):
         labels.append(ground_truth["labels"])
-        probabilities.append(predictions["probabilities"])
-    return best_f1_thresholds(np.concatenate(labels), np.concatenate(probabilities))
+        if "probabilities" in predictions:
+            probabilities.append(predictions["probabilities"])
+        evidence.append(image_evidence(predictions))
+    labels = np.concatenate(labels)
+    if probabilities:
+        thresholds = best_f1_thresholds(labels, np.concatenate(probabilities))
+    else:
+        thresholds = np.full(model.config.num_classes, DEFAULT_THRESHOLD, np.float32)
+    evidence = {
+        source: np.concatenate([np.asarray(batch[source]) for batch in evidence])
+        for source in evidence[0]
+    }
+    return DecisionRules(thresholds, choose_image_rule(labels.any(axis=1), evidence))
 
 
 def evaluate_model(
@@ -59,9 +90,15 @@ def evaluate_model(
     class_names: Sequence[str],
     thresholds: Sequence[float] | None = None,
     batch_size: int = 16,
+    image_rule: ImageRule | None = None,
 ) -> Evaluator:
-    """Evaluates `model` on `split`; returns the filled `Evaluator` (`result()`, `pr_curves()`)."""
-    evaluator = Evaluator(class_names, model.config.tasks, thresholds=thresholds)
+    """Evaluates `model` on `split`; returns the filled `Evaluator` (`result()`, `pr_curves()`).
+
+    `thresholds` and `image_rule` are the decision rules (`choose_decision_rules`).
+    """
+    evaluator = Evaluator(
+        class_names, model.config.tasks, thresholds=thresholds, image_rule=image_rule
+    )
     for ground_truth, predictions in predict_batches(model, builder, split, batch_size):
         evaluator.update(ground_truth, predictions)
     return evaluator
@@ -74,7 +111,7 @@ def write_evaluation(
     model classifies, the image confusion matrix beside it.
 
     Each file is written whole (a kill leaves the previous one). The metrics include the
-    classification thresholds used and where they came from.
+    classification thresholds and image rule used, and where they came from.
 
     Args:
       evaluator: a filled `Evaluator`.
@@ -93,6 +130,10 @@ def write_evaluation(
             },
         }
     }
+    if evaluator.image_rule is not None:
+        result["thresholds"]["image_rule"] = evaluator.image_rule.weights_by_source() | {
+            "threshold": evaluator.image_rule.threshold
+        }
     stem = os.path.splitext(output)[0]
     atomic_writes.write_json(output, result)
     table = metrics_markdown(result)

@@ -38,7 +38,9 @@ DEFAULT_THRESHOLD = 0.5
 # first: without a chosen rule it is the image score, as in the two-stage paper.
 IMAGE_SOURCES = ("classification", "mask", "detection")
 # The task each source needs.
-SOURCE_TASKS = {"classification": "classification", "mask": "segmentation", "detection": "detection"}
+SOURCE_TASKS = {
+    "classification": "classification", "mask": "segmentation", "detection": "detection"
+}
 
 
 @dataclasses.dataclass(frozen=True)

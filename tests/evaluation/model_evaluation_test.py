@@ -5,10 +5,13 @@ from PIL import Image
 
 from defect_aux_net.evaluation.evaluator import Evaluator
 from defect_aux_net.evaluation.model_evaluation import write_evaluation
+from defect_aux_net.inference.postprocessing import ImageRule
 
 
-def filled_evaluator(tasks):
-    evaluator = Evaluator(["scratch", "pit"], tasks, thresholds=[0.5, 0.3])
+def filled_evaluator(tasks, image_rule=None):
+    evaluator = Evaluator(
+        ["scratch", "pit"], tasks, thresholds=[0.5, 0.3], image_rule=image_rule
+    )
     masks = np.zeros((3, 4, 4, 2))
     masks[0, :2, :2, 0] = 1
     evaluator.update(
@@ -42,3 +45,21 @@ def test_without_classification_no_confusion_matrix_is_drawn(tmp_path):
     assert (tmp_path / "metrics_test_pr_curves.png").exists()
     assert not (tmp_path / "metrics_test_confusion_matrix.png").exists()
     assert {"tp", "fp", "fn", "tn"} <= set(json.loads(output.read_text())["image_ap"])
+
+
+def test_the_image_rule_is_written_with_the_thresholds(tmp_path):
+    output = tmp_path / "metrics_test.json"
+    rule = ImageRule.from_weights({"classification": 0.4, "mask": 0.6}, 0.7)
+    write_evaluation(filled_evaluator(("classification", "segmentation"), rule), str(output))
+    metrics = json.loads(output.read_text())
+    assert metrics["thresholds"]["image_rule"] == {
+        "classification": 0.4, "mask": 0.6, "detection": 0.0, "threshold": 0.7
+    }
+    # Fused: 0.4 * 0.8 + 0.6 * 1 = 0.92, 0.4 * 0.2 = 0.08, 0.4 * 0.4 = 0.16; at 0.7
+    # image 0 is flagged, the missed pit (image 1) and the defect-free image are not.
+    assert metrics["image_ap"]["score"] == "fused"
+    assert [metrics["image_ap"]["is_defective"][name] for name in ("tp", "fp", "fn", "tn")] == [
+        1, 0, 1, 1
+    ]
+    table = (tmp_path / "metrics_test.md").read_text()
+    assert "| image_rule |" in table and "| is_defective |" in table
