@@ -11,7 +11,7 @@ import os
 from absl import app, flags
 
 import launch
-from launch import model_flags
+from launch import flag_errors, model_flags
 
 # --help lists the flags it shares with the other scripts too.
 flags.adopt_module_key_flags(model_flags)
@@ -44,7 +44,7 @@ def main(argv):
         if experiment is None:
             class_names = datasets.class_names(builder)
     except ValueError as error:
-        raise app.UsageError(str(error)) from error
+        raise app.UsageError(flag_errors.flag_message(error)) from error
     model_dir = model_flags.run_dir()
     output = OUTPUT.value or os.path.join(model_dir, f"metrics_{SPLIT.value}.json")
     evaluator = model_evaluation.evaluate_model(

@@ -17,9 +17,11 @@ from defect_aux_net.config import (
     SEGMENTATION_LOSSES,
     TASKS,
 )
+from defect_aux_net.config_errors import ConfigError
 from defect_aux_net.experiments import PRESETS, ExperimentConfig
 from defect_aux_net.training import auto_recipe, time_budget, training_run
 
+from launch import flag_errors
 PRESET = flags.DEFINE_enum(
     "preset", None, sorted(PRESETS), "Experiment preset (default: auto, the recipe derived "
     "from the data, when --dataset is given; else quickstart).",
@@ -192,7 +194,10 @@ def experiment_from_flags(test_split: str | None = None) -> ExperimentConfig:
     if EPOCHS.value is not None and TIME_BUDGET.value is not None:
         raise ValueError("Give --epochs or --time_budget, not both.")
     if TIME_BUDGET.value is not None:
-        changes["time_budget"] = time_budget.parse_duration(TIME_BUDGET.value)
+        try:
+            changes["time_budget"] = time_budget.parse_duration(TIME_BUDGET.value)
+        except ConfigError as error:
+            raise ValueError(flag_errors.flag_message(error)) from error
     elif EPOCHS.value is not None:
         changes["time_budget"] = None  # The preset's budget gives way to the epochs given.
     if EARLY_STOPPING_PATIENCE.value is not None:

@@ -23,7 +23,7 @@ import os
 from absl import app, flags
 
 import launch
-from launch import model_flags
+from launch import flag_errors, model_flags
 
 # --help lists the flags it shares with the other scripts too.
 flags.adopt_module_key_flags(model_flags)
@@ -116,7 +116,7 @@ def main(argv):
     except FileExistsError as error:
         raise app.UsageError(f"--export_dir: {error}") from error
     except (ValueError, ImportError) as error:
-        raise app.UsageError(str(error)) from error
+        raise app.UsageError(flag_errors.flag_message(error)) from error
     print(f"Exported {model.name} ({', '.join(class_names)}) as {FORMAT.value} to {path}")
 
 

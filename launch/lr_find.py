@@ -13,7 +13,7 @@ import os
 from absl import app, flags, logging
 
 import launch
-from launch import experiment_flags
+from launch import experiment_flags, flag_errors
 
 # --help lists the flags it shares with the other scripts too.
 flags.adopt_module_key_flags(experiment_flags)
@@ -44,7 +44,7 @@ def main(argv):
     try:
         data = experiment_flags.training_data_from_flags()
     except ValueError as error:
-        raise app.UsageError(str(error)) from error
+        raise app.UsageError(flag_errors.flag_message(error)) from error
     experiment = data.experiment
     model_config = experiment.model
     keras.utils.set_random_seed(experiment.seed)

@@ -35,7 +35,7 @@ _STARTED = time.monotonic()
 from absl import app, flags, logging  # noqa: E402
 
 import launch  # noqa: E402
-from launch import experiment_flags  # noqa: E402
+from launch import experiment_flags, flag_errors  # noqa: E402
 
 # --help lists the flags it shares with the other scripts too.
 flags.adopt_module_key_flags(experiment_flags)
@@ -89,6 +89,7 @@ def main(argv):
         strategies.configure_logical_cpus(CPU_DEVICES.value)
     import keras
 
+    from defect_aux_net.config_errors import ConfigError
     from defect_aux_net.training import run_files, time_budget, training_run
 
     policy = MIXED_PRECISION.value
@@ -120,7 +121,7 @@ def main(argv):
             MODEL_DIR.value, data.experiment, data.class_names, OVERWRITE.value
         )
     except ValueError as error:
-        raise app.UsageError(str(error)) from error
+        raise app.UsageError(flag_errors.flag_message(error)) from error
     if state == run_files.COMPLETE:
         print(
             f"{MODEL_DIR.value} holds this run, complete: nothing to train "
@@ -131,16 +132,21 @@ def main(argv):
     experiment = data.experiment
     logging.info("Training %s on %d replica(s)", experiment, strategy.num_replicas_in_sync)
     test_split = experiment.test_split  # The flag's, checked by prepare_training_data.
-    best, _ = training_run.run_training(
-        data,
-        schedule,
-        MODEL_DIR.value,
-        strategy,
-        export=EXPORT.value,
-        jit_compile=jit_compile,
-        test_split=test_split,
-        overwrite=OVERWRITE.value,
-    )
+    try:
+        best, _ = training_run.run_training(
+            data,
+            schedule,
+            MODEL_DIR.value,
+            strategy,
+            export=EXPORT.value,
+            jit_compile=jit_compile,
+            test_split=test_split,
+            overwrite=OVERWRITE.value,
+        )
+    # Only what a flag can fix (a broken backup, an --init_checkpoint that --overwrite
+    # would delete): any other error keeps its traceback.
+    except ConfigError as error:
+        raise app.UsageError(flag_errors.flag_message(error)) from error
     if best is None:  # A multi-worker run's non-chief worker: the chief reports.
         return
     print_outputs(run_files.read_completion(MODEL_DIR.value))

@@ -10,10 +10,14 @@ import numpy as np
 import tensorflow as tf
 import tensorflow_datasets as tfds
 
+from defect_aux_net.config_errors import ConfigError
 from defect_aux_net.data import splits
 
 # Builders that generate their data: `load_builder` prepares them when missing.
 SELF_GENERATING = ("synthetic_defects",)
+
+# What `load_builder`'s errors name: the field its `name` comes from in a training run.
+_FIELD = "ExperimentConfig.dataset"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -41,17 +45,19 @@ def load_builder(name: str, data_dir: str | None = None) -> tfds.core.DatasetBui
     the others need `tfds build` first (they need files the user downloads).
 
     Raises:
-      ValueError: naming `--dataset` when the name is unknown or not built.
+      ConfigError: naming `ExperimentConfig.dataset` (this `name`) when the name is
+        unknown or not built.
     """
     base_name = name.split("/")[0].split(":")[0]
     ours = _import_our_builder(base_name)
     try:
         builder = tfds.builder(name, data_dir=data_dir)
     except tfds.core.DatasetNotFoundError as error:
-        # TFDS's message lists its whole catalogue: the flag's message would scroll away.
-        raise ValueError(_unknown_dataset_message(name, base_name)) from error
+        # TFDS's message lists its whole catalogue: ours would scroll away.
+        raise ConfigError(_FIELD, _unknown_dataset_message(name, base_name)) from error
     except ValueError as error:  # An unknown config, mostly.
-        raise ValueError(_unloadable_message(name, base_name, data_dir, error)) from error
+        message = _unloadable_message(name, base_name, data_dir, error)
+        raise ConfigError(_FIELD, message) from error
     if builder.is_prepared():
         return builder
     if base_name in SELF_GENERATING:
@@ -67,9 +73,10 @@ def load_builder(name: str, data_dir: str | None = None) -> tfds.core.DatasetBui
         )
     else:
         command = f"tfds build {base_name}{config_flag} --data_dir={builder.data_dir_root}"
-    raise ValueError(
-        f"--dataset={name!r} is not built in {builder.data_dir_root}. Build it first: "
-        f"{command}."
+    raise ConfigError(
+        _FIELD,
+        f"{_FIELD}={name!r} is not built in {builder.data_dir_root}. Build it first: "
+        f"{command}.",
     )
 
 
@@ -89,7 +96,7 @@ def _unknown_dataset_message(name: str, base_name: str) -> str:
     close = difflib.get_close_matches(base_name, sorted(known), n=3, cutoff=0.8)
     suggestion = f" Did you mean {' or '.join(map(repr, close))}?" if close else ""
     return (
-        f"--dataset={name!r}: no dataset {base_name!r}, neither among this project's "
+        f"{_FIELD}={name!r}: no dataset {base_name!r}, neither among this project's "
         f"builders ({', '.join(ours)}) nor in the TFDS catalogue (tfds.list_builders())."
         f"{suggestion}"
     )
@@ -105,10 +112,10 @@ def _unloadable_message(name: str, base_name: str, data_dir, error: ValueError) 
         where = data_dir or tfds.core.constants.DATA_DIR
         known = f"its configs are {', '.join(configs)}" if configs else "it has no configs"
         return (
-            f"--dataset={name!r}: {base_name} has no config {config!r} ({known}) and "
+            f"{_FIELD}={name!r}: {base_name} has no config {config!r} ({known}) and "
             f"none of that name is built in {where}."
         )
-    return f"--dataset={name!r} cannot be loaded: {str(error).splitlines()[0]}"
+    return f"{_FIELD}={name!r} cannot be loaded: {str(error).splitlines()[0]}"
 
 
 def _import_our_builder(base_name: str) -> bool:
@@ -157,14 +164,15 @@ def summarize_split(builder: tfds.core.DatasetBuilder, split: str) -> SplitSumma
 
 
 def check_tasks(tasks: tuple, summary: SplitSummary, dataset: str, split: str):
-    """Raises a ValueError naming `--tasks` when the split lacks a task's annotations."""
-    if "segmentation" in tasks and summary.with_masks == 0:
-        raise ValueError(
-            f"--tasks includes segmentation but {dataset} {split} has no image with a "
-            "mask; drop segmentation from --tasks."
-        )
-    if "detection" in tasks and summary.with_boxes == 0:
-        raise ValueError(
-            f"--tasks includes detection but {dataset} {split} has no image with boxes; "
-            "drop detection from --tasks."
-        )
+    """Raises a ConfigError naming `DefectAuxNetConfig.tasks` when a task lacks annotations."""
+    field = "DefectAuxNetConfig.tasks"
+    for task, count, annotation in (
+        ("segmentation", summary.with_masks, "a mask"),
+        ("detection", summary.with_boxes, "boxes"),
+    ):
+        if task in tasks and count == 0:
+            raise ConfigError(
+                field,
+                f"{field} includes {task} but {dataset} {split} has no image with "
+                f"{annotation}; drop {task} from {field}.",
+            )

@@ -5,6 +5,7 @@ import tensorflow as tf
 import tensorflow_datasets as tfds
 from absl import logging
 
+from defect_aux_net.config_errors import ConfigError
 from defect_aux_net.data.holdout import (
     Holdout,
     SplitSpec,
@@ -24,36 +25,44 @@ UNDECODED_IMAGES = {
 }
 
 
-def check_split(builder: tfds.core.DatasetBuilder, split: str, flag: str) -> SplitSpec:
+def check_split(builder: tfds.core.DatasetBuilder, split: str, field: str) -> SplitSpec:
     """Parses `split` and checks that the dataset has the splits and slices it names.
 
+    Args:
+      builder: the dataset.
+      split: a TFDS split or a holdout form.
+      field: the config field `split` comes from, e.g. `ExperimentConfig.train_split`.
+
     Raises:
-      ValueError: naming `flag`, the dataset and the splits it has.
+      ConfigError: naming `field`, the dataset and the splits it has.
     """
     dataset = dataset_name(builder)
     available = ", ".join(sorted(builder.info.splits))
     try:
         spec = parse_split(split)
     except ValueError as error:
-        raise ValueError(f"{flag}={split!r}: {error}") from error
+        raise ConfigError(field, f"{field}={split!r}: {error}") from error
     tfds_splits = [spec.tfds_split] + ([spec.holdout.split] if spec.holdout else [])
     for tfds_split in tfds_splits:
         missing = sorted(split_names(tfds_split) - set(builder.info.splits))
         if missing:
-            raise ValueError(
-                f"{flag}={split!r}: {dataset} has no split {', '.join(missing)}; its "
-                f"splits are {available}."
+            raise ConfigError(
+                field,
+                f"{field}={split!r}: {dataset} has no split {', '.join(missing)}; its "
+                f"splits are {available}.",
             )
         try:
             builder.info.splits[tfds_split]  # Raises for bad slices.
         except ValueError as error:
             detail = " ".join(str(error).split())  # TFDS's message spans lines.
-            raise ValueError(f"{flag}={split!r}: {detail} ({dataset} has {available}).") from error
+            raise ConfigError(
+                field, f"{field}={split!r}: {detail} ({dataset} has {available})."
+            ) from error
     return spec
 
 
 def dataset_name(builder: tfds.core.DatasetBuilder) -> str:
-    """`name/config` of a builder, as --dataset names it."""
+    """`name/config` of a builder, as `ExperimentConfig.dataset` names it."""
     return builder.info.full_name.rsplit("/", 1)[0]
 
 
@@ -67,9 +76,9 @@ def resolve_validation_split(
     with the presets' defaults. Any other split must exist.
     """
     if validation_split == "validation" and "validation" not in builder.info.splits:
-        check_split(builder, train_split, "--train_split")
+        check_split(builder, train_split, "ExperimentConfig.train_split")
         return str(default_holdout(builder, train_split))
-    check_split(builder, validation_split, "--validation_split")
+    check_split(builder, validation_split, "ExperimentConfig.validation_split")
     return validation_split
 
 
@@ -87,7 +96,7 @@ def resolve_test_split(builder: tfds.core.DatasetBuilder, test_split: str | None
         )
         return None
     if test_split:
-        check_split(builder, test_split, "--test_split")
+        check_split(builder, test_split, "ExperimentConfig.test_split")
     return test_split or None
 
 
@@ -95,17 +104,19 @@ def default_holdout(builder: tfds.core.DatasetBuilder, train_split: str) -> Hold
     """The validation holdout of `train_split`, logged with what it holds.
 
     Raises:
-      ValueError: naming `--validation_split` when the split is too small to hold out.
+      ConfigError: naming `ExperimentConfig.validation_split` when the split is too
+        small to hold out.
     """
     holdout = Holdout(train_split)
     ids, strata = _ids_and_strata(builder, train_split)
     held = holdout_image_ids(builder, holdout)
     is_held = np.array([image_id in held for image_id in ids], bool)
     if not 0 < is_held.sum() < len(ids):
-        raise ValueError(
+        raise ConfigError(
+            "ExperimentConfig.validation_split",
             f"{dataset_name(builder)} has no validation split, and {holdout.percent:g}% "
             f"of the {len(ids)} images of {train_split} leaves none to validate or train "
-            "on: give --validation_split."
+            "on: set ExperimentConfig.validation_split.",
         )
     defective = np.array([stratum[0] for stratum in strata])
     logging.warning(

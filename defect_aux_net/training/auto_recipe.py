@@ -128,11 +128,12 @@ def apply_recipe(data: TrainingData, keep=(), stored: dict | None = None) -> Tra
 
     Args:
       data: from `prepare_training_data` (classes and splits resolved).
-      keep: fields given on the command line (`experiment_flags.given_fields`).
+      keep: fields the user set, which the recipe keeps (dotted: `model.tasks`; the
+        launch scripts' `experiment_flags.given_fields`).
       stored: the model_dir's config.json, whose measured loss weights a rerun reuses.
 
     Raises:
-      ValueError: naming the flag, when the chosen recipe does not suit the split.
+      ConfigError: naming the field, when the chosen recipe does not suit the split.
     """
     experiment = data.experiment
     survey = survey_split(data.builder, experiment.train_split_slice)

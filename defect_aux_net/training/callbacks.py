@@ -15,6 +15,7 @@ import tensorflow as tf
 from absl import logging
 
 from defect_aux_net.atomic_writes import PARTIAL
+from defect_aux_net.config_errors import ConfigError
 from defect_aux_net.inference.postprocessing import (
     MASK_THRESHOLD,
     decode_outputs,
@@ -116,10 +117,12 @@ class BackupAndRestoreFromChief(keras.callbacks.BackupAndRestore):
                 return
             except Exception as error:  # h5py, JSON and missing-file errors alike.
                 errors.append(f"{weights + suffix} or {metadata + suffix}: {error}")
-        raise ValueError(
+        # What to change is run_training's `overwrite`, the one way past a broken backup.
+        raise ConfigError(
+            "overwrite",
             f"The training backup in {self.restore_dir} cannot be restored: "
-            f"{'; '.join(errors)}. The run cannot resume; rerun with --overwrite "
-            "(run_training(overwrite=True)) to start it afresh."
+            f"{'; '.join(errors)}. The run cannot resume; rerun it with overwrite=True "
+            "to start it afresh.",
         )
 
     def _restore(self, weights: str, metadata: str):

@@ -17,6 +17,7 @@ import keras
 import tensorflow as tf
 
 from defect_aux_net.config import DefectAuxNetConfig
+from defect_aux_net.config_errors import ConfigError
 from defect_aux_net.training.run_files import load_model, model_dir_paths
 
 
@@ -65,7 +66,7 @@ def checkpoint_config(path: str) -> DefectAuxNetConfig:
 
 
 def check_init_checkpoint(model_config: DefectAuxNetConfig, init_checkpoint: str):
-    """Raises ValueError naming init_checkpoint when it cannot start `model_config`.
+    """ConfigError naming input_normalization if `init_checkpoint` cannot start `model_config`.
 
     The checkpoint's weights were trained on its input normalisation; a run that
     feeds them another would start from weights that see different images.
@@ -73,10 +74,12 @@ def check_init_checkpoint(model_config: DefectAuxNetConfig, init_checkpoint: str
     stored = checkpoint_config(checkpoint_file(init_checkpoint))
     theirs, ours = stored.resolved_input_normalization, model_config.resolved_input_normalization
     if theirs != ours:
-        raise ValueError(
+        field = "DefectAuxNetConfig.input_normalization"
+        raise ConfigError(
+            field,
             f"init_checkpoint {init_checkpoint!r} was trained on input_normalization="
-            f"{theirs!r} images, this model takes {ours!r}: set input_normalization="
-            f"{theirs!r} (--input_normalization={theirs}) to fine-tune it."
+            f"{theirs!r} images, this model takes {ours!r}: set {field}={theirs} to "
+            "fine-tune it.",
         )
 
 
@@ -159,13 +162,14 @@ def initialize_from_checkpoint(model: keras.Model, init_checkpoint: str) -> Weig
 
 
 def check_outside(init_checkpoint: str, model_dir: str):
-    """Raises ValueError when `init_checkpoint` lies in `model_dir`, which --overwrite deletes."""
+    """Raises ConfigError when `init_checkpoint` lies in `model_dir`, which `overwrite` clears."""
     checkpoint = os.path.normpath(os.path.abspath(checkpoint_file(init_checkpoint)))
     if checkpoint.startswith(os.path.normpath(os.path.abspath(model_dir)) + os.sep):
-        raise ValueError(
-            f"init_checkpoint {init_checkpoint!r} lies in --model_dir={model_dir}, which "
-            "--overwrite deletes before training: copy it elsewhere, or train into "
-            "another --model_dir."
+        raise ConfigError(
+            "ExperimentConfig.init_checkpoint",
+            f"ExperimentConfig.init_checkpoint={init_checkpoint!r} lies in model_dir="
+            f"{model_dir}, which overwrite=True deletes before training: copy it "
+            "elsewhere, or train into another model_dir.",
         )
 
 

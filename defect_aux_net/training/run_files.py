@@ -17,6 +17,7 @@ from absl import logging
 
 from defect_aux_net import atomic_writes
 from defect_aux_net.config import DefectAuxNetConfig
+from defect_aux_net.config_errors import ConfigError
 from defect_aux_net.experiments import ExperimentConfig
 
 # The states of a model_dir for a run about to start (`model_dir_state`).
@@ -93,7 +94,11 @@ def read_config(model_dir: str) -> tuple:
     """
     path = model_dir_paths(model_dir)["config"]
     if not tf.io.gfile.exists(path):
-        raise ValueError(f"{path} does not exist: is --model_dir a launch.train model_dir?")
+        raise ConfigError(
+            "model_dir",
+            f"model_dir={model_dir} is not the folder of a training run: {path} does not "
+            "exist.",
+        )
     values = read_json(path)
     _check_fields(values, ExperimentConfig, path, "the config", extra=("class_names",))
     _check_fields(values["model"], DefectAuxNetConfig, path, '"model"')
@@ -134,7 +139,7 @@ def model_dir_state(
     whatever is there is to be deleted (`clear_model_dir`): the run is `NEW`.
 
     Raises:
-      ValueError: naming --model_dir and the differing fields, when `model_dir` holds
+      ConfigError: naming `model_dir` and the differing fields, when `model_dir` holds
         another configuration's run and `overwrite` is False.
     """
     paths = model_dir_paths(model_dir)
@@ -143,19 +148,20 @@ def model_dir_state(
     stored = read_json(paths["config"])
     differences = config_differences(stored, config_dict(experiment, class_names))
     if differences:
-        raise ValueError(
-            f"--model_dir={model_dir} holds a run of another configuration "
+        raise ConfigError(
+            "model_dir",
+            f"model_dir={model_dir} holds a run of another configuration "
             f"({paths['config']}): {'; '.join(differences)}. Its best.keras, history and "
-            "export belong to that run. Use a new --model_dir, or --overwrite to delete "
-            "that run and start afresh."
+            "export belong to that run. Use a new model_dir, or overwrite=True to delete "
+            "that run and start afresh.",
         )
     return COMPLETE if tf.io.gfile.exists(paths["complete"]) else RESUME
 
 
 def clear_model_dir(model_dir: str):
-    """Deletes the files of the run in `model_dir` (for --overwrite); other files stay.
+    """Deletes the files of the run in `model_dir` (for `overwrite`); other files stay.
 
-    Only what a run writes goes: a `--model_dir` given by mistake (a home folder) keeps
+    Only what a run writes goes: a `model_dir` given by mistake (a home folder) keeps
     everything else.
     """
     paths = model_dir_paths(model_dir)
@@ -164,7 +170,7 @@ def clear_model_dir(model_dir: str):
     run += tf.io.gfile.glob(os.path.join(model_dir, f"*{atomic_writes.PARTIAL}*"))
     existing = [path for path in run if tf.io.gfile.exists(path)]
     if existing:
-        logging.warning("--overwrite: deleting the run in %s", model_dir)
+        logging.warning("Overwriting: deleting the run in %s", model_dir)
     for path in existing:
         if tf.io.gfile.isdir(path):
             tf.io.gfile.rmtree(path)
@@ -224,8 +230,8 @@ def load_model(path: str) -> keras.Model:
     except Exception as error:  # Keras raises zipfile, h5py, OS and value errors alike.
         raise ValueError(
             f"{path} cannot be loaded as a Keras model ({type(error).__name__}: {error}). "
-            "Is it truncated? Rerun launch.train with the same flags to write it again, or "
-            "give another --checkpoint."
+            "Is it truncated? Rerun its training with the same configuration to write it "
+            "again, or load another checkpoint."
         ) from error
 
 

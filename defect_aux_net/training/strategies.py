@@ -1,4 +1,4 @@
-"""Distribution strategy from a `--strategy` flag, and the cluster role from `TF_CONFIG`."""
+"""Distribution strategy by name, and the cluster role from `TF_CONFIG`."""
 
 import json
 import os
@@ -7,19 +7,21 @@ import urllib.parse
 
 import tensorflow as tf
 
+from defect_aux_net.config_errors import ConfigError
+
 STRATEGIES = ("default", "mirrored", "multi_worker", "tpu")
 
 
 def make_strategy(
     name: str, tpu: str | None = None, connect_timeout_s: float = 30.0
 ) -> tf.distribute.Strategy:
-    """Returns the `tf.distribute` strategy named by a `--strategy` flag.
+    """Returns the `tf.distribute` strategy called `name`.
 
     Args:
       name: `default` (no distribution), `mirrored` (all local GPUs, else all logical
         CPUs: see `configure_logical_cpus`), `multi_worker` (MultiWorkerMirroredStrategy
         over the cluster of `TF_CONFIG`) or `tpu`.
-      tpu: for `tpu`: the TPU name or `grpc://host:port` address (`--tpu`); None or
+      tpu: for `tpu`: the TPU name or `grpc://host:port` address; None or
         "local" for the TPU attached to this VM.
       connect_timeout_s: for a `grpc://` TPU address, how long to wait for a TCP
         connection before giving up (TensorFlow itself retries for minutes).
@@ -28,8 +30,9 @@ def make_strategy(
       The strategy; `tpu` has connected to and initialised the TPU system.
 
     Raises:
-      ValueError: unknown `name`, `multi_worker` without a valid `TF_CONFIG`, or
-        `tpu` when no TPU is reachable.
+      ConfigError: naming `strategy` (unknown `name`, or `multi_worker` without
+        `TF_CONFIG`) or `tpu` (no TPU reachable).
+      ValueError: `TF_CONFIG` is not valid.
     """
     if name == "default":
         return tf.distribute.get_strategy()
@@ -41,15 +44,18 @@ def make_strategy(
         return tf.distribute.MirroredStrategy(devices=devices)
     if name == "multi_worker":
         if read_tf_config() is None:
-            raise ValueError(
-                "--strategy=multi_worker needs the cluster in the TF_CONFIG environment "
+            raise ConfigError(
+                "strategy",
+                "strategy='multi_worker' needs the cluster in the TF_CONFIG environment "
                 'variable, e.g. {"cluster": {"worker": ["host1:2222", "host2:2222"]}, '
-                '"task": {"type": "worker", "index": 0}}.'
+                '"task": {"type": "worker", "index": 0}}.',
             )
         return KerasFitMultiWorkerStrategy()
     if name == "tpu":
         return _tpu_strategy(tpu, connect_timeout_s)
-    raise ValueError(f"Unknown --strategy={name!r}; expected one of {', '.join(STRATEGIES)}.")
+    raise ConfigError(
+        "strategy", f"strategy={name!r} is unknown; expected one of {', '.join(STRATEGIES)}."
+    )
 
 
 class KerasFitMultiWorkerStrategy(tf.distribute.MultiWorkerMirroredStrategy):
@@ -101,9 +107,10 @@ def _tpu_strategy(tpu, connect_timeout_s):
     except Exception as error:
         # TensorFlow's messages go on with kernel listings: the first line says it.
         reason = (str(error).splitlines() or [""])[0]
-        raise ValueError(
-            f"--tpu={tpu!r}: no TPU reachable ({type(error).__name__}: {reason}). Pass the "
-            "TPU name or grpc://host:port address with --tpu, or leave it empty on a TPU VM."
+        raise ConfigError(
+            "tpu",
+            f"tpu={tpu!r}: no TPU reachable ({type(error).__name__}: {reason}). Give the "
+            "TPU name or grpc://host:port address, or none on a TPU VM.",
         ) from error
     return tf.distribute.TPUStrategy(resolver)
 
@@ -155,7 +162,7 @@ def read_tf_config() -> dict | None:
         config = json.loads(text)
     except json.JSONDecodeError as error:
         raise ValueError(
-            f"TF_CONFIG is not valid JSON ({error}); --strategy=multi_worker reads the "
+            f"TF_CONFIG is not valid JSON ({error}); the multi_worker strategy reads the "
             f"cluster from it. Got: {text!r}"
         ) from error
     valid = (
@@ -168,7 +175,7 @@ def read_tf_config() -> dict | None:
     if not valid:
         raise ValueError(
             'TF_CONFIG must be {"cluster": {...}, "task": {"type": ..., "index": ...}} '
-            f"(--strategy=multi_worker reads it), got {text!r}."
+            f"(the multi_worker strategy reads it), got {text!r}."
         )
     return config
 

@@ -17,6 +17,7 @@ import keras
 import numpy as np
 from absl import logging
 
+from defect_aux_net.config_errors import ConfigError
 from defect_aux_net.data import datasets
 from defect_aux_net.data.pipeline import distributed_dataset
 from defect_aux_net.models.defect_aux_net import build_defect_aux_net
@@ -41,21 +42,24 @@ MIN_TOTAL_STEPS = 4
 _UNITS = {"s": 1, "m": 60, "h": 3600}
 
 
-def parse_duration(text: str, flag: str = "--time_budget") -> float:
+def parse_duration(text: str) -> float:
     """Seconds of a duration such as `30m`, `1h`, `90s` or `1h30m`.
 
     Raises:
-      ValueError: naming `flag` when `text` is not such a duration or is zero.
+      ConfigError: naming `ExperimentConfig.time_budget`, which the seconds are for,
+        when `text` is not such a duration or is zero.
     """
     parts = re.findall(r"(\d+(?:\.\d+)?)([hms])", text.strip())
+    field = "ExperimentConfig.time_budget"
     if not parts or "".join(value + unit for value, unit in parts) != text.strip():
-        raise ValueError(
-            f"{flag}={text!r} is not a duration: give a number with a unit, e.g. 30m, 1h, "
-            "90s or 1h30m."
+        raise ConfigError(
+            field,
+            f"{field}={text!r} is not a duration: give a number with a unit, e.g. 30m, "
+            "1h, 90s or 1h30m.",
         )
     seconds = sum(float(value) * _UNITS[unit] for value, unit in parts)
     if seconds <= 0:
-        raise ValueError(f"{flag}={text!r} must be longer than 0 seconds.")
+        raise ConfigError(field, f"{field}={text!r} must be longer than 0 seconds.")
     return seconds
 
 
@@ -147,7 +151,7 @@ def epochs_for_budget(
     )
     if left < fewest * epoch:
         reason += f"; the budget is too short: {fewest} epoch(s), the fewest possible"
-        logging.warning("--time_budget=%.0fs is too short for this run: %s", budget, reason)
+        logging.warning("The time budget, %.0f s, is too short for this run: %s", budget, reason)
     return epochs, reason
 
 

@@ -12,6 +12,7 @@ import keras
 import tensorflow as tf
 from absl import logging
 
+from defect_aux_net.config_errors import ConfigError
 from defect_aux_net.data import datasets, splits
 from defect_aux_net.data.pipeline import InputOptions, distributed_dataset, make_dataset
 from defect_aux_net.evaluation.model_evaluation import (
@@ -59,17 +60,20 @@ def steps_per_epoch(experiment: ExperimentConfig, summary: datasets.SplitSummary
     examples = summary.num_examples
     if experiment.negative_sampling:
         if summary.defective == 0:
-            raise ValueError(
-                f"--negative_sampling needs defective images, and {experiment.dataset} "
-                f"{experiment.train_split_slice} has none."
+            raise ConfigError(
+                "ExperimentConfig.negative_sampling",
+                "ExperimentConfig.negative_sampling=True needs defective images, and "
+                f"{experiment.dataset} {experiment.train_split_slice} has none.",
             )
         # Every defective image, each followed by a sampled defect-free one.
         examples = 2 * summary.defective
     steps = examples // experiment.batch_size
     if steps == 0:
-        raise ValueError(
-            f"--batch_size={experiment.batch_size} is larger than the {examples} training "
-            f"examples of {experiment.dataset} {experiment.train_split_slice}."
+        raise ConfigError(
+            "ExperimentConfig.batch_size",
+            f"ExperimentConfig.batch_size={experiment.batch_size} is larger than the "
+            f"{examples} training examples of {experiment.dataset} "
+            f"{experiment.train_split_slice}.",
         )
     return steps
 
@@ -112,12 +116,13 @@ def prepare_training_data(experiment: ExperimentConfig, data_dir: str | None) ->
     split, no test split where it has no test split; `splits.resolve_*`).
 
     Raises:
-      ValueError: naming the flag to change (`--dataset`, `--train_split`,
-        `--validation_split`, `--test_split`, `--tasks`, `--batch_size`).
+      ConfigError: naming the field to change (`ExperimentConfig.dataset`,
+        `train_split`, `validation_split`, `test_split`, `batch_size`, or
+        `DefectAuxNetConfig.tasks`).
     """
     builder = datasets.load_builder(experiment.dataset, data_dir)
     class_names = datasets.class_names(builder)
-    splits.check_split(builder, experiment.train_split_slice, "--train_split")
+    splits.check_split(builder, experiment.train_split_slice, "ExperimentConfig.train_split")
     test_split = splits.resolve_test_split(builder, experiment.test_split)
     validation_split = splits.resolve_validation_split(
         builder, experiment.validation_split, experiment.train_split
@@ -140,17 +145,19 @@ def one_cycle_schedule(data: TrainingData) -> OneCycleSchedule:
     """The run's learning-rate schedule: one cycle over all its epochs.
 
     Raises:
-      ValueError: naming the flags when the run is too short for one cycle.
+      ConfigError: naming `ExperimentConfig.epochs` and `batch_size` when the run is
+        too short for one cycle.
     """
     experiment, train_steps = data.experiment, data.train_steps
     total_steps = train_steps * experiment.epochs
     try:
         return OneCycleSchedule(experiment.learning_rate, total_steps)
     except ValueError as error:
-        raise ValueError(
-            f"--epochs={experiment.epochs} x {train_steps} steps per epoch "
-            f"(--batch_size={experiment.batch_size}) = {total_steps} steps are too few "
-            f"for the one-cycle schedule: {error}"
+        raise ConfigError(
+            "ExperimentConfig.epochs",
+            f"ExperimentConfig.epochs={experiment.epochs} x {train_steps} steps per epoch "
+            f"(ExperimentConfig.batch_size={experiment.batch_size}) = {total_steps} steps "
+            f"are too few for the one-cycle schedule: {error}",
         ) from error
 
 
@@ -193,8 +200,8 @@ def run_training(
       workers of a multi-worker run get `(None, None)`).
 
     Raises:
-      ValueError: naming --model_dir and the differing fields, when `model_dir` holds a
-        run of another configuration and `overwrite` is False.
+      ConfigError: naming `model_dir` and the differing fields, when `model_dir` holds
+        a run of another configuration and `overwrite` is False.
     """
     paths = model_dir_paths(model_dir)
     experiment, builder, class_names = data.experiment, data.builder, data.class_names
@@ -231,7 +238,7 @@ def run_training(
 
     if jit_compile is True and not supports_xla(strategy):
         logging.warning(
-            "jit_compile=True (--jit_compile=true) is ignored: XLA cannot run a step "
+            "jit_compile=True is ignored: XLA cannot run a step "
             "replicated over CPU devices; training without XLA."
         )
         jit_compile = False

@@ -2,6 +2,7 @@ import numpy as np
 import pytest
 import tensorflow_datasets as tfds
 
+from defect_aux_net.config_errors import ConfigError
 from defect_aux_net.data import datasets
 from defect_aux_net.data.datasets import SplitSummary
 
@@ -51,11 +52,13 @@ def test_summarize_split_reads_slices(builder):
         (SplitSummary(10, with_masks=10, with_boxes=0, defective=5), "detection"),
     ],
 )
-def test_check_tasks_names_the_flag_and_the_missing_task(summary, task):
-    with pytest.raises(ValueError, match=rf"--tasks includes {task} .*neu_det train"):
+def test_check_tasks_names_the_field_and_the_missing_task(summary, task):
+    expected = rf"^DefectAuxNetConfig.tasks includes {task} .*neu_det train.* drop {task} from"
+    with pytest.raises(ConfigError, match=expected) as error:
         datasets.check_tasks(
             ("classification", "segmentation", "detection"), summary, "neu_det", "train"
         )
+    assert error.value.field == "DefectAuxNetConfig.tasks" and "--" not in str(error.value)
 
 
 def test_check_tasks_accepts_tasks_the_split_supports():
@@ -64,9 +67,10 @@ def test_check_tasks_accepts_tasks_the_split_supports():
     datasets.check_tasks(("classification",), SplitSummary(10, 0, 0, 5), "images", "train")
 
 
-def test_unknown_dataset_names_the_flag(tmp_path):
-    with pytest.raises(ValueError, match=r"--dataset='no_such_defects'"):
+def test_unknown_dataset_names_the_field(tmp_path):
+    with pytest.raises(ConfigError, match=r"^ExperimentConfig.dataset='no_such_defects'") as error:
         datasets.load_builder("no_such_defects", str(tmp_path))
+    assert error.value.field == "ExperimentConfig.dataset" and "--" not in str(error.value)
 
 
 def test_unknown_dataset_message_is_short_and_suggests_the_near_name(tmp_path):
@@ -75,15 +79,16 @@ def test_unknown_dataset_message_is_short_and_suggests_the_near_name(tmp_path):
     message = str(error.value)
     # One line, not TFDS's catalogue of hundreds of datasets.
     assert "\n" not in message and "abstract_reasoning" not in message
-    assert message.startswith("--dataset='synthetic_defect': no dataset")
+    assert message.startswith("ExperimentConfig.dataset='synthetic_defect': no dataset")
     assert "defect_folder, kolektor_sdd" in message  # This project's builders.
     assert message.endswith("Did you mean 'synthetic_defects'?")
 
 
-def test_unknown_config_names_the_flag_and_the_configs(tmp_path):
+def test_unknown_config_names_the_field_and_the_configs(tmp_path):
     with pytest.raises(
-        ValueError,
-        match=r"^--dataset='synthetic_defects/no_such_config': synthetic_defects has no config "
+        ConfigError,
+        match=r"^ExperimentConfig.dataset='synthetic_defects/no_such_config': synthetic_defects "
+        r"has no config "
         r"'no_such_config' \(its configs are default, small, quickstart, rgb, rare_defects\)",
     ):
         datasets.load_builder("synthetic_defects/no_such_config", str(tmp_path))
@@ -93,7 +98,7 @@ def test_manual_dataset_not_built_tells_the_build_command(tmp_path):
     with pytest.raises(ValueError) as error:
         datasets.load_builder("neu_det", str(tmp_path))
     message = str(error.value)
-    assert "--dataset='neu_det' is not built" in message
+    assert message.startswith("ExperimentConfig.dataset='neu_det' is not built")
     assert "tfds build tfds_builders/neu_det --config=" not in message  # no configs
     assert "tfds build tfds_builders/neu_det --manual_dir=" in message
     assert f"--data_dir={tmp_path}" in message

@@ -4,6 +4,7 @@ import types
 import pytest
 import tensorflow_datasets as tfds
 
+from defect_aux_net.config_errors import ConfigError
 from defect_aux_net.data import datasets, splits
 
 from .folder_fixture import NAME, build_train_test_folder
@@ -68,28 +69,31 @@ def test_summaries_count_the_holdout_and_the_rest(builder):
 
 
 @pytest.mark.parametrize(
-    "flag, split, message",
+    "field, split, message",
     [
-        ("--validation_split", "val", "has no split val; its splits are test, train"),
-        ("--validation_split", "validation[:32]", "has no split validation; its splits are"),
-        ("--test_split", "tset", "has no split tset; its splits are test, train"),
-        ("--validation_split", "holdout(valid,10%,seed=0)", "has no split valid;"),
-        ("--train_split", "train[:200%]", r"boundaries should be in \[-100, 100\]"),
+        ("validation_split", "val", "has no split val; its splits are test, train"),
+        ("validation_split", "validation[:32]", "has no split validation; its splits are"),
+        ("test_split", "tset", "has no split tset; its splits are test, train"),
+        ("validation_split", "holdout(valid,10%,seed=0)", "has no split valid;"),
+        ("train_split", "train[:200%]", r"boundaries should be in \[-100, 100\]"),
     ],
 )
-def test_missing_splits_name_the_flag_and_the_splits_there_are(builder, flag, split, message):
-    with pytest.raises(ValueError, match=rf"^{flag}='{split[:5]}.*{message}"):
-        splits.check_split(builder, split, flag)
+def test_missing_splits_name_the_field_and_the_splits_there_are(builder, field, split, message):
+    field = f"ExperimentConfig.{field}"
+    with pytest.raises(ConfigError, match=rf"^{field}='{split[:5]}.*{message}") as error:
+        splits.check_split(builder, split, field)
+    assert error.value.field == field
 
 
 def test_defaults_resolve_only_where_the_dataset_lacks_the_split(builder):
     assert splits.resolve_test_split(builder, "test") == "test"
     assert splits.resolve_test_split(builder, "") is None
-    with pytest.raises(ValueError, match="--validation_split='val'"):
+    with pytest.raises(ConfigError, match="^ExperimentConfig.validation_split='val'") as error:
         splits.resolve_validation_split(builder, "val", "train")
+    assert error.value.field == "ExperimentConfig.validation_split"
     train_and_validation = types.SimpleNamespace(
         info=types.SimpleNamespace(splits={"train": 1, "validation": 1}, full_name="x/y/1.0.0")
     )
     assert splits.resolve_test_split(train_and_validation, "test") is None
-    with pytest.raises(ValueError, match="--test_split='tset': x/y has no split tset"):
+    with pytest.raises(ValueError, match="^ExperimentConfig.test_split='tset': x/y has no split"):
         splits.resolve_test_split(train_and_validation, "tset")

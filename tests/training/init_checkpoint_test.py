@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 
 from defect_aux_net import DefectAuxNetConfig, build_defect_aux_net
+from defect_aux_net.config_errors import ConfigError
 from defect_aux_net.training.init_checkpoint import (
     check_init_checkpoint,
     check_outside,
@@ -101,8 +102,11 @@ def test_a_checkpoint_of_another_input_normalisation_is_refused(checkpoint):
     run_folder, _ = checkpoint
     check_init_checkpoint(CONFIG, run_folder)  # Same normalisation: fine.
     caffe = dataclasses.replace(CONFIG, input_normalization="caffe")
-    with pytest.raises(ValueError, match="input_normalization='min_max'.*--input_normalization"):
+    expected = "input_normalization='min_max'.*set DefectAuxNetConfig.input_normalization=min_max"
+    with pytest.raises(ConfigError, match=expected) as error:
         check_init_checkpoint(caffe, run_folder)
+    assert error.value.field == "DefectAuxNetConfig.input_normalization"
+    assert "--" not in str(error.value)
 
 
 def test_bad_init_checkpoints_are_named(tmp_path, checkpoint):
@@ -117,6 +121,9 @@ def test_bad_init_checkpoints_are_named(tmp_path, checkpoint):
     with pytest.raises(ValueError, match="broken.keras is not a saved Defect-Aux-Net"):
         check_init_checkpoint(CONFIG, str(tmp_path / "broken.keras"))
     run_folder, _ = checkpoint
-    with pytest.raises(ValueError, match="--overwrite deletes"):
+    expected = "lies in model_dir=.*, which overwrite=True deletes"
+    with pytest.raises(ConfigError, match=expected) as error:
         check_outside(run_folder, run_folder)
+    assert error.value.field == "ExperimentConfig.init_checkpoint"
+    assert "--" not in str(error.value)
     check_outside(run_folder, str(tmp_path))

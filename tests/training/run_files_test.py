@@ -6,6 +6,7 @@ import keras
 import numpy as np
 import pytest
 
+from defect_aux_net.config_errors import ConfigError
 from defect_aux_net.experiments import ExperimentConfig
 from defect_aux_net.training import run_files
 
@@ -37,14 +38,16 @@ def test_state_of_a_new_a_killed_and_a_complete_run(tmp_path):
     )
 
 
-def test_another_configuration_names_the_flag_and_every_differing_field(tmp_path):
+def test_another_configuration_names_the_argument_and_every_differing_field(tmp_path):
     model_dir = run_dir(tmp_path, complete=True, epochs=2)
     model = dataclasses.replace(experiment().model, input_shape=(32, 32, 3))
     other = experiment(epochs=3, model=model)
-    with pytest.raises(ValueError) as raised:
+    with pytest.raises(ConfigError) as raised:
         run_files.model_dir_state(model_dir, other, CLASS_NAMES)
     message = str(raised.value)
-    assert f"--model_dir={model_dir}" in message and "--overwrite" in message
+    assert raised.value.field == "model_dir" and "--" not in message
+    assert message.startswith(f"model_dir={model_dir} holds a run of another configuration")
+    assert "overwrite=True" in message
     assert "epochs: 2 -> 3" in message
     assert "model.input_shape: [128, 128, 3] -> [32, 32, 3]" in message
     assert message.count(" -> ") == 2  # Only the fields that differ.

@@ -7,6 +7,7 @@ import time
 
 import pytest
 
+from defect_aux_net.config_errors import ConfigError
 from defect_aux_net.training.strategies import (
     is_chief,
     make_strategy,
@@ -21,9 +22,11 @@ def tf_config(monkeypatch, task_type, index, cluster=None):
     monkeypatch.setenv("TF_CONFIG", json.dumps(config))
 
 
-def test_unknown_strategy_names_the_flag_and_the_choices():
-    with pytest.raises(ValueError, match="--strategy='gpu'.*default, mirrored, multi_worker, tpu"):
+def test_unknown_strategy_names_the_argument_and_the_choices():
+    expected = "^strategy='gpu' is unknown.*default, mirrored, multi_worker, tpu"
+    with pytest.raises(ConfigError, match=expected) as error:
         make_strategy("gpu")
+    assert error.value.field == "strategy"
 
 
 def test_default_strategy():
@@ -39,14 +42,15 @@ def unused_local_port():
 
 
 @pytest.mark.parametrize("tpu", [None, "my-missing-tpu", "grpc://127.0.0.1:{port}"])
-def test_tpu_error_names_the_flag_and_comes_quickly(tpu):
+def test_tpu_error_names_the_argument_and_comes_quickly(tpu):
     if tpu is not None:
         tpu = tpu.format(port=unused_local_port())
     start = time.monotonic()
-    with pytest.raises(ValueError, match=r"--tpu=.*no TPU reachable") as error:
+    with pytest.raises(ConfigError, match=r"tpu=.*no TPU reachable") as error:
         make_strategy("tpu", tpu)
     assert time.monotonic() - start < 10
-    assert str(error.value).startswith(f"--tpu={tpu or 'local'!r}")
+    assert str(error.value).startswith(f"tpu={tpu or 'local'!r}")
+    assert error.value.field == "tpu" and "--" not in str(error.value)
 
 
 @pytest.mark.parametrize("value", [None, "", "  "])
@@ -55,7 +59,7 @@ def test_multi_worker_without_tf_config(monkeypatch, value):
         monkeypatch.delenv("TF_CONFIG", raising=False)
     else:
         monkeypatch.setenv("TF_CONFIG", value)
-    with pytest.raises(ValueError, match="--strategy=multi_worker needs .*TF_CONFIG"):
+    with pytest.raises(ConfigError, match="^strategy='multi_worker' needs .*TF_CONFIG"):
         make_strategy("multi_worker")
 
 
@@ -65,7 +69,7 @@ def test_multi_worker_without_tf_config(monkeypatch, value):
 )
 def test_malformed_tf_config(monkeypatch, value):
     monkeypatch.setenv("TF_CONFIG", value)
-    with pytest.raises(ValueError, match="TF_CONFIG.*--strategy=multi_worker"):
+    with pytest.raises(ValueError, match="TF_CONFIG.*the multi_worker strategy reads"):
         make_strategy("multi_worker")
 
 

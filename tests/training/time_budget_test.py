@@ -1,6 +1,7 @@
 import keras
 import pytest
 
+from defect_aux_net.config_errors import ConfigError
 from defect_aux_net.experiments import ExperimentConfig
 from defect_aux_net.training.time_budget import StepTiming, epochs_for_budget, parse_duration
 from defect_aux_net.training.training_run import early_stopping
@@ -14,9 +15,11 @@ def test_durations(text, seconds):
 
 
 @pytest.mark.parametrize("text", ["30", "m", "30x", "1h 30m", "0s", ""])
-def test_bad_durations_name_the_flag(text):
-    with pytest.raises(ValueError, match="--time_budget"):
+def test_bad_durations_name_the_field(text):
+    with pytest.raises(ConfigError, match=rf"^ExperimentConfig.time_budget='{text}'") as error:
         parse_duration(text)
+    assert error.value.field == "ExperimentConfig.time_budget"
+    assert "--" not in str(error.value)
 
 
 def test_epochs_fill_what_the_budget_leaves():

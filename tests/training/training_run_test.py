@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 import tensorflow_datasets as tfds
 
+from defect_aux_net.config_errors import ConfigError
 from defect_aux_net.data import datasets
 from defect_aux_net.data.datasets import SplitSummary
 from defect_aux_net.experiments import ExperimentConfig
@@ -28,24 +29,34 @@ def test_negative_sampling_epochs_pair_every_defective_image():
     assert steps_per_epoch(experiment, SplitSummary(100, 50, 50, 10)) == 5
 
 
-def test_a_batch_larger_than_the_split_names_the_flag():
+def names_only(error, field: str):
+    """The error names `field` as the Python API spells it, and no flag."""
+    assert isinstance(error, ConfigError) and error.field == field
+    assert field in str(error) and "--" not in str(error)
+
+
+def test_a_batch_larger_than_the_split_names_the_field():
     experiment = ExperimentConfig.from_preset("quickstart", batch_size=128)
-    with pytest.raises(ValueError, match="--batch_size=128"):
+    with pytest.raises(ValueError, match=r"^ExperimentConfig.batch_size=128 .* 100 ") as error:
         steps_per_epoch(experiment, SplitSummary(100, 0, 0, 0))
+    names_only(error.value, "ExperimentConfig.batch_size")
 
 
-def test_negative_sampling_without_defects_names_the_flag():
+def test_negative_sampling_without_defects_names_the_field():
     experiment = ExperimentConfig.from_preset("quickstart", negative_sampling=True)
-    with pytest.raises(ValueError, match="--negative_sampling"):
+    with pytest.raises(ValueError, match=r"^ExperimentConfig.negative_sampling=True") as error:
         steps_per_epoch(experiment, SplitSummary(100, 0, 0, 0))
+    names_only(error.value, "ExperimentConfig.negative_sampling")
 
 
-def test_a_run_too_short_for_one_cycle_names_the_flags():
+def test_a_run_too_short_for_one_cycle_names_the_fields():
     experiment = ExperimentConfig.from_preset("quickstart", epochs=1, batch_size=16)
     schedule = one_cycle_schedule(TrainingData(experiment, None, (), train_steps=4))
     assert schedule.total_steps == 4
-    with pytest.raises(ValueError, match=r"--epochs=1 x 2 steps .*--batch_size=16.* = 2 steps"):
+    expected = r"^ExperimentConfig.epochs=1 x 2 steps .*ExperimentConfig.batch_size=16.* = 2 steps"
+    with pytest.raises(ValueError, match=expected) as error:
         one_cycle_schedule(TrainingData(experiment, None, (), train_steps=2))
+    names_only(error.value, "ExperimentConfig.epochs")
 
 
 def test_validation_examples_give_normalised_ground_truth_boxes(tmp_path_factory):
@@ -81,5 +92,7 @@ def test_a_dataset_without_validation_trains_with_the_defaults_on_a_holdout(tmp_
     assert data.experiment.train_split_slice == "train-holdout(train,10%,seed=0)"
     assert data.train_steps == (80 - 8) // 4  # Training leaves the 8 held-out images out.
     for field, split in (("validation_split", "val"), ("test_split", "tset")):
-        with pytest.raises(ValueError, match=f"--{field}='{split}'.*its splits are test, train"):
+        expected = f"^ExperimentConfig.{field}='{split}'.*its splits are test, train"
+        with pytest.raises(ValueError, match=expected) as error:
             prepare_training_data(dataclasses.replace(experiment, **{field: split}), data_dir)
+        names_only(error.value, f"ExperimentConfig.{field}")
