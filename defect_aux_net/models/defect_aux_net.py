@@ -126,6 +126,11 @@ class DefectAuxNet(keras.Model):
         }
 
     @property
+    def supports_gated_inference(self) -> bool:
+        """Whether `GatedDefectAuxNet` can split it: a classifier and a head to skip."""
+        return "classification" in self.config.tasks and len(self.config.tasks) > 1
+
+    @property
     def anchors(self):
         """float32 `[A, 4]` anchors (`ymin, xmin, ymax, xmax` pixels) of the detection outputs."""
         return anchors_for_config(self.config)
@@ -137,7 +142,7 @@ class DefectAuxNet(keras.Model):
         total = losses["total"]
         if self.losses:  # Regularisation losses added by layers.
             total = total + ops.sum(self.losses)
-        return _scale_for_replicas(total)
+        return scale_for_replicas(total)
 
     @property
     def metrics(self):
@@ -166,7 +171,7 @@ def _float32_output(activation, name):
     return keras.layers.Activation(activation, dtype="float32", name=name)
 
 
-def _scale_for_replicas(loss):
+def scale_for_replicas(loss):
     """Divides by the replica count, as Keras' own losses do under tf.distribute.
 
     Gradients are summed over replicas, so each replica contributes its share.

@@ -1,0 +1,73 @@
+import numpy as np
+import pytest
+
+from defect_aux_net.losses.segdec import (
+    balance_weights,
+    decision_loss,
+    dilate_masks,
+    segmentation_loss,
+    soft_targets,
+)
+
+
+def test_soft_targets_average_a_reflection_padded_window_by_hand():
+    # Stride 2 on 4x4: reflection pad 2 maps padded rows 0..7 to rows 2,1,0,1,2,3,2,1;
+    # output row i averages padded rows 2i..2i+4, i.e. rows {2,1,0,1,2} and {0,1,2,3,2}.
+    # A single 1 at (1, 1) is counted twice in the first window, once in the second.
+    values = np.zeros((1, 4, 4, 1), np.float32)
+    values[0, 1, 1, 0] = 1
+    expected = np.array([[2 * 2, 2 * 1], [1 * 2, 1 * 1]], np.float32) / 25
+    np.testing.assert_allclose(np.array(soft_targets(values, stride=2))[0, ..., 0], expected, rtol=1e-6)
+
+
+def test_soft_targets_at_stride_8_give_one_eighth_of_the_input_and_keep_constants():
+    values = np.full((2, 64, 96, 3), 0.25, np.float32)
+    targets = np.array(soft_targets(values))
+    assert targets.shape == (2, 8, 12, 3)
+    np.testing.assert_allclose(targets, 0.25, rtol=1e-6)
+
+
+def test_dilation_is_a_centred_square_max_filter():
+    masks = np.zeros((1, 5, 5, 1), np.float32)
+    masks[0, 2, 2, 0] = 1
+    masks[0, 0, 4, 0] = 1
+    expected = np.zeros((5, 5), np.float32)
+    expected[1:4, 1:4] = 1
+    expected[0:2, 3:5] = 1  # The corner pixel's square, cut by the border.
+    np.testing.assert_array_equal(np.array(dilate_masks(masks, 3))[0, ..., 0], expected)
+    np.testing.assert_array_equal(np.array(dilate_masks(masks, 1)), masks)
+
+
+@pytest.mark.parametrize(
+    "epoch, expected",
+    [(0, (1.0, 0.0)), (25, (0.5, 0.005)), (50, (0.0, 0.01))],
+)
+def test_balance_weights_at_epochs_0_n_and_N(epoch, expected):
+    # KolektorSDD: N = 50 epochs, delta = 0.01.
+    np.testing.assert_allclose(balance_weights(epoch, 50, 0.01), expected, rtol=1e-12)
+
+
+def test_segmentation_loss_weights_pixels_and_skips_images_without_masks():
+    # Logits 0: the BCE is log 2 at every pixel whatever the target.
+    masks = np.zeros((2, 64, 64, 1), np.float32)
+    masks[0, 20:30, 20:30] = 1
+    logits = np.zeros((2, 8, 8, 1), np.float32)
+    weights = np.full((2, 64, 64, 1), 3.0, np.float32)
+    loss = segmentation_loss(masks, logits, np.array([1.0, 0.0]), 7, weights)
+    np.testing.assert_allclose(float(loss), 3 * np.log(2), rtol=1e-6)
+    assert float(segmentation_loss(masks, logits, np.zeros(2), 7)) == 0
+
+
+def test_segmentation_loss_against_soft_targets_by_hand():
+    # A full mask: soft target 1 everywhere, BCE of logit 2 against 1 is log(1 + e^-2).
+    masks = np.ones((1, 64, 64, 1), np.float32)
+    logits = np.full((1, 8, 8, 1), 2.0, np.float32)
+    loss = segmentation_loss(masks, logits, np.ones(1), 1)
+    np.testing.assert_allclose(float(loss), np.log1p(np.exp(-2.0)), rtol=1e-6)
+
+
+def test_decision_loss_is_mean_bce_with_logits():
+    labels = np.array([[1.0], [0.0]], np.float32)
+    logits = np.array([[0.0], [2.0]], np.float32)
+    expected = (np.log(2) + np.log1p(np.exp(2.0))) / 2
+    np.testing.assert_allclose(float(decision_loss(labels, logits)), expected, rtol=1e-6)

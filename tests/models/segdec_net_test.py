@@ -1,0 +1,138 @@
+import dataclasses
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from defect_aux_net.losses.segdec import decision_loss
+from defect_aux_net.models.segdec_config import SegDecConfig
+from defect_aux_net.models.segdec_net import SegDecNet
+from tests.tolerances import float32_output_tolerance
+
+CONFIG = SegDecConfig.from_preset(
+    "small", num_classes=2, input_shape=(128, 128, 1), delta=0.5, dilation=3
+)
+TRUNK_LAYERS = ("trunk_1", "trunk_5", "trunk_9", "segmentation_conv", "segmentation_norm")
+# Every decision block trains: at 128x128 the last one sees 2x2 pixels.
+DECISION_LAYERS = ("decision_1", "decision_3", "decision_logit")
+
+
+@pytest.fixture(scope="module")
+def model():
+    keras.utils.set_random_seed(0)
+    return SegDecNet(CONFIG)
+
+
+def batch(size=2, seed=0):
+    rng = np.random.default_rng(seed)
+    images = rng.random((size, 128, 128, 1)).astype(np.float32)
+    masks = np.zeros((size, 128, 128, 2), np.float32)
+    masks[0, 32:80, 40:56, 1] = 1
+    targets = {
+        "classification": masks.max(axis=(1, 2)),
+        "segmentation": masks,
+        "segmentation_weights": np.ones_like(masks),
+    }
+    weights = {"classification": np.ones(size, np.float32), "segmentation": np.ones(size, np.float32)}
+    return images, targets, weights
+
+
+def test_outputs_the_shared_keys_at_the_input_size(model):
+    outputs = model(batch()[0])
+    shapes = {name: tuple(value.shape) for name, value in outputs.items()}
+    assert shapes == {
+        "classification": (2, 2),
+        "segmentation": (2, 128, 128, 2),
+        "decision_logits": (2, 2),
+        "segmentation_logits": (2, 16, 16, 2),
+    }
+    tolerance = float32_output_tolerance()
+    np.testing.assert_allclose(
+        outputs["classification"], tf.sigmoid(outputs["decision_logits"]), atol=tolerance
+    )
+    # The mask is the sigmoid of the 1/8 logits resized bilinearly to the input size.
+    upsampled = tf.image.resize(outputs["segmentation_logits"], (128, 128), method="bilinear")
+    np.testing.assert_allclose(outputs["segmentation"], tf.sigmoid(upsampled), atol=tolerance)
+    assert model.anchors is None and not model.supports_gated_inference
+
+
+def decision_gradients(model, images, labels):
+    with tf.GradientTape() as tape:
+        loss = decision_loss(labels, model(images, training=True)["decision_logits"])
+    layers = {name: model.get_layer(name) for name in TRUNK_LAYERS + DECISION_LAYERS}
+    variables = {name: layer.trainable_weights for name, layer in layers.items()}
+    gradients = tape.gradient(loss, variables)
+    return {
+        name: max(0.0 if g is None else float(tf.reduce_max(tf.abs(g))) for g in grads)
+        for name, grads in gradients.items()
+    }
+
+
+def test_the_decision_loss_does_not_train_the_segmentation_trunk(model):
+    images, targets, _ = batch()
+    gradients = decision_gradients(model, images, targets["classification"])
+    assert all(gradients[name] == 0 for name in TRUNK_LAYERS), gradients
+    assert all(gradients[name] > 0 for name in DECISION_LAYERS), gradients
+
+
+def test_without_gradient_adjustment_the_decision_loss_reaches_the_trunk():
+    keras.utils.set_random_seed(0)
+    model = SegDecNet(dataclasses.replace(CONFIG, gradient_adjustment=False))
+    images, targets, _ = batch()
+    gradients = decision_gradients(model, images, targets["classification"])
+    assert all(gradients[name] > 0 for name in TRUNK_LAYERS), gradients
+
+
+def test_keras_round_trip_in_safe_mode(model, tmp_path):
+    images = batch()[0]
+    path = str(tmp_path / "segdec.keras")
+    model.save(path)
+    reloaded = keras.saving.load_model(path, safe_mode=True)
+    assert isinstance(reloaded, SegDecNet) and reloaded.config == CONFIG
+    expected, actual = model(images), reloaded(images)
+    for name in expected:
+        np.testing.assert_allclose(actual[name], expected[name], atol=float32_output_tolerance())
+
+
+@pytest.mark.slow(seconds=50)  # XLA compiles the step on the CPU.
+def test_xla_training_steps_change_the_weights_and_follow_the_loss_balance():
+    keras.utils.set_random_seed(1)
+    model = SegDecNet(CONFIG)
+    model.compile(optimizer=keras.optimizers.SGD(0.1), jit_compile=True)
+    images, targets, weights = batch()
+    dataset = tf.data.Dataset.from_tensors((images, targets, weights)).repeat()
+    before = [np.array(w) for w in model.trainable_weights]
+    seen = []
+    record = keras.callbacks.LambdaCallback(
+        on_epoch_end=lambda epoch, logs: seen.append(np.array(model.loss_balance))
+    )
+    history = model.fit(dataset, epochs=2, steps_per_epoch=1, callbacks=[record], verbose=0)
+    assert model.jit_compile is True
+    after = [np.array(w) for w in model.trainable_weights]
+    assert any(not np.array_equal(b, a) for b, a in zip(before, after))
+    # Epoch 0 of 2: segmentation only; epoch 1: half each, the decision part times delta.
+    np.testing.assert_allclose(seen, [[1.0, 0.0], [0.5, 0.25]])
+    for name in ("loss", "classification_loss", "segmentation_loss"):
+        assert np.all(np.isfinite(history.history[name])), history.history
+    # At epoch 1 the loss is the balanced sum of the two heads' losses.
+    logs = {name: values[1] for name, values in history.history.items()}
+    np.testing.assert_allclose(
+        logs["loss"], 0.5 * logs["segmentation_loss"] + 0.25 * logs["classification_loss"],
+        rtol=1e-5,
+    )
+
+
+@pytest.mark.parametrize(
+    "changes, message",
+    [
+        (dict(input_shape=(132, 128, 1)), "multiples of 8"),
+        (dict(input_shape=(120, 128, 1)), "at least 128"),
+        (dict(tasks=("segmentation",)), "always"),
+        (dict(dilation=0), "dilation"),
+        (dict(input_normalization="z"), "input_normalization"),
+    ],
+)
+def test_bad_configs_are_named(changes, message):
+    with pytest.raises(ValueError, match=message):
+        dataclasses.replace(CONFIG, **changes)
