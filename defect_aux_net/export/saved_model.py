@@ -26,7 +26,8 @@ def export_saved_model(
     gate threshold) and `serving_gated_threshold` (also `gate_threshold`, float32
     `[B]`). The class names, thresholds and input size are saved as variables,
     readable after `tf.saved_model.load` (`loaded.class_names`, `loaded.thresholds`,
-    `loaded.gate_threshold`, `loaded.image_size`, `loaded.channels`).
+    `loaded.gate_threshold`, `loaded.image_size`, `loaded.channels`; with an image
+    rule `loaded.image_weights` and `loaded.image_threshold`).
 
     Example:
     ```python
@@ -44,7 +45,8 @@ def export_saved_model(
       class_names: the K class names, in the model's class order.
       thresholds: K per-class decision thresholds (chosen on the validation split);
         None for 0.5 each.
-      **serving_kwargs: `max_detections`, `score_threshold`, `iou_threshold` of
+      **serving_kwargs: `max_detections`, `score_threshold`, `iou_threshold` and
+        `image_rule` (the fused image score's, chosen on the validation split) of
         `ServingModule`.
 
     Returns:

@@ -24,7 +24,7 @@ import tensorflow as tf
 
 from defect_aux_net.config import DefectAuxNetConfig
 from defect_aux_net.data.preprocessing import prepare_image
-from defect_aux_net.inference.postprocessing import DEFAULT_THRESHOLD, decode_outputs
+from defect_aux_net.inference.postprocessing import DEFAULT_THRESHOLD, ImageRule, decode_outputs
 from defect_aux_net.models.empty_batches import call_unless_empty
 from defect_aux_net.models.gated_inference import GatedDefectAuxNet
 
@@ -40,8 +40,8 @@ class ServingModule(tf.Module):
     Images are prepared with `prepare_image`, the function the input pipeline trains
     on, so a served image sees exactly what training images saw. Outputs: the
     results of `postprocessing.decode_outputs` (only those of the model's tasks, plus
-    `is_defective`: `probabilities`, `masks`, `boxes` in [0, 1] of the image, `scores`,
-    `classes`, `num_detections`), and
+    `image_score` and `is_defective`: `probabilities`, `masks`, `boxes` in [0, 1] of
+    the image, `scores`, `classes`, `num_detections`), and
 
       class_names: string `[B, K]`, the class names (the same row for every image), so
         that a client needs no side file. `[B, K]` rather than `[K]`: TF Serving's
@@ -57,7 +57,8 @@ class ServingModule(tf.Module):
     head and another head also get the gated signatures, which skip the other
     heads for images whose highest class probability is below the gate threshold:
     by default the lowest per-class threshold, so that every image `is_defective`
-    would flag goes through.
+    would flag goes through. With an image rule, the fused score of a stopped image
+    holds its classifier part only.
 
     Example:
     ```python
@@ -74,6 +75,8 @@ class ServingModule(tf.Module):
       max_detections: boxes kept per image.
       score_threshold: minimum detection score.
       iou_threshold: per-class NMS overlap threshold.
+      image_rule: the `postprocessing.ImageRule` chosen on the validation split that
+        decides `is_defective` on the fused image score; None for the per-class rule.
 
     Attributes:
       class_names: string variable `[K]`.
@@ -81,6 +84,9 @@ class ServingModule(tf.Module):
       image_size: int32 variable `[2]`, the model input `(height, width)`.
       channels: int32 variable, the model input channels.
       gate_threshold: float32 variable, the gated signatures' default threshold.
+      image_weights: float32 variable `[3]`, the image rule's weights in
+        `postprocessing.IMAGE_SOURCES` order (with an image rule only).
+      image_threshold: float32 variable, the image rule's threshold (with one only).
       serve_bytes: `tf.function` taking `images`, string `[B]` encoded PNG, JPEG, BMP
         or GIF (first frame) images of any size and 1 to 4 channels (alpha is dropped).
       serve_float: `tf.function` taking `images`, float32 `[B, h, w, C]` raw pixel
@@ -98,6 +104,7 @@ class ServingModule(tf.Module):
         max_detections: int = 100,
         score_threshold: float = 0.05,
         iou_threshold: float = 0.5,
+        image_rule: Optional[ImageRule] = None,
     ):
         super().__init__(name="defect_aux_net_serving")
         config = getattr(model, "config", None)
@@ -142,6 +149,17 @@ class ServingModule(tf.Module):
         self.gate_threshold = tf.Variable(
             min(thresholds), dtype=tf.float32, trainable=False, name="gate_threshold"
         )
+        self._image_rule = None
+        if image_rule is not None:
+            image_rule.check_tasks(config.tasks)
+            # Variables, as the thresholds: saved with the model, readable after loading.
+            self.image_weights = tf.Variable(
+                image_rule.weights, dtype=tf.float32, trainable=False, name="image_weights"
+            )
+            self.image_threshold = tf.Variable(
+                image_rule.threshold, dtype=tf.float32, trainable=False, name="image_threshold"
+            )
+            self._image_rule = ImageRule(self.image_weights, self.image_threshold)
         self._config = config
         self._decoding = dict(
             max_detections=max_detections,
@@ -207,7 +225,12 @@ class ServingModule(tf.Module):
         not finite (e.g. NaN weights), rather than answering "not defective".
         """
         results = decode_outputs(
-            outputs, self._config, self.model.anchors, self.thresholds, **self._decoding
+            outputs,
+            self._config,
+            self.model.anchors,
+            self.thresholds,
+            image_rule=self._image_rule,
+            **self._decoding,
         )
         batch_size = tf.shape(results["is_defective"])[0]
         results["class_names"] = tf.tile(self.class_names[None], [batch_size, 1])

@@ -52,8 +52,9 @@ def load_serving_functions(path: str, class_names=None) -> ServingFunctions:
         best.keras), an exported SavedModel folder, an ONNX/LiteRT/OpenVINO export
         folder (`edge_formats`) or a `.keras` checkpoint.
       class_names: class names for a `.keras` checkpoint or an edge export; None to
-        read them (and the thresholds) from the run folder holding it (the file's
-        folder or the one above), else `class_<i>`. A SavedModel holds its own.
+        read them (and the thresholds and image rule) from the run folder holding it
+        (the file's folder or the one above), else `class_<i>`. A SavedModel holds
+        its own.
 
     Raises:
       ValueError: `path` is none of those, or `class_names` do not fit the model.
@@ -102,8 +103,10 @@ def _saved_model_functions(path):
 
 def _checkpoint_functions(path, class_names):
     model = run_files.load_model(path)
-    class_names, thresholds = _names_and_thresholds(path, model.config.num_classes, class_names)
-    module = ServingModule(model, class_names, thresholds)
+    class_names, thresholds, image_rule = _names_and_rules(
+        path, model.config.num_classes, class_names
+    )
+    module = ServingModule(model, class_names, thresholds, image_rule=image_rule)
     return ServingFunctions(
         lambda images: module.serve_bytes(images=images),
         lambda images: module.serve_float(images=images),
@@ -116,7 +119,7 @@ def _checkpoint_functions(path, class_names):
 def _edge_functions(path, class_names):
     edge_model = load_edge_model(path)
     config = DefectAuxNetConfig(**edge_model.metadata["config"])
-    class_names, thresholds = _names_and_thresholds(path, config.num_classes, class_names)
+    class_names, thresholds, image_rule = _names_and_rules(path, config.num_classes, class_names)
     image_spec = tf.TensorSpec([None, None, None, config.input_shape[2]], tf.float32)
     prepare_encoded = tf.function(
         lambda images: prepare_encoded_images(images, config),
@@ -128,7 +131,9 @@ def _edge_functions(path, class_names):
 
     def run(prepared):
         outputs = edge_model(prepared.numpy())
-        results = decode_outputs(outputs, config, edge_model.anchors, thresholds)
+        results = decode_outputs(
+            outputs, config, edge_model.anchors, thresholds, image_rule=image_rule
+        )
         batch_size = len(prepared)
         results["class_names"] = tf.constant(np.tile(np.array(class_names)[None], (batch_size, 1)))
         return results
@@ -142,13 +147,13 @@ def _edge_functions(path, class_names):
     )
 
 
-def _names_and_thresholds(path, num_classes, class_names) -> tuple:
-    """`(class_names, thresholds)` of a checkpoint or edge export at `path`.
+def _names_and_rules(path, num_classes, class_names) -> tuple:
+    """`(class_names, thresholds, image_rule)` of a checkpoint or edge export at `path`.
 
-    Given names come with default thresholds; otherwise both come from the run
-    folder holding `path` (its folder or the one above), else `class_<i>` and None.
+    Given names come with the default rule; otherwise all come from the run folder
+    holding `path` (its folder or the one above), else `class_<i>`, None and None.
     """
-    thresholds = None
+    thresholds = image_rule = None
     if class_names is None:
         folder = os.path.dirname(os.path.normpath(path))
         for model_dir in (folder, os.path.dirname(folder)):
@@ -156,6 +161,7 @@ def _names_and_thresholds(path, num_classes, class_names) -> tuple:
                 config_path = run_files.model_dir_paths(model_dir)["config"]
                 class_names = run_files.read_json(config_path)["class_names"]
                 thresholds = run_files.read_thresholds(model_dir, class_names)
+                image_rule = run_files.read_image_rule(model_dir)
                 break
         else:
             class_names = [f"class_{index}" for index in range(num_classes)]
@@ -165,4 +171,4 @@ def _names_and_thresholds(path, num_classes, class_names) -> tuple:
             f"Got {len(class_names)} class names ({','.join(class_names)}) for the "
             f"{num_classes} classes of {path}: give one per class."
         )
-    return class_names, thresholds
+    return class_names, thresholds, image_rule

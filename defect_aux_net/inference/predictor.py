@@ -34,9 +34,9 @@ class Prediction:
     """One image's prediction, at the image's own size.
 
     Attributes:
-      is_defective: the model's decision at its per-class thresholds (see
-        `postprocessing`; masks count at `MASK_THRESHOLD` there, whatever the
-        predictor's `mask_threshold`).
+      is_defective: the model's decision: its image rule on `image_score` when the run
+        chose one, else its per-class thresholds (see `postprocessing`; masks count at
+        `MASK_THRESHOLD` there, whatever the predictor's `mask_threshold`).
       probabilities: class name -> defect probability; None without classification.
       masks: uint8 `[H, W, K]`, 1 where the class's mask probability is >= the
         predictor's `mask_threshold`; None without segmentation.
@@ -45,6 +45,8 @@ class Prediction:
         `score_threshold`, best first; None without detection.
       scores: float32 `[N]` their scores; None without detection.
       labels: their N class names; None without detection.
+      image_score: how defective the image looks, to rank images (`postprocessing`'s
+        `image_score`); None from exports made before it.
     """
 
     is_defective: bool
@@ -53,6 +55,7 @@ class Prediction:
     boxes: np.ndarray | None
     scores: np.ndarray | None
     labels: tuple | None
+    image_score: float | None = None
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
@@ -240,7 +243,8 @@ class Predictor:
             scores = outputs["scores"][kept].astype(np.float32)
             labels = tuple(self.class_names[index] for index in outputs["classes"][kept])
         defective = bool(outputs["is_defective"])
-        return Prediction(defective, probabilities, masks, boxes, scores, labels)
+        image_score = float(outputs["image_score"]) if "image_score" in outputs else None
+        return Prediction(defective, probabilities, masks, boxes, scores, labels, image_score)
 
 
 class _Item:

@@ -16,7 +16,7 @@ from defect_aux_net.config_errors import ConfigError
 from defect_aux_net.data import datasets, splits
 from defect_aux_net.data.pipeline import InputOptions, distributed_dataset, make_dataset
 from defect_aux_net.evaluation.model_evaluation import (
-    choose_thresholds,
+    choose_decision_rules,
     evaluate_model,
     write_evaluation,
 )
@@ -300,21 +300,32 @@ def run_training(
         return None, None
 
     best = load_model(paths["best"])
-    thresholds = choose_thresholds(
+    rules = choose_decision_rules(
         best, builder, experiment.validation_split, min(experiment.batch_size, 32)
     )
-    write_thresholds(class_names, thresholds, paths["thresholds"])
+    thresholds, image_rule = rules.thresholds, rules.image.rule
+    logging.info(
+        "Per-image AP on %s by image score: %s. Image rule: %s",
+        experiment.validation_split,
+        ", ".join(f"{source} {ap:.4f}" for source, ap in rules.image.aps.items()),
+        f"weights {image_rule.weights_by_source()}, threshold {image_rule.threshold:.4f}"
+        if image_rule else f"none ({rules.image.reason}); the per-class thresholds decide",
+    )
+    write_thresholds(class_names, thresholds, paths["thresholds"], image_rule)
     outputs = {name: paths[name] for name in ("best", "thresholds", "history", "results", "logs")}
     if export:
         # A new version each time: a rerun after a kill never rewrites one in use.
         outputs["export"] = export_saved_model(
-            best, next_export_dir(paths["export"]), class_names, thresholds
+            best, next_export_dir(paths["export"]), class_names, thresholds,
+            image_rule=image_rule,
         )
         logging.info("Exported the best model to %s", outputs["export"])
     if test_split:
         outputs["metrics"] = os.path.join(model_dir, f"metrics_{test_split}.json")
         write_evaluation(
-            evaluate_model(best, builder, test_split, class_names, thresholds),
+            evaluate_model(
+                best, builder, test_split, class_names, thresholds, image_rule=image_rule
+            ),
             outputs["metrics"],
             thresholds_source=paths["thresholds"],
         )

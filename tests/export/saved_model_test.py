@@ -8,6 +8,7 @@ import pytest
 import tensorflow as tf
 
 from defect_aux_net.export.saved_model import export_saved_model
+from defect_aux_net.inference.postprocessing import ImageRule
 from tests import tolerances
 from tests.conftest import shared_across_workers
 from tests.export.serving_test import (
@@ -20,6 +21,9 @@ from tests.export.serving_test import (
 
 # Not the default 0.5: with them every image is defective, with 0.5 none is.
 THRESHOLDS = [0.3, 0.7]
+# The image rule exported: every head weighs, and its threshold (`exported`) flags one
+# test image of two, so `is_defective` follows it and not the per-class thresholds.
+IMAGE_WEIGHTS = {"classification": 0.2, "mask": 0.3, "detection": 0.5}
 SIGNATURE_OUTPUTS = {
     "probabilities",
     "masks",
@@ -27,9 +31,21 @@ SIGNATURE_OUTPUTS = {
     "scores",
     "classes",
     "num_detections",
+    "image_score",
     "is_defective",
     "class_names",
 }
+
+
+def fused_by_hand(outputs):
+    """The exported rule's fused image score of numpy outputs, computed directly."""
+    real = np.arange(outputs["scores"].shape[1]) < outputs["num_detections"][:, None]
+    detection = np.where(real, outputs["scores"], 0.0).max(axis=1, initial=0.0)
+    return (
+        IMAGE_WEIGHTS["classification"] * outputs["probabilities"].max(axis=1)
+        + IMAGE_WEIGHTS["mask"] * outputs["masks"].max(axis=(1, 2, 3))
+        + IMAGE_WEIGHTS["detection"] * detection
+    )
 
 # Runs in a fresh interpreter that imports TensorFlow only, as TF Serving sees the model.
 LOAD_AND_SERVE = """
@@ -74,6 +90,8 @@ results.update({
 results["class_names"] = np.array([name.decode() for name in loaded.class_names.numpy()])
 results["thresholds"] = loaded.thresholds.numpy()
 results["gate_threshold"] = loaded.gate_threshold.numpy()
+results["image_weights"] = loaded.image_weights.numpy()
+results["image_threshold"] = loaded.image_threshold.numpy()
 results["image_size"] = loaded.image_size.numpy()
 results["channels"] = loaded.channels.numpy()
 np.savez(f"{work_dir}/results.npz", **results)
@@ -91,12 +109,22 @@ def exported(tmp_path_factory):
         for index, image in enumerate(images):
             (work_dir / f"image_{index}.png").write_bytes(encode(image))
         np.save(work_dir / "floats.npy", floats)
+        expected = {
+            "bytes": expected_outputs(model, images), "float": expected_outputs(model, floats)
+        }
+        # Halfway between the two images' fused scores: one is defective, one not.
+        threshold = float(np.mean(fused_by_hand(expected["bytes"])))
         export_dir = export_saved_model(
-            model, work_dir / "model" / "1", CLASS_NAMES, thresholds=THRESHOLDS
+            model,
+            work_dir / "model" / "1",
+            CLASS_NAMES,
+            thresholds=THRESHOLDS,
+            image_rule=ImageRule.from_weights(IMAGE_WEIGHTS, threshold),
         )
         (work_dir / "export_dir.txt").write_text(export_dir)
-        for name, inputs in [("bytes", images), ("float", floats)]:
-            np.savez(work_dir / f"expected_{name}.npz", **expected_outputs(model, inputs))
+        (work_dir / "image_threshold.txt").write_text(repr(threshold))
+        for name, outputs in expected.items():
+            np.savez(work_dir / f"expected_{name}.npz", **outputs)
         completed = subprocess.run(
             [sys.executable, "-c", LOAD_AND_SERVE, export_dir, str(work_dir)],
             capture_output=True,
@@ -111,6 +139,21 @@ def exported(tmp_path_factory):
         with np.load(work_dir / f"expected_{name}.npz") as outputs:
             expected[name] = dict(outputs)
     return (work_dir / "export_dir.txt").read_text(), work_dir, expected
+
+
+@pytest.fixture(scope="module")
+def image_threshold(exported):
+    return float((exported[1] / "image_threshold.txt").read_text())
+
+
+def assert_fused_rule_decides(outputs, expected, threshold):
+    """`image_score` is the hand-computed fused score; `is_defective` is it >= threshold."""
+    fused = fused_by_hand(expected)
+    tolerance = tolerances.float32_output_tolerance()
+    tolerances.assert_close(outputs["image_score"], fused, tolerance, "image_score")
+    # Clear of the threshold by more than the outputs' tolerance, so the decision is sure.
+    assert (np.abs(fused - threshold) > 10 * tolerance).all(), (fused, threshold)
+    np.testing.assert_array_equal(outputs["is_defective"], fused >= threshold)
 
 
 @pytest.fixture(scope="module")
@@ -132,7 +175,7 @@ def test_export_dir_is_returned(exported):
 
 @pytest.mark.parametrize("signature", ["bytes", "float"])
 def test_loaded_signatures_equal_the_keras_model(
-    exported, served_in_fresh_process, signature
+    exported, served_in_fresh_process, image_threshold, signature
 ):
     expected = exported[2][signature]
     outputs = outputs_with_prefix(served_in_fresh_process, f"{signature}_")
@@ -142,9 +185,11 @@ def test_loaded_signatures_equal_the_keras_model(
     assert_outputs_match(outputs, expected)
     # Each image's row names the classes: a TF Serving client needs no side file.
     assert outputs["class_names"].tolist() == [[name.encode() for name in CLASS_NAMES]] * 2
-    # The exported thresholds, not the default.
-    defective = (expected["probabilities"] >= THRESHOLDS).any(axis=1)
-    np.testing.assert_array_equal(outputs["is_defective"], defective)
+    # The exported image rule decides, not the per-class thresholds (which flag both).
+    assert (expected["probabilities"] >= THRESHOLDS).any(axis=1).all()
+    assert_fused_rule_decides(outputs, expected, image_threshold)
+    if signature == "bytes":  # The threshold lies halfway between the two.
+        assert outputs["is_defective"].sum() == 1
 
 
 def test_gated_signature_at_the_stored_threshold_lets_defective_images_through(
@@ -161,7 +206,7 @@ def test_gated_signature_at_the_stored_threshold_lets_defective_images_through(
 
 
 def test_per_image_gate_thresholds_skip_the_heads_of_stopped_images(
-    exported, served_in_fresh_process
+    exported, served_in_fresh_process, image_threshold
 ):
     expected = exported[2]["bytes"]
     outputs = outputs_with_prefix(served_in_fresh_process, "per_image_gate_")
@@ -171,10 +216,14 @@ def test_per_image_gate_thresholds_skip_the_heads_of_stopped_images(
     tolerances.assert_close(
         outputs["probabilities"], expected["probabilities"], tolerances.float32_output_tolerance()
     )
-    defective = (expected["probabilities"] >= THRESHOLDS).any(axis=1)
-    np.testing.assert_array_equal(outputs["is_defective"], defective)
     assert not outputs["masks"][1].any()
     assert outputs["num_detections"][1] == 0
+    # The stopped image's fused score holds its classifier part only.
+    stopped = expected | {
+        key: np.stack([expected[key][0], np.zeros_like(expected[key][1])])
+        for key in ("masks", "num_detections")
+    }
+    assert_fused_rule_decides(outputs, stopped, image_threshold)
 
 
 def test_bad_bytes_raise_and_serving_goes_on(exported, served_in_fresh_process):
@@ -187,6 +236,7 @@ def test_bad_bytes_raise_and_serving_goes_on(exported, served_in_fresh_process):
 def test_metadata_is_readable_after_load(served_in_fresh_process):
     assert list(served_in_fresh_process["class_names"]) == CLASS_NAMES
     np.testing.assert_allclose(served_in_fresh_process["thresholds"], THRESHOLDS)
+    np.testing.assert_allclose(served_in_fresh_process["image_weights"], [0.2, 0.3, 0.5])
     np.testing.assert_array_equal(served_in_fresh_process["image_size"], [64, 64])
     assert int(served_in_fresh_process["channels"]) == 3
 

@@ -110,7 +110,7 @@ def test_serve_float_equals_model_and_decoding(served, images):
     outputs = numpy_outputs(module.serve_float(images.astype(np.float32) * 3.0 - 100.0))
     expected = expected_outputs(model, images.astype(np.float32) * 3.0 - 100.0)
 
-    assert set(outputs) == set(expected) | {"is_defective", "class_names"}
+    assert set(outputs) == set(expected) | {"image_score", "is_defective", "class_names"}
     assert_outputs_match(outputs, expected)
     assert outputs["num_detections"].min() > 0
     # Default thresholds 0.5.
@@ -267,7 +267,7 @@ def test_task_subsets_give_only_their_outputs(request, pixels, served_task, outp
     outputs = numpy_outputs(module.serve_float(pixels))
     expected = expected_outputs(model, pixels)
 
-    assert set(outputs) == outputs_expected | {"is_defective", "class_names"}
+    assert set(outputs) == outputs_expected | {"image_score", "is_defective", "class_names"}
     assert_outputs_match(outputs, expected)
     if "probabilities" in outputs:
         np.testing.assert_array_equal(

@@ -11,6 +11,7 @@ from defect_aux_net import Predictor
 from defect_aux_net.export.edge_formats import export_edge_model
 from defect_aux_net.export.saved_model import export_saved_model
 from defect_aux_net.inference.model_loading import ServingFunctions
+from defect_aux_net.inference.postprocessing import ImageRule
 from defect_aux_net.training import run_files
 from defect_aux_net.visualization.overlays import draw_overlay
 from tests import tolerances
@@ -19,6 +20,9 @@ from tests.export.serving_test import CLASS_NAMES, build_test_model
 
 # Not the default 0.5, so that thresholds.json and the export's own are seen to be used.
 THRESHOLDS = [0.3, 0.7]
+# The run's image rule: a fused score no test image reaches, where THRESHOLDS flag every
+# image, so that predictions are seen to follow the rule (export and thresholds.json).
+IMAGE_RULE = ImageRule.from_weights({"classification": 0.5, "mask": 0.5}, 0.95)
 SCORE_THRESHOLD = 0.3
 # Images of several sizes and kinds, none the model's 64 x 64.
 SHAPES = {"rgb": (40, 56, 3), "grey": (30, 30), "rgba": (33, 47, 4), "tall": (72, 48, 3)}
@@ -34,9 +38,13 @@ def run_dir(tmp_path_factory):
         run = folder / "run"
         run.mkdir()
         (run / "config.json").write_text(json.dumps({"class_names": CLASS_NAMES}))
-        run_files.write_thresholds(CLASS_NAMES, THRESHOLDS, str(run / "thresholds.json"))
+        run_files.write_thresholds(
+            CLASS_NAMES, THRESHOLDS, str(run / "thresholds.json"), IMAGE_RULE
+        )
         model.save(str(run / "best.keras"))
-        export_saved_model(model, str(run / "export" / "1"), CLASS_NAMES, THRESHOLDS)
+        export_saved_model(
+            model, str(run / "export" / "1"), CLASS_NAMES, THRESHOLDS, image_rule=IMAGE_RULE
+        )
 
     return shared_across_workers(tmp_path_factory, "predictor_run", make) / "run"
 
@@ -74,7 +82,12 @@ def assert_prediction_is(prediction, outputs, size):
         [prediction.probabilities[name] for name in CLASS_NAMES], outputs["probabilities"]
     )
     assert prediction.is_defective == bool(outputs["is_defective"])
-    assert prediction.is_defective == bool(np.any(outputs["probabilities"] >= THRESHOLDS))
+    # The image rule, not THRESHOLDS, decides: fused 0.5 * 0.5 + 0.5 * 0.8 or so < 0.95.
+    fused = 0.5 * outputs["probabilities"].max() + 0.5 * outputs["masks"].max()
+    tolerance = tolerances.float32_output_tolerance()
+    assert prediction.image_score == pytest.approx(fused, abs=tolerance)
+    assert np.any(outputs["probabilities"] >= THRESHOLDS) and fused < IMAGE_RULE.threshold
+    assert not prediction.is_defective
     masks = tf.image.resize(outputs["masks"], (height, width), "nearest").numpy() >= 0.5
     assert prediction.masks.dtype == np.uint8 and prediction.masks.shape == (height, width, 2)
     np.testing.assert_array_equal(prediction.masks, masks.astype(np.uint8))
@@ -135,7 +148,11 @@ def test_keras_checkpoint_gives_the_exports_predictions(run_dir, images, signatu
         [prediction.probabilities[name] for name in CLASS_NAMES],
         expected["probabilities"], tolerance, "probabilities",
     )
-    assert prediction.is_defective == bool(expected["is_defective"])
+    # The run's image rule from thresholds.json, as the export's own.
+    assert not expected["is_defective"] and not prediction.is_defective
+    assert prediction.image_score == pytest.approx(
+        expected["image_score"], abs=tolerances.float32_output_tolerance()
+    )
     # Given class names win over the run's.
     renamed = Predictor.load(bare_run / "best.keras", class_names=["crack", "dent"])
     assert set(renamed(images["rgb"])[0].probabilities) == {"crack", "dent"}
@@ -232,6 +249,7 @@ def test_an_openvino_export_beside_the_run_predicts_like_the_saved_model(
             expected["probabilities"], tolerance, "probabilities",
         )
         assert prediction.is_defective == bool(expected["is_defective"])
+        assert prediction.image_score == pytest.approx(expected["image_score"], abs=tolerance)
         # Mask pixels within the tolerance of 0.5 may go either way.
         masks = prediction.masks.astype(bool)
         size = masks.shape[:2]
