@@ -209,7 +209,8 @@ class Evaluator:
     def pr_curves(self) -> dict:
         """Returns PR curves for plotting: `{name: (precision, recall, thresholds)}`.
 
-        `image` is the image-level curve; with classification, `class/<name>` per class.
+        `image` is the image-level curve of the image score in use (`result()["image_ap"]
+        ["score"]`); with classification, `class/<name>` per class.
         Arrays are ordered as in `precision_recall_curve`.
         """
         curves = {"image": self._image[self._image_source].pr_curve()}
