@@ -19,9 +19,20 @@ from defect_aux_net.config import (
 )
 from defect_aux_net.config_errors import ConfigError
 from defect_aux_net.experiments import PRESETS, ExperimentConfig
+from defect_aux_net.models.model_builders import DEFAULT_MODEL, MODELS, config_class
 from defect_aux_net.training import auto_recipe, time_budget, training_run
-
 from launch import flag_errors
+
+# The preset a model trains with when no --preset is given (the default model's: auto
+# or quickstart, as below).
+MODEL_PRESETS = {"segdec": "segdec_kolektor"}
+
+MODEL = flags.DEFINE_enum(
+    "model", None, list(MODELS), "Network: defect_aux_net (default: classification, "
+    "segmentation and detection heads on an attention ResNet with FPN) or segdec (the "
+    "segmentation + decision network of Bozic et al.; default preset segdec_kolektor). "
+    "Default: the preset's.",
+)
 PRESET = flags.DEFINE_enum(
     "preset", None, sorted(PRESETS), "Experiment preset (default: auto, the recipe derived "
     "from the data, when --dataset is given; else quickstart).",
@@ -55,7 +66,8 @@ INPUT_SIZE = flags.DEFINE_list(
 BATCH_SIZE = flags.DEFINE_integer("batch_size", None, "Global batch size (paper: 128).", lower_bound=1)
 EPOCHS = flags.DEFINE_integer("epochs", None, "Training epochs (paper: 50).", lower_bound=1)
 LEARNING_RATE = flags.DEFINE_float(
-    "learning_rate", None, "Peak learning rate of the one-cycle schedule.", lower_bound=0.0
+    "learning_rate", None, "Peak learning rate of the one-cycle schedule, or SGD's "
+    "constant one (presets with the sgd optimizer: segdec_kolektor).", lower_bound=0.0
 )
 TRAIN_FRACTION = flags.DEFINE_float(
     "train_fraction", None, "Fraction of the training split used (paper Fig. 10).",
@@ -91,6 +103,7 @@ EARLY_STOPPING_PATIENCE = flags.DEFINE_integer(
 
 # The config field each flag sets (model fields dotted), for `given_fields`.
 _FIELDS = {
+    "model": "model_name",
     "backbone": "model.backbone",
     "attention": "model.attention",
     "tasks": "model.tasks",
@@ -117,9 +130,12 @@ _FIELDS = {
 
 
 def preset_name() -> str:
-    """--preset, or its default: auto with --dataset, quickstart without."""
+    """--preset, or its default: the model's (`MODEL_PRESETS`), else auto with --dataset,
+    quickstart without."""
     if PRESET.value is not None:
         return PRESET.value
+    if MODEL.value in MODEL_PRESETS:
+        return MODEL_PRESETS[MODEL.value]
     return "auto" if DATASET.value is not None else "quickstart"
 
 
@@ -144,7 +160,8 @@ def experiment_from_flags(test_split: str | None = None) -> ExperimentConfig:
     Args:
       test_split: launch.train's --test_split ('' for none), None for the preset's.
     """
-    preset = ExperimentConfig.from_preset(preset_name())
+    preset = with_model(ExperimentConfig.from_preset(preset_name()))
+    _check_model_flags(preset)
     model_changes = {}
     if BACKBONE.value is not None:
         model_changes["backbone"] = BACKBONE.value
@@ -205,6 +222,39 @@ def experiment_from_flags(test_split: str | None = None) -> ExperimentConfig:
     if TRAIN_FRACTION.value is not None and not 0 < TRAIN_FRACTION.value <= 1:
         raise ValueError(f"--train_fraction must be in (0, 1], got {TRAIN_FRACTION.value}.")
     return dataclasses.replace(preset, **changes)
+
+
+def with_model(preset: ExperimentConfig) -> ExperimentConfig:
+    """`preset` with --model's network, at the preset's input shape, when they differ.
+
+    Raises:
+      ValueError: for --preset=auto with another model (its recipe sets
+        Defect-Aux-Net's fields).
+    """
+    if MODEL.value is None or MODEL.value == preset.model_name:
+        return preset
+    if preset_name() == "auto":
+        raise ValueError(
+            f"--model={MODEL.value} has no automatic recipe (--preset=auto, the default with "
+            f"--dataset, derives {DEFAULT_MODEL}'s): give --preset, e.g. "
+            f"--preset={MODEL_PRESETS.get(MODEL.value, 'quickstart')}."
+        )
+    model = config_class(MODEL.value)(
+        num_classes=preset.model.num_classes, input_shape=preset.model.input_shape
+    )
+    return dataclasses.replace(preset, model=model, model_name=MODEL.value)
+
+
+def _check_model_flags(preset: ExperimentConfig):
+    """Raises ValueError naming a given model flag that the chosen model has no field for."""
+    fields = {field.name for field in dataclasses.fields(preset.model)}
+    for name, field in _FIELDS.items():
+        if field.startswith("model.") and flags.FLAGS[name].present:
+            if field.removeprefix("model.") not in fields:
+                raise ValueError(
+                    f"--{name} does not apply to --model={preset.model_name} (its config "
+                    f"has no {field.removeprefix('model.')} field); leave it out."
+                )
 
 
 def training_data_from_flags(test_split: str | None = None, stored: dict | None = None):

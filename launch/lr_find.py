@@ -37,7 +37,7 @@ def main(argv):
     import keras
 
     from defect_aux_net.data.pipeline import make_dataset
-    from defect_aux_net.models.defect_aux_net import build_defect_aux_net
+    from defect_aux_net.models.model_builders import build_model
     from defect_aux_net.training import lr_finder, run_files, training_run
     from defect_aux_net.training.init_checkpoint import initialize_from_checkpoint
 
@@ -48,7 +48,7 @@ def main(argv):
     experiment = data.experiment
     model_config = experiment.model
     keras.utils.set_random_seed(experiment.seed)
-    model = build_defect_aux_net(model_config)
+    model = build_model(model_config)
     if experiment.init_checkpoint:  # The learning rate for fine-tuning it.
         transfer = initialize_from_checkpoint(model, experiment.init_checkpoint)
         logging.info("%s", transfer.summary(experiment.init_checkpoint))

@@ -73,3 +73,23 @@ def test_split_fields_reject_malformed_holdouts():
         ExperimentConfig.from_preset("quickstart", validation_split="holdout(train,10%)")
     with pytest.raises(ValueError, match="train_split must be a TFDS split"):
         ExperimentConfig.from_preset("quickstart", train_split="holdout(train,10%,seed=0)")
+
+
+def test_model_name_must_match_the_model_config_and_optimizer_is_checked():
+    import dataclasses
+
+    from defect_aux_net.config_errors import ConfigError
+    from defect_aux_net.experiments import PRESETS
+
+    segdec = PRESETS["segdec_kolektor"]
+    with pytest.raises(ConfigError, match="model_name='defect_aux_net' needs a DefectAuxNetConfig"):
+        dataclasses.replace(segdec, model_name="defect_aux_net")
+    with pytest.raises(ConfigError, match="Unknown model 'unet'"):
+        dataclasses.replace(segdec, model_name="unet")
+    with pytest.raises(ConfigError, match="optimizer='rmsprop'"):
+        dataclasses.replace(segdec, optimizer="rmsprop")
+    # The reference code's KolektorSDD hyper-parameters.
+    assert (segdec.optimizer, segdec.learning_rate, segdec.batch_size, segdec.epochs) == (
+        "sgd", 1.0, 1, 50
+    )
+    assert (segdec.model.dilation, segdec.model.delta, segdec.distance_weights) == (7, 0.01, (1.0, 2.0))

@@ -243,7 +243,12 @@ def make_dataset(
     if options.ground_truth:
         dataset = dataset.map(evaluation_inputs, num_parallel_calls=tf.data.AUTOTUNE)
     else:
-        anchors = tf.constant(anchors_for_config(config), tf.float32)
+        # Only models that detect have anchors (and box targets).
+        anchors = (
+            tf.constant(anchors_for_config(config), tf.float32)
+            if "detection" in config.tasks
+            else None
+        )
         dataset = dataset.map(
             lambda example: training_inputs(
                 example, config, anchors, options.distance_weights

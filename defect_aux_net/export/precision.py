@@ -1,10 +1,7 @@
 """A trained model rebuilt to compute in another precision, with the same weights."""
 
-import dataclasses
-
 import keras
 
-from defect_aux_net.models.defect_aux_net import build_defect_aux_net
 
 # The precisions an export may compute in, by the Keras dtype policy that gives each.
 POLICIES = {"float32": "float32", "bfloat16": "mixed_bfloat16"}
@@ -19,7 +16,7 @@ def with_precision(model, precision: str):
     asks for them), so the copy saves exactly the weights of `model`.
 
     Args:
-      model: a `DefectAuxNet`.
+      model: a model of `model_builders.MODELS`.
       precision: "float32" or "bfloat16".
     """
     if precision not in POLICIES:
@@ -31,8 +28,8 @@ def with_precision(model, precision: str):
     previous = keras.config.dtype_policy()
     keras.config.set_dtype_policy(policy)
     try:
-        # Weights come from `model`: never download backbone weights here.
-        copy = build_defect_aux_net(dataclasses.replace(model.config, backbone_weights=None))
+        # Its own config, as saved: weights come from `model` (no backbone download).
+        copy = type(model).from_config(model.get_config())
     finally:
         keras.config.set_dtype_policy(previous)
     copy.set_weights(model.get_weights())

@@ -22,11 +22,11 @@ from typing import Optional, Sequence
 
 import tensorflow as tf
 
-from defect_aux_net.config import DefectAuxNetConfig
 from defect_aux_net.data.preprocessing import prepare_image
 from defect_aux_net.inference.postprocessing import DEFAULT_THRESHOLD, ImageRule, decode_outputs
 from defect_aux_net.models.empty_batches import call_unless_empty
 from defect_aux_net.models.gated_inference import GatedDefectAuxNet
+from defect_aux_net.models.model_builders import MODELS
 
 SERVING_DEFAULT = "serving_default"
 SERVING_FLOAT = "serving_float"
@@ -68,7 +68,7 @@ class ServingModule(tf.Module):
     ```
 
     Args:
-      model: a `DefectAuxNet` (any task subset; any dtype policy).
+      model: a model of `model_builders.MODELS` (any task subset; any dtype policy).
       class_names: the K class names, in the model's class order.
       thresholds: K per-class decision thresholds in [0, 1] (chosen on the
         validation split); None for 0.5 each.
@@ -108,9 +108,9 @@ class ServingModule(tf.Module):
     ):
         super().__init__(name="defect_aux_net_serving")
         config = getattr(model, "config", None)
-        if not isinstance(config, DefectAuxNetConfig):
+        if type(model) not in {entry.model_class for entry in MODELS.values()}:
             raise ValueError(
-                f"model must be a DefectAuxNet (with a DefectAuxNetConfig `config`), got "
+                f"model must be one of the library's models ({', '.join(MODELS)}), got "
                 f"{type(model).__name__}."
             )
         num_classes = config.num_classes
@@ -178,7 +178,7 @@ class ServingModule(tf.Module):
         )
 
         self._gated = None
-        if "classification" in config.tasks and len(config.tasks) > 1:
+        if model.supports_gated_inference:
             self._gated = GatedDefectAuxNet(model)
             images_spec = tf.TensorSpec([None], tf.string, name="images")
             self.serve_gated = tf.function(

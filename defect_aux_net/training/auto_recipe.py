@@ -18,7 +18,7 @@ from defect_aux_net.config import TASKS
 from defect_aux_net.data import datasets
 from defect_aux_net.data.dataset_survey import survey_split
 from defect_aux_net.data.pipeline import make_dataset
-from defect_aux_net.models.defect_aux_net import build_defect_aux_net
+from defect_aux_net.models.model_builders import build_model
 from defect_aux_net.recipes import choose_recipe
 from defect_aux_net.training import run_files
 from defect_aux_net.training.training_run import (
@@ -63,7 +63,7 @@ def measure_initial_losses(data: TrainingData) -> dict:
     """Each head's loss on the first training batch, with the weights `fit` starts from."""
     experiment = data.experiment
     keras.utils.set_random_seed(experiment.seed)
-    model = build_defect_aux_net(experiment.model)
+    model = build_model(experiment.model)
     dataset = make_dataset(
         data.builder,
         experiment.train_split_slice,

@@ -16,10 +16,10 @@ import tensorflow as tf
 from absl import logging
 
 from defect_aux_net import atomic_writes
-from defect_aux_net.config import DefectAuxNetConfig
 from defect_aux_net.config_errors import ConfigError
 from defect_aux_net.experiments import ExperimentConfig
 from defect_aux_net.inference.postprocessing import ImageRule
+from defect_aux_net.models.model_builders import config_class
 
 # The states of a model_dir for a run about to start (`model_dir_state`).
 NEW, RESUME, COMPLETE = "new", "resume", "complete"
@@ -104,7 +104,11 @@ def read_config(model_dir: str) -> tuple:
         )
     values = read_json(path)
     _check_fields(values, ExperimentConfig, path, "the config", extra=("class_names",))
-    _check_fields(values["model"], DefectAuxNetConfig, path, '"model"')
+    try:
+        model_config_class = config_class(values["model_name"])
+    except ValueError as error:
+        raise ValueError(f"{path}: model_name: {error}") from error
+    _check_fields(values["model"], model_config_class, path, '"model"')
     class_names = values.pop("class_names")
     if not isinstance(class_names, list) or not all(isinstance(n, str) for n in class_names):
         raise ValueError(f"{path}: class_names must be a list of names, got {class_names!r}.")

@@ -20,9 +20,10 @@ from absl import logging
 from defect_aux_net.config_errors import ConfigError
 from defect_aux_net.data import datasets
 from defect_aux_net.data.pipeline import distributed_dataset
-from defect_aux_net.models.defect_aux_net import build_defect_aux_net
+from defect_aux_net.models.model_builders import build_model
 from defect_aux_net.training.auto_recipe import reuse_stored
-from defect_aux_net.training.one_cycle import OneCycleAdam, OneCycleSchedule
+from defect_aux_net.training.one_cycle import OneCycleSchedule
+from defect_aux_net.training.optimizers import make_optimizer
 from defect_aux_net.training.strategies import supports_xla
 from defect_aux_net.training.training_run import TrainingData, training_input_options
 
@@ -106,9 +107,9 @@ def measure_step_time(data: TrainingData, strategy, jit_compile, steps: int = WA
     )
     keras.utils.set_random_seed(experiment.seed)
     with strategy.scope():
-        model = build_defect_aux_net(experiment.model)
+        model = build_model(experiment.model)
         schedule = OneCycleSchedule(experiment.learning_rate, max(steps + 1, MIN_TOTAL_STEPS))
-        model.compile(optimizer=OneCycleAdam(schedule), jit_compile=jit_compile)
+        model.compile(optimizer=make_optimizer(experiment, schedule), jit_compile=jit_compile)
         model.optimizer.build(model.trainable_variables)
     timer = _StepTimer()
     model.fit(train_data, epochs=1, steps_per_epoch=steps + 1, callbacks=[timer], verbose=0)

@@ -22,7 +22,7 @@ from defect_aux_net.evaluation.model_evaluation import (
 )
 from defect_aux_net.experiments import ExperimentConfig
 from defect_aux_net.export.saved_model import export_saved_model
-from defect_aux_net.models.defect_aux_net import build_defect_aux_net
+from defect_aux_net.models.model_builders import build_model
 from defect_aux_net.training.callbacks import (
     BackupAndRestoreFromChief,
     ModelCheckpointWrittenWhole,
@@ -35,7 +35,8 @@ from defect_aux_net.training.init_checkpoint import (
     check_outside,
     initialize_from_checkpoint,
 )
-from defect_aux_net.training.one_cycle import OneCycleAdam, OneCycleSchedule
+from defect_aux_net.training.one_cycle import OneCycleSchedule
+from defect_aux_net.training.optimizers import make_optimizer
 from defect_aux_net.training.run_files import (
     COMPLETE,
     best_validation_loss,
@@ -244,9 +245,9 @@ def run_training(
         jit_compile = False
     keras.utils.set_random_seed(experiment.seed)
     with strategy.scope():
-        model = build_defect_aux_net(model_config)
+        model = build_model(model_config)
         model.compile(
-            optimizer=OneCycleAdam(schedule),
+            optimizer=make_optimizer(experiment, schedule),
             jit_compile=jit_compile,
             steps_per_execution=TPU_STEPS_PER_EXECUTION if is_tpu else 1,
         )

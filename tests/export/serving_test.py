@@ -217,8 +217,8 @@ def test_bad_arguments_are_named(served, arguments, message):
         ServingModule(model, **arguments)
 
 
-def test_a_model_without_a_defect_aux_net_config_is_refused():
-    with pytest.raises(ValueError, match="model must be a DefectAuxNet"):
+def test_a_model_that_is_not_one_of_the_library_models_is_refused():
+    with pytest.raises(ValueError, match="model must be one of the library's models"):
         ServingModule(keras.Sequential([keras.layers.Dense(2)]), CLASS_NAMES)
 
 

@@ -51,3 +51,48 @@ def test_bad_budget_flags_name_the_flag(args, message):
     parse(*args)
     with pytest.raises(ValueError, match=message):
         experiment_flags.experiment_from_flags()
+
+
+@flagsaver.flagsaver
+def test_model_segdec_defaults_to_its_preset_and_round_trips_through_config_json():
+    from defect_aux_net.experiments import ExperimentConfig
+    from defect_aux_net.models.segdec_config import SegDecConfig
+    from defect_aux_net.training import run_files
+
+    parse("--model=segdec", "--input_size=256,128")
+    assert experiment_flags.preset_name() == "segdec_kolektor"
+    experiment = experiment_flags.experiment_from_flags()
+    assert isinstance(experiment.model, SegDecConfig)
+    assert (experiment.model_name, experiment.optimizer) == ("segdec", "sgd")
+    assert experiment.model.input_shape == (256, 128, 1)
+    values = run_files.config_dict(experiment, ["defect"])
+    values.pop("class_names")
+    assert ExperimentConfig.from_dict(values) == experiment
+    # Another preset keeps its schedule and input shape, with the chosen network.
+    parse("--model=segdec", "--preset=quickstart")
+    experiment = experiment_flags.experiment_from_flags()
+    assert (experiment.model_name, experiment.optimizer) == ("segdec", "one_cycle_adam")
+    assert experiment.model == SegDecConfig(num_classes=4, input_shape=(128, 128, 3))
+
+
+@flagsaver.flagsaver
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--attention=se"], "--attention does not apply to --model=segdec"),
+        (["--backbone=resnet50"], "--backbone does not apply to --model=segdec"),
+        (["--loss_weights=1,1,1"], "--loss_weights does not apply"),
+        (["--tasks=segmentation"], "always"),
+        (["--dataset=neu_det", "--preset=auto"], "--model=segdec has no automatic recipe"),
+    ],
+)
+def test_defect_aux_net_flags_are_refused_with_model_segdec(args, message):
+    parse("--model=segdec", *args)
+    with pytest.raises(ValueError, match=message):
+        experiment_flags.experiment_from_flags()
+
+
+def test_model_flag_is_validated_and_in_help():
+    with pytest.raises(flags.IllegalFlagValueError):
+        flags.FLAGS["model"].parse("unet")
+    assert "segdec" in flags.FLAGS["model"].help

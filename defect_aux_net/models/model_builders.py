@@ -1,0 +1,51 @@
+"""The models a run can choose: one mapping from a model name to its class and config class.
+
+`launch.train --model=NAME` and `ExperimentConfig.model_name` name an entry; every
+other part of the library asks the model (or its config) what it has: `tasks`,
+`num_classes`, `input_shape`, `resolved_input_normalization`, `anchors`,
+`supports_gated_inference`.
+"""
+
+import dataclasses
+
+from defect_aux_net.config import DefectAuxNetConfig
+from defect_aux_net.models.defect_aux_net import DefectAuxNet
+from defect_aux_net.models.segdec_config import SegDecConfig
+from defect_aux_net.models.segdec_net import SegDecNet
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelEntry:
+    """A choosable model: `model_class(config)` builds it from a `config_class` instance."""
+
+    model_class: type
+    config_class: type
+
+
+MODELS = {
+    "defect_aux_net": ModelEntry(DefectAuxNet, DefectAuxNetConfig),
+    "segdec": ModelEntry(SegDecNet, SegDecConfig),
+}
+DEFAULT_MODEL = "defect_aux_net"
+
+
+def model_name(config) -> str:
+    """The `MODELS` name of the model `config` describes."""
+    for name, entry in MODELS.items():
+        if type(config) is entry.config_class:
+            return name
+    raise ValueError(
+        f"{type(config).__name__} is the config of no model; models: {', '.join(MODELS)}."
+    )
+
+
+def config_class(name: str) -> type:
+    """The config class of the model `name`; ValueError naming the choices."""
+    if name not in MODELS:
+        raise ValueError(f"Unknown model {name!r}; choose one of {', '.join(MODELS)}.")
+    return MODELS[name].config_class
+
+
+def build_model(config):
+    """Builds the model `config` describes (a config class of `MODELS`)."""
+    return MODELS[model_name(config)].model_class(config)
