@@ -49,6 +49,10 @@ def test_train_writes_config_checkpoint_export_logs_and_metrics(trained_run):
     assert os.path.exists(os.path.join(model_dir, "best.keras"))
     assert os.path.exists(os.path.join(model_dir, "export", "1", "saved_model.pb"))
     thresholds = json.load(open(os.path.join(model_dir, "thresholds.json")))
+    # Three heads and a validation split of both kinds: an image rule beside the classes.
+    image_rule = thresholds.pop("image_score")
+    assert set(image_rule["weights"]) == {"classification", "mask", "detection"}
+    assert sum(image_rule["weights"].values()) == pytest.approx(1)
     assert set(thresholds) == set(config["class_names"])
     assert all(0 <= value <= 1 for value in thresholds.values())
 
@@ -69,6 +73,14 @@ def test_train_writes_config_checkpoint_export_logs_and_metrics(trained_run):
     assert {
         name: value["threshold"] for name, value in metrics["thresholds"]["per_class"].items()
     } == pytest.approx(thresholds)
+    # ... and the image rule, whose fused score decides is_defective.
+    assert metrics["thresholds"]["image_rule"] == pytest.approx(
+        image_rule["weights"] | {"threshold": image_rule["threshold"]}
+    )
+    assert metrics["image_ap"]["score"] == "fused"
+    assert set(metrics["image_ap"]["per_source"]) == {
+        "classification", "mask", "detection", "fused"
+    }
     # Complete: the marker lists the outputs; the backup is gone.
     complete = json.load(open(os.path.join(model_dir, "complete.json")))
     assert complete["outputs"]["export"] == os.path.join(model_dir, "export", "1")
@@ -291,3 +303,66 @@ def test_missing_model_dir_is_reported():
     result = run_launch("train", timeout=60)
     assert result.returncode != 0
     assert "model_dir" in result.stderr
+
+
+# The segmentation + decision network, narrow (segdec_small), on the tiny synthetic set.
+SEGDEC_TRAINING = (
+    "--model=segdec",
+    "--preset=segdec_small",
+    "--dataset=synthetic_defects/small",
+    "--input_size=128,128",
+    "--batch_size=8",
+    "--epochs=2",
+    "--train_fraction=0.125",
+    "--validation_split=validation[:32]",
+    "--jit_compile=false",
+)
+
+
+@pytest.mark.slow(seconds=120)
+def test_segdec_trains_exports_evaluates_and_predicts_in_a_fresh_process(
+    synthetic_data_dir, tmp_path
+):
+    import keras
+    from PIL import Image
+
+    from defect_aux_net.data.preprocessing import prepare_image
+    from tests.tolerances import float32_output_tolerance
+
+    model_dir = tmp_path / "run"
+    result = run_launch(
+        "train", *SEGDEC_TRAINING, f"--data_dir={synthetic_data_dir}", f"--model_dir={model_dir}"
+    )
+    check_success(result)
+    config = json.loads((model_dir / "config.json").read_text())
+    assert (config["model_name"], config["optimizer"]) == ("segdec", "one_cycle_adam")
+    assert config["model"]["input_shape"] == [128, 128, 1]
+    assert config["negative_sampling"] and config["distance_weights"] == [1.0, 2.0]
+    assert (model_dir / "complete.json").exists()
+    with open(model_dir / "history.csv") as file:
+        assert {"classification_loss", "segmentation_loss"} <= set(next(csv.DictReader(file)))
+    metrics = json.loads((model_dir / "metrics_test.json").read_text())
+    assert {"classification", "segmentation", "image_ap"} <= set(metrics)
+    export = model_dir / "export" / "1"
+    # No gated signatures: the decision head needs the segmentation first.
+    assert set(tf.saved_model.load(str(export)).signatures) == {
+        "serving_default", "serving_float"
+    }
+
+    image = np.random.default_rng(0).integers(0, 256, (100, 90, 3), dtype=np.uint8)
+    Image.fromarray(image).save(str(tmp_path / "part.png"))
+    output_dir = tmp_path / "predictions"
+    result = run_launch(
+        "predict", f"--model={model_dir}", f"--inputs={tmp_path / 'part.png'}",
+        f"--output_dir={output_dir}",
+    )
+    check_success(result)
+    predicted = json.loads((output_dir / "predictions.json").read_text())
+    assert predicted["model"] == str(export)
+    best = keras.saving.load_model(str(model_dir / "best.keras"))
+    expected = best(prepare_image(image, (128, 128), 1)[None])["classification"][0]
+    np.testing.assert_allclose(
+        list(predicted["predictions"][0]["probabilities"].values()),
+        np.asarray(expected),
+        atol=float32_output_tolerance(),
+    )
