@@ -1,0 +1,270 @@
+"""The Defect-Aux-Net paper's tables as experiments: rows, the paper's numbers, budgets.
+
+A table is a list of rows; a row is a name and the experiment fields it sets (dotted
+for the model's: `model.attention`), so rows of other networks join by setting
+`model_name`. `row_run` turns a row, a dataset and a budget into a `RowRun`: a preset
+and the fields set on it, which is what a `launch.train` command says;
+`training.table_runner` trains the rows and reports the paper's numbers beside ours.
+
+The paper's numbers are typed from its text (`../shared/papers`, OCR'd): Table I and
+Table IV on TekErreka (not public); Fig. 10 on Severstal, whose points are only
+plotted, so it has no numbers to compare with.
+"""
+
+import dataclasses
+from typing import Optional
+
+from defect_aux_net.experiments import ExperimentConfig
+from defect_aux_net.models.model_builders import config_class
+
+# The parameter count of the trained model (best.keras), in millions; every other
+# metric key is a dotted key of the run's metrics_<split>.json.
+PARAMETERS = "parameters_millions"
+
+# How rows are sized (`row_run`): "cpu" is the automatic recipe (the small network,
+# input size, batch and learning rate derived from the data, `recipes`) with the first
+# row's epochs fitted to `CPU_ROW_SECONDS` and every other row training as many; "paper"
+# is the paper's preset of the table (its network, input size, batch 128, 50 epochs);
+# "smoke" is the recipe at `SMOKE_INPUT_SIZE` for one epoch, a check that a table runs
+# end to end on a dataset (its figures measure nothing).
+BUDGETS = ("cpu", "paper", "smoke")
+CPU_ROW_SECONDS = 600.0
+SMOKE_INPUT_SIZE = (64, 64)
+SMOKE_EPOCHS = 1
+
+
+@dataclasses.dataclass(frozen=True)
+class Metric:
+    """A column of a table.
+
+    Attributes:
+      key: `PARAMETERS`, or a dotted key of metrics_<split>.json (`segmentation.iou`).
+      label: the column's title, as the paper's.
+    """
+
+    key: str
+    label: str
+
+
+@dataclasses.dataclass(frozen=True)
+class Row:
+    """A row: a variant of the table's experiment.
+
+    Attributes:
+      name: the row's name, as the paper's.
+      folder: the name of its run folder under the table's output folder.
+      fields: experiment fields the row sets, dotted for the model's
+        (`{"model.attention": "se"}`), `model_name` for another network.
+      paper: the paper's number for each metric key; None where it gives none.
+    """
+
+    name: str
+    folder: str
+    fields: dict
+    paper: dict
+
+
+@dataclasses.dataclass(frozen=True)
+class PaperTable:
+    """A table or figure of the paper whose rows are experiments.
+
+    Attributes:
+      key: the `--table` value: "T1", "T4", "F10".
+      title: what the table compares.
+      source: where the paper's numbers are, and on which dataset.
+      paper_preset: the `ExperimentConfig` preset of the paper's settings for it.
+      task: the head whose outputs the figures measure; the dataset must annotate it.
+      metrics: the columns.
+      rows: the rows, the reference row (the paper's choice) first.
+    """
+
+    key: str
+    title: str
+    source: str
+    paper_preset: str
+    task: str
+    metrics: tuple
+    rows: tuple
+
+    def __post_init__(self):
+        folders = [row.folder for row in self.rows]
+        if len(set(folders)) != len(folders):
+            raise ValueError(f"Table {self.key}: row folders repeat: {folders}.")
+        keys = {metric.key for metric in self.metrics}
+        for row in self.rows:
+            if not set(row.paper) <= keys:
+                raise ValueError(
+                    f"Table {self.key}, row {row.name!r}: paper numbers for "
+                    f"{sorted(set(row.paper) - keys)}, which are not columns {sorted(keys)}."
+                )
+
+
+def apply_fields(experiment: ExperimentConfig, fields: dict) -> ExperimentConfig:
+    """`experiment` with `fields` set (dotted `model.*` on its model config).
+
+    A `model_name` other than the experiment's makes that network's config at the
+    experiment's classes and input shape first, as `launch.train --model` does.
+
+    Raises:
+      ValueError: naming a field the experiment or its model config does not have.
+    """
+    model_name = fields.get("model_name", experiment.model_name)
+    model = experiment.model
+    if model_name != experiment.model_name:
+        model = config_class(model_name)(
+            num_classes=model.num_classes, input_shape=model.input_shape
+        )
+    model_fields = {field.name for field in dataclasses.fields(model)}
+    experiment_fields = {field.name for field in dataclasses.fields(experiment)}
+    model_changes, changes = {}, {"model_name": model_name}
+    for field, value in fields.items():
+        name = field.removeprefix("model.")
+        known = model_fields if field.startswith("model.") else experiment_fields
+        if name not in known:
+            owner = type(model).__name__ if field.startswith("model.") else "ExperimentConfig"
+            raise ValueError(f"{field!r} is not a field of {owner}.")
+        (model_changes if field.startswith("model.") else changes)[name] = value
+    if model_name == experiment.model_name:
+        del changes["model_name"]
+    model = dataclasses.replace(model, **model_changes)
+    return dataclasses.replace(experiment, model=model, **changes)
+
+
+@dataclasses.dataclass(frozen=True)
+class RowRun:
+    """One row's training run, as a `launch.train` command gives it.
+
+    Attributes:
+      row: the table's row.
+      preset: the `ExperimentConfig` preset it starts from ("auto": the recipe).
+      fields: the fields set on the preset (the command's flags): the budget's, the
+        dataset's splits and the row's. With the "auto" preset the recipe keeps them.
+    """
+
+    row: Row
+    preset: str
+    fields: dict
+
+    def experiment(self) -> ExperimentConfig:
+        """The preset with the fields set; given epochs replace the preset's time budget,
+        as `launch.train --epochs` does."""
+        fields = self.fields
+        if "epochs" in fields and "time_budget" not in fields:
+            fields = {**fields, "time_budget": None}
+        return apply_fields(ExperimentConfig.from_preset(self.preset), fields)
+
+
+def row_run(
+    table: PaperTable,
+    row: Row,
+    budget: str,
+    dataset: str,
+    splits: Optional[dict] = None,
+    tasks: Optional[tuple] = None,
+    epochs: Optional[int] = None,
+) -> RowRun:
+    """The run of `row` of `table` on `dataset` at `budget`.
+
+    Every row of a table runs with the same schedule: the budget's epochs, or `epochs`.
+    The "cpu" budget fits its first row's epochs to `CPU_ROW_SECONDS`; the other rows
+    are given the epochs that row chose.
+
+    Args:
+      table: the table.
+      row: one of its rows.
+      budget: one of `BUDGETS`.
+      dataset: the TFDS dataset every row trains on.
+      splits: split fields (`validation_split`, `test_split`) every row sets.
+      tasks: the heads every row trains, or None for the budget's: the recipe's
+        choice (the heads the dataset annotates), or the paper preset's three.
+      epochs: the row's epochs; None for the budget's.
+
+    Raises:
+      ValueError: for an unknown budget, or a "cpu" row after the first without epochs.
+    """
+    if budget not in BUDGETS:
+        raise ValueError(f"Unknown budget {budget!r}; allowed values: {', '.join(BUDGETS)}.")
+    fields, preset = {"dataset": dataset, **(splits or {})}, "auto"
+    if tasks is not None:
+        fields["model.tasks"] = tuple(tasks)
+    if budget == "paper":
+        preset = table.paper_preset
+    elif budget == "smoke":
+        channels = ExperimentConfig.from_preset(preset).model.input_shape[2]
+        fields["model.input_shape"] = (*SMOKE_INPUT_SIZE, channels)
+        epochs = epochs or SMOKE_EPOCHS
+    elif epochs is None:
+        if row is not table.rows[0]:
+            raise ValueError(
+                f"Row {row.name!r} of table {table.key} at the cpu budget needs the epochs "
+                "the first row's time budget chose."
+            )
+        fields["time_budget"] = CPU_ROW_SECONDS
+    if epochs is not None:
+        fields["epochs"] = epochs
+    return RowRun(row, preset, {**fields, **row.fields})
+
+
+def _row(name, folder, fields, *values, metrics):
+    return Row(name, folder, fields, dict(zip((metric.key for metric in metrics), values)))
+
+
+_IOU_DICE = (Metric("segmentation.iou", "IoU"), Metric("segmentation.dice", "Dice"))
+_ACCURACY = Metric("classification.accuracy", "Accuracy")
+_ATTENTION = (_ACCURACY, Metric(PARAMETERS, "Parameters (M)"))
+
+TABLES = {
+    table.key: table
+    for table in (
+        PaperTable(
+            key="T1",
+            title="Segmentation loss variants of Defect-Aux-Net",
+            source="Table I (TekErreka)",
+            paper_preset="tekerreka",
+            task="segmentation",
+            metrics=_IOU_DICE,
+            rows=tuple(
+                _row(name, folder, {"model.segmentation_loss": loss}, iou, dice,
+                     metrics=_IOU_DICE)
+                for name, folder, loss, iou, dice in (
+                    ("Dice", "dice", "dice", 0.903, 0.926),
+                    ("BCE", "bce", "bce", 0.892, 0.911),  # OCR: "0911".
+                    ("Jaccard", "jaccard", "jaccard", 0.900, 0.913),
+                    ("Dice + BCE", "dice_bce", "dice+bce", 0.901, 0.920),
+                    ("Jaccard + BCE", "jaccard_bce", "jaccard+bce", 0.899, 0.912),
+                )
+            ),
+        ),
+        PaperTable(
+            key="T4",
+            title="Attention in the residual blocks of Defect-Aux-Net",
+            source="Table IV (TekErreka)",
+            paper_preset="tekerreka",
+            task="classification",
+            metrics=_ATTENTION,
+            rows=tuple(
+                _row(name, folder, {"model.attention": attention}, accuracy, parameters,
+                     metrics=_ATTENTION)
+                for name, folder, attention, accuracy, parameters in (
+                    ("SE + spatial attention", "se_sa", "se+sa", 0.971, 36.2),
+                    ("Without attention", "none", "none", 0.962, 33.2),
+                    ("SE attention", "se", "se", 0.968, 35.7),
+                    ("Spatial attention", "sa", "sa", 0.963, 33.5),
+                )
+            ),
+        ),
+        PaperTable(
+            key="F10",
+            title="Training data size vs. classification accuracy of Defect-Aux-Net",
+            source="Fig. 10 (Severstal; plotted only, the text gives no values)",
+            paper_preset="severstal",
+            task="classification",
+            metrics=(_ACCURACY,),
+            rows=tuple(
+                Row(f"{percent} % of the training data", f"train_{percent}",
+                    {"train_fraction": percent / 100}, {})
+                for percent in (90, 75, 50)
+            ),
+        ),
+    )
+}

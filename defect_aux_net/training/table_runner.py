@@ -1,0 +1,245 @@
+"""Trains the rows of a paper table, each in its own run folder, and reports them.
+
+Each row (`paper_tables.RowRun`) is a training run in `<output_dir>/<row.folder>`,
+made by the library's steps in `launch.train`'s order: `prepare_training_data`, the
+automatic recipe, the time budget, `run_training`. A killed runner therefore resumes
+the row it was training from its last epoch, and a row with complete.json is read,
+not trained again. The report puts the paper's numbers beside ours, with the command
+that trains each row: `<output_dir>/<table key>.md` and `.json`, written whole.
+"""
+
+import dataclasses
+import os
+import time
+
+from absl import logging
+
+from defect_aux_net import atomic_writes
+from defect_aux_net.config import TASKS
+from defect_aux_net.config_errors import ConfigError
+from defect_aux_net.data import datasets
+from defect_aux_net.data.holdout import Holdout
+from defect_aux_net.paper_tables import PARAMETERS, PaperTable, RowRun, row_run
+from defect_aux_net.training import auto_recipe, run_files, time_budget, training_run
+
+
+@dataclasses.dataclass(frozen=True)
+class RowResult:
+    """A trained row.
+
+    Attributes:
+      run: what it trained.
+      model_dir: its run folder.
+      epochs: the epochs it trained (its config.json's).
+      figures: our number for each metric key of the table.
+    """
+
+    run: RowRun
+    model_dir: str
+    epochs: int
+    figures: dict
+
+
+def evaluation_splits(builder, dataset: str) -> dict:
+    """The split fields that measure every row on images no row trained or chose on.
+
+    The dataset's test split where it has one (the presets' default); else its
+    validation split, with best-model selection and thresholds on a holdout of train.
+
+    Raises:
+      ConfigError: naming `ExperimentConfig.dataset` when it has neither split.
+    """
+    names = set(builder.info.splits)
+    if "test" in names:
+        return {}
+    if "validation" in names:
+        return {"validation_split": str(Holdout("train")), "test_split": "validation"}
+    raise ConfigError(
+        "ExperimentConfig.dataset",
+        f"ExperimentConfig.dataset={dataset} has neither a test nor a validation split "
+        f"(splits: {', '.join(sorted(names))}): no images are left to measure the rows on.",
+    )
+
+
+def annotated_tasks(builder, table: PaperTable, dataset: str) -> tuple:
+    """The heads `dataset`'s training split annotates; the table's task must be one.
+
+    Raises:
+      ConfigError: naming `ExperimentConfig.dataset` when the table's task is not
+        (a dataset without masks for Table I).
+    """
+    summary = datasets.summarize_split(builder, "train")
+    counts = {"classification": summary.num_examples, "segmentation": summary.with_masks,
+              "detection": summary.with_boxes}
+    tasks = tuple(task for task in TASKS if counts[task] > 0)
+    if table.task not in tasks:
+        raise ConfigError(
+            "ExperimentConfig.dataset",
+            f"ExperimentConfig.dataset={dataset}: table {table.key} measures {table.task}, "
+            f"and no training image of {dataset} is annotated for it (it has {tasks}); "
+            "choose a dataset that is.",
+        )
+    return tasks
+
+
+def train_row(run: RowRun, data_dir, model_dir: str, strategy, jit_compile) -> dict:
+    """Trains `run` in `model_dir` (or resumes it; a complete run is not retrained).
+
+    Returns:
+      The outputs of its complete.json.
+    """
+    started = time.monotonic()
+    stored = None
+    if run_files.has_config(model_dir):  # A rerun reuses its measured choices.
+        stored = run_files.read_json(run_files.model_dir_paths(model_dir)["config"])
+    data = training_run.prepare_training_data(run.experiment(), data_dir)
+    if run.preset == "auto":
+        data = auto_recipe.apply_recipe(data, frozenset(run.fields), stored)
+    if data.experiment.time_budget is not None:
+        data = time_budget.fit_epochs_to_budget(data, strategy, jit_compile, started, stored)
+    schedule = training_run.one_cycle_schedule(data)
+    logging.info("Row %r in %s: %s", run.row.name, model_dir, data.experiment)
+    training_run.run_training(
+        data, schedule, model_dir, strategy, export=False, jit_compile=jit_compile,
+        test_split=data.experiment.test_split,
+    )
+    return run_files.read_completion(model_dir)
+
+
+def row_figures(table: PaperTable, outputs: dict) -> dict:
+    """Our number for each of the table's metric keys, from a complete run's outputs.
+
+    Raises:
+      ValueError: naming the metrics file when it lacks a key.
+    """
+    if "metrics" not in outputs:
+        raise ValueError(f"The run of {outputs['best']} has no test metrics.")
+    metrics = run_files.read_json(outputs["metrics"])
+    figures = {}
+    for metric in table.metrics:
+        if metric.key == PARAMETERS:
+            figures[metric.key] = run_files.load_model(outputs["best"]).count_params() / 1e6
+            continue
+        value = metrics
+        for part in metric.key.split("."):
+            if not isinstance(value, dict) or part not in value:
+                raise ValueError(f"{outputs['metrics']} has no {metric.key!r}.")
+            value = value[part]
+        figures[metric.key] = value
+    return figures
+
+
+def run_table(
+    table: PaperTable,
+    budget: str,
+    dataset: str,
+    data_dir,
+    output_dir: str,
+    strategy,
+    jit_compile,
+    epochs=None,
+    tasks=None,
+) -> list:
+    """Trains every row of `table` on `dataset` with the same schedule; `RowResult`s.
+
+    Args:
+      table: the table.
+      budget: one of `paper_tables.BUDGETS`.
+      dataset: TFDS name of a built dataset.
+      data_dir: its TFDS data_dir, or None.
+      output_dir: where each row's run folder goes.
+      strategy: the tf.distribute strategy every row trains under.
+      jit_compile: as for `run_training`.
+      epochs: every row's epochs, instead of the budget's.
+      tasks: the heads every row trains, instead of the budget's (the recipe's, or
+        for "paper" every head the dataset annotates); they must include the table's.
+
+    Raises:
+      ConfigError: naming the dataset or the tasks, when they cannot make the table.
+    """
+    builder = datasets.load_builder(dataset, data_dir)
+    splits = evaluation_splits(builder, dataset)
+    annotated = annotated_tasks(builder, table, dataset)
+    if tasks is not None and table.task not in tasks:
+        field = "DefectAuxNetConfig.tasks"
+        raise ConfigError(
+            field, f"{field}={','.join(tasks)}: table {table.key} measures {table.task}: "
+            f"include it.",
+        )
+    if tasks is None and budget == "paper":
+        tasks = annotated
+    results = []
+    for row in table.rows:
+        row_epochs = epochs
+        if budget == "cpu" and epochs is None and results:
+            row_epochs = results[0].epochs  # The first row's time budget chose them.
+        run = row_run(table, row, budget, dataset, splits, tasks, row_epochs)
+        model_dir = os.path.join(output_dir, row.folder)
+        outputs = train_row(run, data_dir, model_dir, strategy, jit_compile)
+        experiment, _ = run_files.read_config(model_dir)
+        results.append(RowResult(run, model_dir, experiment.epochs, row_figures(table, outputs)))
+        logging.info("Row %r: %s", row.name, results[-1].figures)
+    return results
+
+
+def _cell(value) -> str:
+    return "—" if value is None else f"{value:.3f}"
+
+
+def report_markdown(table: PaperTable, results: list, commands: list, heading: str) -> str:
+    """The table as markdown: the paper's number and ours side by side, per column.
+
+    Args:
+      table: the table.
+      results: its `RowResult`s, in row order.
+      commands: the command that trains each row.
+      heading: what was run (dataset, budget), said under the title.
+    """
+    header = ["Row"]
+    for metric in table.metrics:
+        header += [f"{metric.label} (paper)", f"{metric.label} (ours)"]
+    lines = [
+        f"# {table.key}: {table.title}",
+        "",
+        f"Paper: {table.source}. Ours: {heading}.",
+        "",
+        "| " + " | ".join(header + ["Epochs", "Command"]) + " |",
+        "|" + "---|" * (len(header) + 2),
+    ]
+    for result, command in zip(results, commands):
+        cells = [result.run.row.name]
+        for metric in table.metrics:
+            cells += [_cell(result.run.row.paper.get(metric.key)),
+                      _cell(result.figures[metric.key])]
+        lines.append("| " + " | ".join(cells + [str(result.epochs), f"`{command}`"]) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def report_json(table: PaperTable, results: list, commands: list, heading: str) -> dict:
+    """Every figure of the report, for scripts."""
+    return {
+        "table": table.key,
+        "title": table.title,
+        "source": table.source,
+        "run": heading,
+        "metrics": {metric.key: metric.label for metric in table.metrics},
+        "rows": [
+            {
+                "name": result.run.row.name,
+                "model_dir": result.model_dir,
+                "command": command,
+                "epochs": result.epochs,
+                "paper": result.run.row.paper,
+                "ours": result.figures,
+            }
+            for result, command in zip(results, commands)
+        ],
+    }
+
+
+def write_report(table: PaperTable, results, commands, heading: str, output_dir: str) -> dict:
+    """Writes `<output_dir>/<key>.md` and `.json` whole; returns their paths."""
+    paths = {ext: os.path.join(output_dir, f"{table.key}.{ext}") for ext in ("md", "json")}
+    atomic_writes.write_text(paths["md"], report_markdown(table, results, commands, heading))
+    atomic_writes.write_json(paths["json"], report_json(table, results, commands, heading))
+    return paths

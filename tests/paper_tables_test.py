@@ -1,0 +1,121 @@
+import pytest
+
+from defect_aux_net import paper_tables
+from defect_aux_net.config import ATTENTIONS, SEGMENTATION_LOSSES, DefectAuxNetConfig
+from defect_aux_net.models.segdec_config import SegDecConfig
+from defect_aux_net.paper_tables import PARAMETERS, TABLES, Row, RowRun, apply_fields, row_run
+
+
+def rows_by_name(key):
+    return {row.name: row for row in TABLES[key].rows}
+
+
+def test_table_one_has_the_papers_iou_and_dice_for_every_segmentation_loss():
+    rows = rows_by_name("T1")
+    # Typed from the paper's Table I (TekErreka).
+    assert rows["Dice"].paper == {"segmentation.iou": 0.903, "segmentation.dice": 0.926}
+    assert rows["BCE"].paper == {"segmentation.iou": 0.892, "segmentation.dice": 0.911}
+    assert rows["Jaccard + BCE"].paper == {"segmentation.iou": 0.899, "segmentation.dice": 0.912}
+    losses = [row.fields["model.segmentation_loss"] for row in TABLES["T1"].rows]
+    assert sorted(losses) == sorted(SEGMENTATION_LOSSES)
+    # The paper's choice, Dice, is the reference row.
+    assert TABLES["T1"].rows[0].name == "Dice"
+    assert TABLES["T1"].task == "segmentation"
+
+
+def test_table_four_has_the_papers_accuracy_and_parameters_for_every_attention():
+    rows = rows_by_name("T4")
+    assert rows["Without attention"].paper == {
+        "classification.accuracy": 0.962, PARAMETERS: 33.2
+    }
+    assert rows["SE + spatial attention"].paper == {
+        "classification.accuracy": 0.971, PARAMETERS: 36.2
+    }
+    assert rows["Spatial attention"].paper[PARAMETERS] == 33.5
+    attentions = [row.fields["model.attention"] for row in TABLES["T4"].rows]
+    assert sorted(attentions) == sorted(ATTENTIONS)
+
+
+def test_figure_ten_trains_on_fractions_of_the_data_and_has_no_paper_numbers():
+    table = TABLES["F10"]
+    assert [row.fields for row in table.rows] == [
+        {"train_fraction": 0.9}, {"train_fraction": 0.75}, {"train_fraction": 0.5}
+    ]
+    assert all(row.paper == {} for row in table.rows)
+    assert table.paper_preset == "severstal"
+
+
+def test_the_cpu_budget_fits_the_first_rows_epochs_and_gives_them_to_the_others():
+    table = TABLES["T4"]
+    first = row_run(table, table.rows[0], "cpu", "neu_det", {"test_split": "validation"})
+    assert first.preset == "auto"
+    assert first.fields == {
+        "dataset": "neu_det",
+        "test_split": "validation",
+        "time_budget": paper_tables.CPU_ROW_SECONDS,
+        "model.attention": "se+sa",
+    }
+    experiment = first.experiment()
+    assert experiment.time_budget == 600.0
+    assert experiment.model.backbone == "resnet18"  # The small network of the recipe.
+    with pytest.raises(ValueError, match="needs the epochs the first row's time budget"):
+        row_run(table, table.rows[1], "cpu", "neu_det")
+    second = row_run(table, table.rows[1], "cpu", "neu_det", epochs=7)
+    experiment = second.experiment()
+    # Given epochs replace the auto preset's 30-minute budget, as launch.train's --epochs.
+    assert (experiment.epochs, experiment.time_budget) == (7, None)
+    assert experiment.model.attention == "none"
+
+
+def test_the_paper_budget_is_the_tables_paper_preset_with_the_rows_fields():
+    table = TABLES["T1"]
+    run = row_run(
+        table, table.rows[1], "paper", "kolektor_sdd", tasks=("classification", "segmentation")
+    )
+    experiment = run.experiment()
+    assert run.preset == "tekerreka"
+    assert experiment.model.input_shape == (600, 600, 3)
+    assert experiment.model.backbone == "resnet50"
+    assert (experiment.epochs, experiment.batch_size) == (50, 128)
+    assert experiment.model.tasks == ("classification", "segmentation")
+    assert experiment.model.segmentation_loss == "bce"
+    assert experiment.dataset == "kolektor_sdd"
+
+
+def test_the_smoke_budget_is_one_epoch_at_64_pixels():
+    table = TABLES["F10"]
+    experiment = row_run(table, table.rows[2], "smoke", "neu_det").experiment()
+    assert experiment.model.input_shape == (64, 64, 3)
+    assert (experiment.epochs, experiment.time_budget) == (1, None)
+    assert experiment.train_fraction == 0.5
+    with pytest.raises(ValueError, match="Unknown budget 'gpu'"):
+        row_run(table, table.rows[0], "gpu", "neu_det")
+
+
+def test_a_row_of_another_network_sets_model_name():
+    # Rows of the comparison networks (Tables II, III) are rows like these.
+    run = RowRun(Row("SegDec", "segdec", {"model_name": "segdec"}, {}), "quickstart",
+                 {"dataset": "kolektor_sdd", "model_name": "segdec"})
+    experiment = run.experiment()
+    assert experiment.model_name == "segdec"
+    assert isinstance(experiment.model, SegDecConfig)
+    assert experiment.model.input_shape == (128, 128, 3)  # The preset's.
+
+
+def test_an_unknown_field_is_named():
+    experiment = RowRun(Row("a", "a", {}, {}), "quickstart", {}).experiment()
+    assert isinstance(experiment.model, DefectAuxNetConfig)
+    with pytest.raises(ValueError, match="'model.atention' is not a field of DefectAuxNetConfig"):
+        apply_fields(experiment, {"model.atention": "se"})
+    with pytest.raises(ValueError, match="'epoch' is not a field of ExperimentConfig"):
+        apply_fields(experiment, {"epoch": 3})
+
+
+def test_a_table_refuses_repeated_folders_and_numbers_outside_its_columns():
+    metric = paper_tables.Metric("classification.accuracy", "Accuracy")
+    with pytest.raises(ValueError, match="row folders repeat"):
+        paper_tables.PaperTable("X", "", "", "severstal", "classification", (metric,),
+                                (Row("a", "f", {}, {}), Row("b", "f", {}, {})))
+    with pytest.raises(ValueError, match=r"paper numbers for \['segmentation.iou'\]"):
+        paper_tables.PaperTable("X", "", "", "severstal", "classification", (metric,),
+                                (Row("a", "f", {}, {"segmentation.iou": 0.5}),))

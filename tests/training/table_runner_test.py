@@ -1,0 +1,75 @@
+import json
+import types
+
+import pytest
+
+from defect_aux_net.config_errors import ConfigError
+from defect_aux_net.data import datasets
+from defect_aux_net.paper_tables import PARAMETERS, TABLES, row_run
+from defect_aux_net.training import table_runner
+from defect_aux_net.training.table_runner import RowResult
+
+
+def builder_with(*splits):
+    return types.SimpleNamespace(info=types.SimpleNamespace(splits=dict.fromkeys(splits)))
+
+
+def test_rows_are_measured_on_test_or_else_on_validation_with_a_holdout_to_select_on():
+    assert table_runner.evaluation_splits(builder_with("train", "test"), "a") == {}
+    assert table_runner.evaluation_splits(builder_with("train", "validation"), "a") == {
+        "validation_split": "holdout(train,10%,seed=0)", "test_split": "validation"
+    }
+    with pytest.raises(ConfigError, match="neither a test nor a validation split") as error:
+        table_runner.evaluation_splits(builder_with("train"), "only_train")
+    assert error.value.field == "ExperimentConfig.dataset"
+
+
+def test_a_table_needs_its_task_annotated(monkeypatch):
+    summary = datasets.SplitSummary(num_examples=10, with_masks=0, with_boxes=10, defective=6)
+    monkeypatch.setattr(datasets, "summarize_split", lambda builder, split: summary)
+    tasks = table_runner.annotated_tasks(None, TABLES["T4"], "neu_det")
+    assert tasks == ("classification", "detection")
+    with pytest.raises(ConfigError, match="table T1 measures segmentation") as error:
+        table_runner.annotated_tasks(None, TABLES["T1"], "neu_det")
+    assert error.value.field == "ExperimentConfig.dataset"
+
+
+def test_figures_are_read_from_the_metrics_file(tmp_path):
+    metrics = tmp_path / "metrics_test.json"
+    metrics.write_text(json.dumps({"segmentation": {"iou": 0.25, "dice": 0.4}}))
+    figures = table_runner.row_figures(TABLES["T1"], {"metrics": str(metrics), "best": ""})
+    assert figures == {"segmentation.iou": 0.25, "segmentation.dice": 0.4}
+    with pytest.raises(ValueError, match="has no 'classification.accuracy'"):
+        table_runner.row_figures(TABLES["F10"], {"metrics": str(metrics), "best": ""})
+
+
+def test_the_report_puts_the_papers_numbers_beside_ours(tmp_path):
+    table = TABLES["T4"]
+    results = [
+        RowResult(row_run(table, row, "smoke", "d"), f"/runs/{row.folder}", 1,
+                  {"classification.accuracy": 0.5 + index / 8, PARAMETERS: 1.23456})
+        for index, row in enumerate(table.rows[:2])
+    ]
+    commands = ["python -m launch.train --a", "python -m launch.train --b"]
+    paths = table_runner.write_report(table, results, commands, "d, --budget=smoke", str(tmp_path))
+    lines = open(paths["md"]).read().splitlines()
+    assert lines[0] == "# T4: Attention in the residual blocks of Defect-Aux-Net"
+    assert lines[2] == "Paper: Table IV (TekErreka). Ours: d, --budget=smoke."
+    assert lines[4] == (
+        "| Row | Accuracy (paper) | Accuracy (ours) | Parameters (M) (paper) | "
+        "Parameters (M) (ours) | Epochs | Command |"
+    )
+    assert lines[6] == (
+        "| SE + spatial attention | 0.971 | 0.500 | 36.200 | 1.235 | 1 | "
+        "`python -m launch.train --a` |"
+    )
+    assert lines[7].startswith("| Without attention | 0.962 | 0.625 | 33.200 | 1.235 | 1 |")
+    report = json.load(open(paths["json"]))
+    assert report["rows"][1] == {
+        "name": "Without attention",
+        "model_dir": "/runs/none",
+        "command": "python -m launch.train --b",
+        "epochs": 1,
+        "paper": {"classification.accuracy": 0.962, PARAMETERS: 33.2},
+        "ours": {"classification.accuracy": 0.625, PARAMETERS: 1.23456},
+    }
