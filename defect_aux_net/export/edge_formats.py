@@ -49,6 +49,7 @@ from defect_aux_net.atomic_writes import writing_folder
 from defect_aux_net.export import int8_quantization
 from defect_aux_net.export.edge_runtimes import METADATA_FILE
 from defect_aux_net.export.precision import with_precision
+from defect_aux_net.models.model_builders import model_name
 
 MODEL_FILES = {
     "onnx": ("model.onnx",),
@@ -207,5 +208,6 @@ def _metadata(model, format, precision):
         "outside_graph": ["preprocessing (prepare_image)", "detection decoding and NMS",
                           "thresholds"],
         "anchors": ANCHORS_FILE if "detection" in model.config.tasks else None,
+        "model_name": model_name(model.config),
         "config": model.config.to_dict(),
     }

@@ -14,7 +14,6 @@ from typing import Callable
 import numpy as np
 import tensorflow as tf
 
-from defect_aux_net.config import DefectAuxNetConfig
 from defect_aux_net.export.edge_runtimes import METADATA_FILE, load_edge_model
 from defect_aux_net.export.serving import (
     ServingModule,
@@ -22,6 +21,7 @@ from defect_aux_net.export.serving import (
     prepare_pixel_images,
 )
 from defect_aux_net.inference.postprocessing import decode_outputs
+from defect_aux_net.models.model_builders import DEFAULT_MODEL, config_class
 from defect_aux_net.training import run_files
 
 
@@ -118,7 +118,9 @@ def _checkpoint_functions(path, class_names):
 
 def _edge_functions(path, class_names):
     edge_model = load_edge_model(path)
-    config = DefectAuxNetConfig(**edge_model.metadata["config"])
+    # Exports written before segdec existed name no model: they hold a Defect-Aux-Net.
+    model = edge_model.metadata.get("model_name", DEFAULT_MODEL)
+    config = config_class(model)(**edge_model.metadata["config"])
     class_names, thresholds, image_rule = _names_and_rules(path, config.num_classes, class_names)
     image_spec = tf.TensorSpec([None, None, None, config.input_shape[2]], tf.float32)
     prepare_encoded = tf.function(

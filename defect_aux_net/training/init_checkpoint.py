@@ -17,6 +17,7 @@ import keras
 import tensorflow as tf
 
 from defect_aux_net.config import DefectAuxNetConfig
+from defect_aux_net.models.model_builders import MODELS
 from defect_aux_net.config_errors import ConfigError
 from defect_aux_net.training.run_files import load_model, model_dir_paths
 
@@ -48,20 +49,21 @@ def checkpoint_file(init_checkpoint: str) -> str:
     return init_checkpoint
 
 
-def checkpoint_config(path: str) -> DefectAuxNetConfig:
+def checkpoint_config(path: str):
     """The model config stored in the `.keras` file `path`, read without building it.
 
     Raises:
-      ValueError: naming `path` when it is not a saved Defect-Aux-Net.
+      ValueError: naming `path` when it is not a saved model of `model_builders.MODELS`.
     """
+    config_classes = {entry.model_class.__name__: entry.config_class for entry in MODELS.values()}
     try:
         with tf.io.gfile.GFile(path, "rb") as file, zipfile.ZipFile(file) as archive:
             saved = json.loads(archive.read("config.json"))
-        return DefectAuxNetConfig(**saved["config"]["config"])
+        return config_classes[saved["class_name"]](**saved["config"]["config"])
     except (zipfile.BadZipFile, tf.errors.OpError, KeyError, TypeError, ValueError) as error:
         raise ValueError(
-            f"init_checkpoint {path} is not a saved Defect-Aux-Net model "
-            f"({type(error).__name__}: {error})."
+            f"init_checkpoint {path} is not a saved model of this library "
+            f"({', '.join(MODELS)}) ({type(error).__name__}: {error})."
         ) from error
 
 

@@ -118,7 +118,7 @@ def test_bad_init_checkpoints_are_named(tmp_path, checkpoint):
     with pytest.raises(ValueError, match="weights.h5.*not a .keras file"):
         checkpoint_file(str(tmp_path / "weights.h5"))
     (tmp_path / "broken.keras").write_bytes(b"truncated")
-    with pytest.raises(ValueError, match="broken.keras is not a saved Defect-Aux-Net"):
+    with pytest.raises(ValueError, match="broken.keras is not a saved model of this library"):
         check_init_checkpoint(CONFIG, str(tmp_path / "broken.keras"))
     run_folder, _ = checkpoint
     expected = "lies in model_dir=.*, which overwrite=True deletes"
@@ -127,3 +127,15 @@ def test_bad_init_checkpoints_are_named(tmp_path, checkpoint):
     assert error.value.field == "ExperimentConfig.init_checkpoint"
     assert "--" not in str(error.value)
     check_outside(run_folder, str(tmp_path))
+
+
+def test_a_segdec_checkpoint_reads_back_as_its_own_config(tmp_path):
+    from defect_aux_net.models.segdec_config import SegDecConfig
+    from defect_aux_net.models.segdec_net import SegDecNet
+    from defect_aux_net.training.init_checkpoint import checkpoint_config
+
+    config = SegDecConfig.from_preset("small", num_classes=2)
+    path = str(tmp_path / "segdec.keras")
+    SegDecNet(config).save(path)
+    assert checkpoint_config(path) == config
+    check_init_checkpoint(config, path)  # Same input normalisation: accepted.
