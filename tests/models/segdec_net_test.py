@@ -123,6 +123,22 @@ def test_xla_training_steps_change_the_weights_and_follow_the_loss_balance():
     )
 
 
+def test_mixed_bfloat16_trains_with_float32_outputs_and_losses():
+    previous = keras.config.dtype_policy()
+    keras.config.set_dtype_policy("mixed_bfloat16")
+    try:
+        model = SegDecNet(CONFIG)
+    finally:
+        keras.config.set_dtype_policy(previous)
+    model.compile(optimizer=keras.optimizers.SGD(0.1))
+    images, targets, weights = batch()
+    dataset = tf.data.Dataset.from_tensors((images, targets, weights)).repeat()
+    history = model.fit(dataset, epochs=2, steps_per_epoch=1, verbose=0)
+    assert all(np.all(np.isfinite(values)) for values in history.history.values())
+    assert model.get_layer("trunk_1").compute_dtype == "bfloat16"
+    assert {value.dtype for value in model(images).values()} == {tf.float32}
+
+
 @pytest.mark.parametrize(
     "changes, message",
     [
