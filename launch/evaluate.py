@@ -32,6 +32,7 @@ def main(argv):
 
     try:
         model, experiment, class_names, thresholds = model_flags.load_trained_model()
+        image_rule = model_flags.load_image_rule()
         dataset = DATASET.value or (experiment.dataset if experiment else None)
         if dataset is None:
             raise ValueError("--dataset is required when the checkpoint has no config.json.")
@@ -48,7 +49,7 @@ def main(argv):
     model_dir = model_flags.run_dir()
     output = OUTPUT.value or os.path.join(model_dir, f"metrics_{SPLIT.value}.json")
     evaluator = model_evaluation.evaluate_model(
-        model, builder, SPLIT.value, class_names, thresholds, BATCH_SIZE.value
+        model, builder, SPLIT.value, class_names, thresholds, BATCH_SIZE.value, image_rule
     )
     thresholds_source = None
     if thresholds is not None:

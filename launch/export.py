@@ -8,7 +8,7 @@ SavedModels (`--format=saved_model`, the default): each export of a model_dir is
 next version, `<model_dir>/export/<N>` (TF Serving serves the highest), written
 beside its place and renamed in when complete. Signatures: `serving_default`
 (encoded image bytes) and `serving_float` (a float batch); preprocessing, NMS and
-the per-class thresholds are inside the graph. `--precision=bfloat16` computes in
+the per-class thresholds and image rule are inside the graph. `--precision=bfloat16` computes in
 bfloat16 (fast on CPUs with AVX512_BF16 or AMX, and on TPUs and GPUs).
 
 ONNX, LiteRT and OpenVINO (`pip install -e ".[export]"`) hold the model from the
@@ -95,6 +95,7 @@ def main(argv):
 
     try:
         model, experiment, class_names, thresholds = model_flags.load_trained_model()
+        image_rule = model_flags.load_image_rule()
         export_dir = EXPORT_DIR.value
         if export_dir is None:
             if not model_flags.MODEL_DIR.value:
@@ -109,6 +110,7 @@ def main(argv):
                 max_detections=MAX_DETECTIONS.value,
                 score_threshold=SCORE_THRESHOLD.value,
                 iou_threshold=IOU_THRESHOLD.value,
+                image_rule=image_rule,
             )
         else:
             calibration = calibration_images(experiment) if PRECISION.value == "int8" else None

@@ -45,3 +45,14 @@ def load_trained_model() -> tuple:
     else:
         class_names = tuple(f"class_{index}" for index in range(model.config.num_classes))
     return model, experiment, class_names, thresholds
+
+
+def load_image_rule():
+    """The image rule of the run folder's thresholds.json (`run_files.read_image_rule`).
+
+    None without one, or without launch.train's files: the per-class rule decides.
+    """
+    model_dir = run_dir()
+    if MODEL_DIR.value or run_files.has_config(model_dir):
+        return run_files.read_image_rule(model_dir)
+    return None

@@ -127,6 +127,8 @@ def prediction_record(prediction: Prediction, image_size: tuple, class_names) ->
     if prediction.probabilities is not None:
         record["probabilities"] = prediction.probabilities
     record["is_defective"] = prediction.is_defective
+    if prediction.image_score is not None:
+        record["image_score"] = prediction.image_score
     if prediction.boxes is not None:
         height, width = image_size
         boxes = prediction.boxes / np.array([height, width, height, width], np.float32)

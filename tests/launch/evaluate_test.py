@@ -28,6 +28,11 @@ def test_evaluate_matches_accuracy_computed_from_the_checkpoint(
         "classification", "segmentation", "detection", "image_ap", "thresholds"
     }
     assert metrics["thresholds"]["source"] == os.path.join(model_dir, "thresholds.json")
+    # The run's image rule decides: the metrics give its fused score and its counts.
+    rule = json.load(open(os.path.join(model_dir, "thresholds.json")))["image_score"]
+    assert metrics["thresholds"]["image_rule"]["threshold"] == pytest.approx(rule["threshold"])
+    assert metrics["image_ap"]["score"] == "fused"
+    assert sum(metrics["image_ap"]["is_defective"][key] for key in ("tp", "fp", "fn", "tn")) == 32
     assert os.path.exists(str(tmp_path / "metrics.md"))
     assert os.path.exists(str(tmp_path / "metrics_pr_curves.png"))
 
@@ -71,6 +76,12 @@ def test_export_writes_the_next_version_servable_with_the_run_thresholds(trained
     np.testing.assert_allclose(
         loaded.thresholds.numpy(), [thresholds[name] for name in config["class_names"]]
     )
+    rule = thresholds["image_score"]
+    np.testing.assert_allclose(
+        loaded.image_weights.numpy(),
+        [rule["weights"][source] for source in ("classification", "mask", "detection")],
+    )
+    np.testing.assert_allclose(loaded.image_threshold.numpy(), rule["threshold"])
     image = np.random.default_rng(0).integers(0, 255, (1, 80, 70, 3)).astype(np.float32)
     served = loaded.signatures["serving_float"](images=tf.constant(image))
     model = keras.models.load_model(os.path.join(model_dir, "best.keras"))
