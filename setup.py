@@ -45,7 +45,9 @@ setuptools.setup(
     entry_points={
         "console_scripts": [
             f"defect-aux-net-{name.replace('_', '-')}=launch.{name}:run"
-            for name in ("train", "lr_find", "evaluate", "export", "predict", "benchmark")
+            for name in (
+                "train", "lr_find", "evaluate", "export", "predict", "benchmark", "reproduce"
+            )
         ]
     },
     extras_require={

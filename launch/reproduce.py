@@ -1,0 +1,138 @@
+r"""Trains every row of one of the paper's tables and writes ours beside the paper's numbers.
+
+  python -m launch.reproduce --table=T4 --dataset=neu_det --budget=cpu \
+    --output_dir=runs/table4
+
+Tables (`defect_aux_net.paper_tables`): T1, the five segmentation losses (the dataset
+needs masks); T4, the four attention variants; F10, 90/75/50 % of the training data.
+Each row is a launch.train run in <output_dir>/<row>, all with the same schedule:
+--budget=cpu is the automatic recipe (small network, input size from the data), the
+first row's epochs fitted to 10 minutes and every other row training as many;
+--budget=paper is the paper's preset (ResNet-50, 50 epochs, batch 128: TPU/GPU);
+--budget=smoke trains one epoch at 64x64, to check that a table runs on your data.
+Rows are measured on the test split, or on the validation split (selecting the best
+epoch on a holdout of train) where there is no test split.
+
+Running the same command again after a kill resumes the row it was training; finished
+rows are not trained again. <output_dir>/<table>.md and <table>.json hold the table
+and the launch.train command of each row.
+"""
+
+import shlex
+
+from absl import app, flags
+
+import launch
+from defect_aux_net import config
+from defect_aux_net.paper_tables import BUDGETS, TABLES
+from launch import flag_errors
+
+TABLE = flags.DEFINE_enum("table", None, list(TABLES), "The paper's table or figure.")
+DATASET = flags.DEFINE_string("dataset", None, 'TFDS dataset every row trains on, "name" or '
+                              '"name/config".')
+BUDGET = flags.DEFINE_enum(
+    "budget", "cpu", BUDGETS, "How rows are sized: cpu (minutes on 2 "
+    "cores), paper (the paper's settings, for TPU/GPU) or smoke (one epoch at 64x64).",
+)
+OUTPUT_DIR = flags.DEFINE_string(
+    "output_dir", None, "Where the rows' run folders and the table (<table>.md, .json) go."
+)
+DATA_DIR = flags.DEFINE_string(
+    "data_dir", None, "TFDS data_dir; gs://... on Cloud TPU (default: ~/tensorflow_datasets)."
+)
+EPOCHS = flags.DEFINE_integer(
+    "epochs", None, "Every row's epochs, instead of the budget's.", lower_bound=1
+)
+TASKS = flags.DEFINE_list(
+    "tasks", None, "Heads every row trains, a subset of classification,segmentation,"
+    "detection holding the table's (default: those the dataset annotates).",
+)
+STRATEGY = flags.DEFINE_enum(
+    "strategy", "default", ["default", "mirrored", "tpu"], "tf.distribute strategy."
+)
+TPU = flags.DEFINE_string("tpu", None, 'TPU name, or "local" on a TPU VM (with --strategy=tpu).')
+JIT_COMPILE = flags.DEFINE_enum(
+    "jit_compile", "true", ("auto", "true", "false"), "Compile the training step with XLA "
+    "(as launch.train's --jit_compile).",
+)
+
+flags.mark_flags_as_required(["table", "dataset", "output_dir"])
+flags.register_validator(
+    "tasks",
+    lambda value: value is None or (bool(value) and set(value) <= set(config.TASKS)),
+    message=f"--tasks must be a non-empty subset of {','.join(config.TASKS)}.",
+)
+flags.register_validator(
+    "tpu",
+    lambda value: value is None or flags.FLAGS.strategy == "tpu",
+    message="--tpu is only used with --strategy=tpu.",
+)
+
+
+def flag_of(field: str, value) -> str:
+    """The launch.train flag that sets an experiment field (dotted for the model's)."""
+    owner = "DefectAuxNetConfig." if field.startswith("model.") else "ExperimentConfig."
+    name = flag_errors.flag_name(owner + field.removeprefix("model."))
+    if isinstance(value, bool):
+        return f"--{name}" if value else f"--no{name}"
+    if field == "model.input_shape":
+        value = value[:2]  # --input_size is height,width; channels are the preset's.
+    if field == "time_budget":
+        value = f"{value:g}s"
+    if isinstance(value, (tuple, list)):
+        value = ",".join(str(item) for item in value)
+    return f"--{name}={value}"
+
+
+def train_command(run, model_dir: str) -> str:
+    """The launch.train command that trains (or, when complete, finds) the row's run."""
+    command = ["python", "-m", "launch.train", f"--preset={run.preset}"]
+    command += [flag_of(field, value) for field, value in run.fields.items()]
+    if DATA_DIR.value:
+        command.append(f"--data_dir={DATA_DIR.value}")
+    command += [f"--model_dir={model_dir}", "--noexport"]
+    for flag in (STRATEGY, TPU, JIT_COMPILE):
+        if flag.value != flag.default:
+            command.append(f"--{flag.name}={flag.value}")
+    return shlex.join(command)
+
+
+def main(argv):
+    if len(argv) > 1:
+        raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
+    import keras
+
+    from defect_aux_net.config_errors import ConfigError
+    from defect_aux_net.training import strategies, table_runner
+
+    if STRATEGY.value == "tpu":
+        keras.mixed_precision.set_global_policy("mixed_bfloat16")  # As launch.train's auto.
+    jit_compile = {"auto": "auto", "true": True, "false": False}[JIT_COMPILE.value]
+    table = TABLES[TABLE.value]
+    try:
+        strategy = strategies.make_strategy(STRATEGY.value, TPU.value)
+        results = table_runner.run_table(
+            table, BUDGET.value, DATASET.value, DATA_DIR.value, OUTPUT_DIR.value,
+            strategy, jit_compile, EPOCHS.value, TASKS.value and tuple(TASKS.value),
+        )
+    # Only what a flag can fix (the dataset, a folder of another run): any other error
+    # keeps its traceback.
+    except ConfigError as error:
+        raise app.UsageError(flag_errors.flag_message(error)) from error
+    commands = [train_command(result.run, result.model_dir) for result in results]
+    heading = ", ".join(
+        [DATASET.value, f"--budget={BUDGET.value}"]
+        + [f"--{flag.name}={flag.serialize().split('=', 1)[1]}" for flag in (EPOCHS, TASKS)
+           if flag.present]
+    )
+    paths = table_runner.write_report(table, results, commands, heading, OUTPUT_DIR.value)
+    print(table_runner.report_markdown(table, results, commands, heading))
+    print(f"Written: {paths['md']}, {paths['json']}")
+
+
+def run():
+    launch.run_command(main, __name__)
+
+
+if __name__ == "__main__":
+    app.run(main)
