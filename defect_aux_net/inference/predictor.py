@@ -19,6 +19,7 @@ import numpy as np
 import tensorflow as tf
 from PIL import Image
 
+from defect_aux_net.config_errors import ConfigError
 from defect_aux_net.data.preprocessing import convert_channels
 from defect_aux_net.inference import image_inputs
 from defect_aux_net.inference.image_inputs import ImageInputError
@@ -80,6 +81,9 @@ class Predictor:
       mask_threshold: mask probability from which a pixel is on in `masks`.
       score_threshold: detections scoring at least this are kept in `boxes`.
       batch_size: images per model call.
+
+    Raises:
+      ConfigError: naming the argument (`mask_threshold`, ...) whose value is out of range.
     """
 
     def __init__(
@@ -92,9 +96,9 @@ class Predictor:
         thresholds = {"mask_threshold": mask_threshold, "score_threshold": score_threshold}
         for name, value in thresholds.items():
             if not 0 <= value <= 1:
-                raise ValueError(f"{name} must be in [0, 1], got {value!r}.")
+                raise ConfigError(name, f"{name} must be in [0, 1], got {value!r}.")
         if batch_size < 1:
-            raise ValueError(f"batch_size must be at least 1, got {batch_size!r}.")
+            raise ConfigError("batch_size", f"batch_size must be at least 1, got {batch_size!r}.")
         self.functions = functions
         self.mask_threshold = mask_threshold
         self.score_threshold = score_threshold

@@ -8,6 +8,7 @@ import tensorflow as tf
 from PIL import Image
 
 from defect_aux_net import Predictor
+from defect_aux_net.config_errors import ConfigError
 from defect_aux_net.export.edge_formats import export_edge_model
 from defect_aux_net.export.saved_model import export_saved_model
 from defect_aux_net.inference.model_loading import ServingFunctions
@@ -219,8 +220,9 @@ def test_paths_that_are_no_model_and_misplaced_class_names_are_refused(run_dir, 
         Predictor.load(run_dir, class_names=["crack", "dent"])
     with pytest.raises(ValueError, match="Got 3 class names"):
         Predictor.load(run_dir / "best.keras", class_names=["a", "b", "c"])
-    with pytest.raises(ValueError, match="score_threshold must be in"):
+    with pytest.raises(ValueError, match=r"^score_threshold must be in \[0, 1\], got 2") as error:
         Predictor.load(run_dir, score_threshold=2)
+    assert isinstance(error.value, ConfigError) and error.value.field == "score_threshold"
 
 
 @pytest.mark.slow(seconds=40)

@@ -45,6 +45,8 @@ def test_unknown_dataset_is_the_last_thing_printed(tmp_path):
     assert last_line(result.stderr).startswith("--dataset='neu_dett': no dataset 'neu_dett'")
     assert last_line(result.stderr).endswith("Did you mean 'neu_det'?")
     assert "abstract_reasoning" not in result.stderr  # TFDS's catalogue.
+    # The library's ExperimentConfig.dataset, told as the flag the user gave.
+    assert "ExperimentConfig" not in result.stderr
 
 
 @pytest.mark.slow(seconds=60)
