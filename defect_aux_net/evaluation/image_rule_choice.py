@@ -4,8 +4,9 @@ The two-stage network (Bozic et al., ICPR 2020) ranks images by its classifier. 
 model with several heads has more evidence per image (`postprocessing.image_evidence`:
 highest class probability, highest mask probability, highest detection score), and
 on some data another head, or a blend, ranks images better. `choose_image_rule`
-searches weights on a coarse simplex grid for the best per-image AP, then takes the
-best-F1 threshold of the fused score.
+searches weights on a coarse simplex grid for the best per-image AP (one that beats
+the classifier alone by more than its sampling error), then takes the best-F1
+threshold of the fused score.
 """
 
 import dataclasses
@@ -65,6 +66,15 @@ def weight_grid(sources, step: float = WEIGHT_STEP) -> list:
     return grid
 
 
+def ap_standard_error(ap: float, num_defective: int) -> float:
+    """A per-image AP's sampling error over `num_defective` defective images.
+
+    The binomial standard error `sqrt(ap * (1 - ap) / n)`, and at least `1 / n` (one
+    defective image's share): an AP of 1 on eight images is no certainty either.
+    """
+    return max(np.sqrt(ap * (1 - ap) / num_defective), 1 / num_defective)
+
+
 def choose_image_rule(labels, evidence: dict, step: float = WEIGHT_STEP) -> ImageRuleChoice:
     """The weights with the best per-image AP on a split, and the best-F1 threshold there.
 
@@ -97,10 +107,16 @@ def choose_image_rule(labels, evidence: dict, step: float = WEIGHT_STEP) -> Imag
         return ImageRuleChoice(
             None, aps, "the split needs defective and defect-free images to rank them"
         )
-    best_ap, best_weights = -1.0, None
-    for weights in weight_grid(evidence, step):
+    grid = weight_grid(evidence, step)
+    first_ap = average_precision(labels, fused_score(evidence, ImageRule(grid[0], 0.0)))
+    # Another blend must beat the first weights (the classifier's rule where there is a
+    # classifier) by more than the first AP's sampling error, so that a validation split
+    # with a handful of defective images keeps the paper's rule rather than its noise.
+    margin = ap_standard_error(first_ap, int(labels.sum()))
+    best_ap, best_weights = first_ap, grid[0]
+    for weights in grid[1:]:
         ap = average_precision(labels, fused_score(evidence, ImageRule(weights, 0.0)))
-        if ap > best_ap:  # Strictly: ties keep the earlier, classifier-heavier weights.
+        if ap > best_ap and ap > first_ap + margin:
             best_ap, best_weights = ap, weights
     fused = np.asarray(fused_score(evidence, ImageRule(best_weights, 0.0)))
     # A convex blend of scores in [0, 1]; float32 rounding may pass 1 by an ulp.

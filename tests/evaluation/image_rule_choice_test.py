@@ -1,7 +1,11 @@
 import numpy as np
 import pytest
 
-from defect_aux_net.evaluation.image_rule_choice import choose_image_rule, weight_grid
+from defect_aux_net.evaluation.image_rule_choice import (
+    ap_standard_error,
+    choose_image_rule,
+    weight_grid,
+)
 
 LABELS = [1, 1, 0, 0]
 # Ranks the defective images last: AP = 1/2 * 1/3 + 1/2 * 2/4 = 5/12.
@@ -45,20 +49,43 @@ def test_a_perfect_classifier_keeps_the_papers_rule_on_ties():
     assert choice.rule.threshold == pytest.approx(0.8)
 
 
+# Each head misplaces one image; half and half orders all four.
+BLEND_LABELS = LABELS
+BLEND_CLASSIFICATION = [0.9, 0.3, 0.4, 0.1]  # defect-free image 2 above defective image 1
+BLEND_MASK = [0.2, 0.9, 0.1, 0.3]  # defect-free image 3 above defective image 0
+
+
 def test_a_blend_beats_each_head():
-    # Each head misplaces one image; half and half orders all four.
-    classification = [0.9, 0.3, 0.4, 0.1]  # defect-free image 2 above defective image 1
-    mask = [0.2, 0.9, 0.1, 0.3]  # defect-free image 3 above defective image 0
-    choice = choose_image_rule(LABELS, {"classification": classification, "mask": mask})
-    assert choice.aps["classification"] < 1 and choice.aps["mask"] < 1
+    # Ten copies of the four images: twenty defective images make the gain certain.
+    labels, classification, mask = (np.tile(values, 10) for values in (
+        BLEND_LABELS, BLEND_CLASSIFICATION, BLEND_MASK
+    ))
+    choice = choose_image_rule(labels, {"classification": classification, "mask": mask})
+    # Classifier: precision 1 at recall 1/2, then 20/30 at recall 1.
+    assert choice.aps["classification"] == pytest.approx(1 / 2 + 1 / 2 * 2 / 3)
+    assert choice.aps["mask"] < 1
     # Fused at weight w on the classifier: 0.2 + 0.7 w, 0.9 - 0.6 w (defective);
     # 0.1 + 0.3 w, 0.3 - 0.2 w (defect-free). All positives above all negatives
     # needs 0.2 + 0.7 w > 0.3 - 0.2 w (w > 1/9) and 0.9 - 0.6 w > 0.1 + 0.3 w
-    # (w < 8/9): the first grid point from w = 1 down is 0.8.
+    # (w < 8/9): the first grid point from w = 1 down is 0.8. AP 1 beats 5/6 by more
+    # than its standard error, sqrt(5/6 * 1/6 / 20) = 0.083.
     assert choice.rule.weights == pytest.approx((0.8, 0.2, 0.0))
     assert choice.aps["fused"] == 1.0
     # The lowest defective fused score: min(0.2 + 0.56, 0.9 - 0.48) = 0.42.
     assert choice.rule.threshold == pytest.approx(0.42, abs=1e-6)
+
+
+def test_a_better_blend_on_two_defective_images_keeps_the_classifier():
+    choice = choose_image_rule(
+        BLEND_LABELS, {"classification": BLEND_CLASSIFICATION, "mask": BLEND_MASK}
+    )
+    # The same blend ranks all four images (AP 1 against 5/6), but two defective
+    # images cannot tell: the gain is below 1/2, one image's share of the AP.
+    assert ap_standard_error(5 / 6, 2) == 0.5
+    assert choice.rule.weights == (1.0, 0.0, 0.0)
+    assert choice.aps["fused"] == pytest.approx(5 / 6)
+    # Best F1 of the classifier's scores: 0.3 takes both defective images and one other.
+    assert choice.rule.threshold == pytest.approx(0.3)
 
 
 def test_no_rule_for_one_head_or_a_split_of_one_kind():
