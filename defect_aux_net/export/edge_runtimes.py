@@ -115,6 +115,10 @@ def _openvino_runner(path, threads, precision):
 
     def run(images):
         results = request.infer({0: images})
-        return {output.get_any_name(): value for output, value in results.items()}
+        # An output may carry several tensor names (the Keras output's and an op's):
+        # any one of them may be the "any" name, so every name maps to its value.
+        return {
+            name: value for output, value in results.items() for name in output.get_names()
+        }
 
     return run

@@ -214,3 +214,27 @@ def test_missing_runtime_package_names_the_extra(model, tmp_path, monkeypatch):
     message = r"needs the package 'no_such_runtime_package'.*\[export\]"
     with pytest.raises(ImportError, match=message):
         export_edge_model(model, tmp_path / "export", "onnx")
+
+
+@pytest.mark.slow(seconds=30)
+def test_segdec_openvino_export_serves_its_probabilities_and_masks(tmp_path):
+    # Its outputs carry several tensor names in OpenVINO; each is found by its Keras name.
+    pytest.importorskip("openvino")
+    import tensorflow as tf
+
+    from defect_aux_net.data.preprocessing import prepare_image
+    from defect_aux_net.inference.model_loading import load_serving_functions
+    from defect_aux_net.models.segdec_config import SegDecConfig
+    from defect_aux_net.models.segdec_net import SegDecNet
+
+    keras.utils.set_random_seed(0)
+    model = SegDecNet(SegDecConfig.from_preset("small", num_classes=2))
+    export_dir = export_edge_model(model, tmp_path / "export", "openvino", "float32")
+    metadata = json.loads((tmp_path / "export" / "edge_export.json").read_text())
+    assert metadata["model_name"] == "segdec" and metadata["anchors"] is None
+    pixels = np.random.default_rng(0).random((2, 128, 128, 1)).astype(np.float32) * 255
+    results = load_serving_functions(export_dir, class_names=["a", "b"]).serve_float(pixels)
+    expected = model(tf.stack([prepare_image(image, (128, 128), 1) for image in pixels]))
+    tolerance = tolerances.float32_output_tolerance()
+    tolerances.assert_close(results["probabilities"], expected["classification"], tolerance, "p")
+    tolerances.assert_close(results["masks"], expected["segmentation"], tolerance, "masks")
