@@ -31,6 +31,9 @@ BUDGETS = ("cpu", "paper", "smoke")
 CPU_ROW_SECONDS = 600.0
 SMOKE_INPUT_SIZE = (64, 64)
 SMOKE_EPOCHS = 1
+# What every row of a table repeats from the first row's run where the recipe chose it
+# (it reads each row's training split: Fig. 10's fractions could get other batches).
+SCHEDULE_FIELDS = ("epochs", "batch_size", "learning_rate")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -162,12 +165,13 @@ def row_run(
     splits: Optional[dict] = None,
     tasks: Optional[tuple] = None,
     epochs: Optional[int] = None,
+    schedule: Optional[dict] = None,
 ) -> RowRun:
     """The run of `row` of `table` on `dataset` at `budget`.
 
-    Every row of a table runs with the same schedule: the budget's epochs, or `epochs`.
-    The "cpu" budget fits its first row's epochs to `CPU_ROW_SECONDS`; the other rows
-    are given the epochs that row chose.
+    Every row of a table runs with the same schedule: the paper preset's, or the one
+    the first row's recipe chose (`SCHEDULE_FIELDS`, given to the other rows as
+    `schedule`); the "cpu" budget fits the first row's epochs to `CPU_ROW_SECONDS`.
 
     Args:
       table: the table.
@@ -178,9 +182,12 @@ def row_run(
       tasks: the heads every row trains, or None for the budget's: the recipe's
         choice (the heads the dataset annotates), or the paper preset's three.
       epochs: the row's epochs; None for the budget's.
+      schedule: for rows after the first at the "cpu" and "smoke" budgets, the
+        first row's `SCHEDULE_FIELDS`.
 
     Raises:
-      ValueError: for an unknown budget, or a "cpu" row after the first without epochs.
+      ValueError: for an unknown budget, or a row after the first without `schedule`
+        at a budget that needs it.
     """
     if budget not in BUDGETS:
         raise ValueError(f"Unknown budget {budget!r}; allowed values: {', '.join(BUDGETS)}.")
@@ -188,21 +195,26 @@ def row_run(
     if tasks is not None:
         fields["model.tasks"] = tuple(tasks)
     if budget == "paper":
-        preset = table.paper_preset
-    elif budget == "smoke":
+        return RowRun(row, table.paper_preset, {**fields, **_epochs(epochs), **row.fields})
+    if budget == "smoke":
         channels = ExperimentConfig.from_preset(preset).model.input_shape[2]
         fields["model.input_shape"] = (*SMOKE_INPUT_SIZE, channels)
-        epochs = epochs or SMOKE_EPOCHS
-    elif epochs is None:
-        if row is not table.rows[0]:
+    if row is not table.rows[0]:
+        if schedule is None:
             raise ValueError(
-                f"Row {row.name!r} of table {table.key} at the cpu budget needs the epochs "
-                "the first row's time budget chose."
+                f"Row {row.name!r} of table {table.key} at the {budget} budget needs the "
+                f"schedule ({', '.join(SCHEDULE_FIELDS)}) the first row's recipe chose."
             )
+        fields.update(schedule)
+    elif budget == "cpu" and epochs is None:
         fields["time_budget"] = CPU_ROW_SECONDS
-    if epochs is not None:
-        fields["epochs"] = epochs
+    else:  # Given epochs, or the smoke budget's.
+        fields["epochs"] = SMOKE_EPOCHS if epochs is None else epochs
     return RowRun(row, preset, {**fields, **row.fields})
+
+
+def _epochs(epochs) -> dict:
+    return {} if epochs is None else {"epochs": epochs}
 
 
 def _row(name, folder, fields, *values, metrics):

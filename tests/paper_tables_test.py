@@ -58,13 +58,19 @@ def test_the_cpu_budget_fits_the_first_rows_epochs_and_gives_them_to_the_others(
     experiment = first.experiment()
     assert experiment.time_budget == 600.0
     assert experiment.model.backbone == "resnet18"  # The small network of the recipe.
-    with pytest.raises(ValueError, match="needs the epochs the first row's time budget"):
+    with pytest.raises(ValueError, match=r"needs the schedule \(epochs, batch_size, "):
         row_run(table, table.rows[1], "cpu", "neu_det")
-    second = row_run(table, table.rows[1], "cpu", "neu_det", epochs=7)
+    schedule = {"epochs": 7, "batch_size": 8, "learning_rate": 0.00071}
+    second = row_run(table, table.rows[1], "cpu", "neu_det", schedule=schedule)
     experiment = second.experiment()
     # Given epochs replace the auto preset's 30-minute budget, as launch.train's --epochs.
     assert (experiment.epochs, experiment.time_budget) == (7, None)
+    assert (experiment.batch_size, experiment.learning_rate) == (8, 0.00071)
     assert experiment.model.attention == "none"
+    # The recipe keeps the fields a run sets: the schedule is the first row's.
+    assert {"epochs", "batch_size", "learning_rate"} <= set(second.fields)
+    given = row_run(table, table.rows[0], "cpu", "neu_det", epochs=3).experiment()
+    assert (given.epochs, given.time_budget) == (3, None)
 
 
 def test_the_paper_budget_is_the_tables_paper_preset_with_the_rows_fields():
@@ -84,10 +90,10 @@ def test_the_paper_budget_is_the_tables_paper_preset_with_the_rows_fields():
 
 def test_the_smoke_budget_is_one_epoch_at_64_pixels():
     table = TABLES["F10"]
-    experiment = row_run(table, table.rows[2], "smoke", "neu_det").experiment()
+    experiment = row_run(table, table.rows[0], "smoke", "neu_det").experiment()
     assert experiment.model.input_shape == (64, 64, 3)
     assert (experiment.epochs, experiment.time_budget) == (1, None)
-    assert experiment.train_fraction == 0.5
+    assert experiment.train_fraction == 0.9
     with pytest.raises(ValueError, match="Unknown budget 'gpu'"):
         row_run(table, table.rows[0], "gpu", "neu_det")
 

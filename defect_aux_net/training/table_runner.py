@@ -19,7 +19,13 @@ from defect_aux_net.config import TASKS
 from defect_aux_net.config_errors import ConfigError
 from defect_aux_net.data import datasets
 from defect_aux_net.data.holdout import Holdout
-from defect_aux_net.paper_tables import PARAMETERS, PaperTable, RowRun, row_run
+from defect_aux_net.paper_tables import (
+    PARAMETERS,
+    SCHEDULE_FIELDS,
+    PaperTable,
+    RowRun,
+    row_run,
+)
 from defect_aux_net.training import auto_recipe, run_files, time_budget, training_run
 
 
@@ -168,15 +174,14 @@ def run_table(
         )
     if tasks is None and budget == "paper":
         tasks = annotated
-    results = []
+    results, schedule = [], None
     for row in table.rows:
-        row_epochs = epochs
-        if budget == "cpu" and epochs is None and results:
-            row_epochs = results[0].epochs  # The first row's time budget chose them.
-        run = row_run(table, row, budget, dataset, splits, tasks, row_epochs)
+        run = row_run(table, row, budget, dataset, splits, tasks, epochs, schedule)
         model_dir = os.path.join(output_dir, row.folder)
         outputs = train_row(run, data_dir, model_dir, strategy, jit_compile)
         experiment, _ = run_files.read_config(model_dir)
+        if schedule is None and run.preset == "auto":  # The first row's recipe chose it.
+            schedule = {field: getattr(experiment, field) for field in SCHEDULE_FIELDS}
         results.append(RowResult(run, model_dir, experiment.epochs, row_figures(table, outputs)))
         logging.info("Row %r: %s", row.name, results[-1].figures)
     return results

@@ -56,14 +56,21 @@ def test_a_killed_table_resumes_without_training_finished_rows_again(
     markdown = open(output / "F10.md").read().splitlines()
     rows = [line for line in markdown if line.startswith("| ") and "% of the training" in line]
     assert len(rows) == len(report["rows"]) == 3
+    first = json.load(open(folders[0] / "config.json"))
     for row, line, folder, percent in zip(report["rows"], rows, folders, (90, 75, 50)):
+        # Every row with the first row's schedule, whatever its fraction's recipe says.
+        config = json.load(open(folder / "config.json"))
+        assert (config["batch_size"], config["learning_rate"]) == (
+            first["batch_size"], first["learning_rate"]
+        )
         accuracy = json.load(open(folder / "metrics_test.json"))["classification"]["accuracy"]
         assert row["ours"] == {"classification.accuracy": accuracy}
         assert row["paper"] == {}  # Fig. 10's points are only plotted.
         assert row["epochs"] == 1
         assert line.startswith(f"| {percent} % of the training data | — | {accuracy:.3f} | 1 | ")
         assert f"--train_fraction={percent / 100:g}" in row["command"]
-        assert json.load(open(folder / "config.json"))["train_fraction"] == percent / 100
+        assert config["train_fraction"] == percent / 100
+    assert f"--batch_size={first['batch_size']}" in report["rows"][2]["command"]
 
     # The command behind a row is the row's run: launch.train finds it complete.
     command = shlex.split(report["rows"][2]["command"])

@@ -46,7 +46,7 @@ def test_figures_are_read_from_the_metrics_file(tmp_path):
 def test_the_report_puts_the_papers_numbers_beside_ours(tmp_path):
     table = TABLES["T4"]
     results = [
-        RowResult(row_run(table, row, "smoke", "d"), f"/runs/{row.folder}", 1,
+        RowResult(row_run(table, row, "paper", "d"), f"/runs/{row.folder}", 1,
                   {"classification.accuracy": 0.5 + index / 8, PARAMETERS: 1.23456})
         for index, row in enumerate(table.rows[:2])
     ]
