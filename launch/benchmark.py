@@ -1,8 +1,10 @@
-r"""Measures Table VI, gated inference, training and pipeline throughput, and memory.
+r"""Measures Table VI, gated inference, training and pipeline throughput, precision, memory.
 
   python -m launch.train --preset=quickstart --model_dir=runs/quickstart
   python -m launch.benchmark --output=benchmarks/results.json \
     --gate_model_dir=runs/quickstart
+  python -m launch.benchmark --output=benchmarks/precision.json --parts=precision \
+    --precision_model_dir=runs/quickstart
 
 Writes `--output` (JSON) and a markdown report beside it (`.md`), and prints the
 report. Every figure is measured in a fresh process (peak memory of its own,
@@ -21,10 +23,13 @@ from absl import app, flags
 import launch
 from defect_aux_net.config import PRESETS
 
-PARTS = ("table6", "gated", "train", "pipeline")
+PARTS = ("table6", "gated", "train", "pipeline", "precision")
 
 OUTPUT = flags.DEFINE_string("output", None, "Results JSON path; the report goes beside it (.md).")
-PARTS_FLAG = flags.DEFINE_multi_enum("parts", list(PARTS), PARTS, "Parts to measure.")
+PARTS_FLAG = flags.DEFINE_multi_enum(
+    "parts", [part for part in PARTS if part != "precision"], PARTS,
+    "Parts to measure (precision only when asked: it needs --precision_model_dir).",
+)
 THREADS = flags.DEFINE_list(
     "threads", ["1", "all"], "Thread counts for inference: integers, or `all` (every core)."
 )
@@ -59,6 +64,24 @@ TRAIN_STEPS = flags.DEFINE_integer("train_steps", 5, "Timed training steps.", lo
 PIPELINE_BATCHES = flags.DEFINE_integer(
     "pipeline_batches", 40, "Timed pipeline batches (of --train_batch_size).", lower_bound=1
 )
+PRECISION_MODEL_DIR = flags.DEFINE_string(
+    "precision_model_dir", None,
+    "A complete launch.train run whose best model the precision part exports, times and "
+    "evaluates in float32, bfloat16 and INT8.",
+)
+PRECISION_SPLIT = flags.DEFINE_string(
+    "precision_split", "test", "Split of the run's dataset the precision part evaluates on."
+)
+PRECISION_VARIANTS = flags.DEFINE_list(
+    "precision_variants", ["float32", "bfloat16", "int8", "openvino_float32", "openvino_bfloat16"],
+    "What the precision part compares: float32 and bfloat16 (Keras on TensorFlow), int8 "
+    "(OpenVINO INT8), openvino_float32 and openvino_bfloat16 (OpenVINO's float32 export with "
+    "the f32 or bf16 hint). float32 is the reference and must be among them.",
+)
+PRECISION_CALIBRATION_IMAGES = flags.DEFINE_integer(
+    "precision_calibration_images", 200, "Training images that calibrate the INT8 ranges.",
+    lower_bound=1,
+)
 
 flags.mark_flag_as_required("output")
 flags.register_validator(
@@ -77,11 +100,32 @@ flags.register_multi_flags_validator(
     message="The gated part needs --gate_model_dir, a model_dir of "
     "`python -m launch.train --preset=quickstart` (or leave out --parts=gated).",
 )
+flags.register_multi_flags_validator(
+    ["parts", "precision_model_dir"],
+    lambda values: "precision" not in values["parts"] or bool(values["precision_model_dir"]),
+    message="The precision part needs --precision_model_dir, a complete launch.train run.",
+)
 
 
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
+    if "precision" in PARTS_FLAG.value:
+        from defect_aux_net.performance import precision_comparison
+
+        checks = {
+            "precision_model_dir": lambda: precision_comparison.check_complete_run(
+                PRECISION_MODEL_DIR.value
+            ),
+            "precision_variants": lambda: precision_comparison.check_variants(
+                PRECISION_VARIANTS.value
+            ),
+        }
+        for flag, check in checks.items():
+            try:
+                check()
+            except ValueError as error:
+                raise app.UsageError(f"--{flag}: {error}") from error
     import keras
     import tensorflow as tf
 
@@ -108,6 +152,12 @@ def main(argv):
         _write(results)
     if "gated" in parts:
         results["gated"] = _measure_gated(threads)
+        _write(results)
+    if "precision" in parts:
+        precision = results["precision"] = _measure_precision(threads)
+        for count, run in precision["runs"].items():
+            for name, value in run["peak_memory_bytes"].items():
+                memory[f"inference {name} {precision['input_size']} threads={count}"] = value
         _write(results)
     if {"train", "pipeline"} & parts:
         results |= _measure_training(parts, memory)
@@ -168,6 +218,19 @@ def _measure_gated(threads):
             threads=count,
         )
     return runs[_threads_name(threads[0])] | {"runs": runs}
+
+
+def _measure_precision(threads):
+    import tempfile
+
+    from defect_aux_net.performance.precision_comparison import compare_precisions
+
+    with tempfile.TemporaryDirectory() as work_dir:
+        return compare_precisions(
+            PRECISION_MODEL_DIR.value, DATA_DIR.value, PRECISION_SPLIT.value, work_dir,
+            threads, WARMUP.value, REPEATS.value, PRECISION_CALIBRATION_IMAGES.value,
+            PRECISION_VARIANTS.value,
+        )
 
 
 def _measure_training(parts, memory):

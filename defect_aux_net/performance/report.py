@@ -3,7 +3,7 @@
 from defect_aux_net.config import TASKS
 from defect_aux_net.performance.inference_latency import MULTI_TASK
 
-# (name, JSON path, comparison, bound) of each target (issue 5).
+# (name, JSON path, comparison, bound) of each target (issues 5 and 16).
 TARGETS = (
     ("multi-task latency / sum of single-task latencies", ("table6", "latency_ratio"), "<=", 0.45),
     ("multi-task parameters / sum of single-task parameters", ("table6", "params_ratio"), "<=", 0.45),
@@ -20,6 +20,17 @@ TARGETS = (
         ("gated", "identical_passing_results"), "==", True,
     ),
     ("pipeline images/s per core / model images/s", ("pipeline", "ratio"), ">=", 3.0),
+    # Issue 16: speed-ups over float32 and the largest change of a headline metric.
+    ("bfloat16 speed-up over float32", ("precision", "speedup", "bfloat16"), ">=", 1.4),
+    (
+        "bfloat16: largest change of a test metric",
+        ("precision", "max_metric_change", "bfloat16"), "<=", 0.01,
+    ),
+    ("INT8 (OpenVINO) speed-up over float32", ("precision", "speedup", "int8"), ">=", 2.0),
+    (
+        "INT8 (OpenVINO): largest change of a test metric",
+        ("precision", "max_metric_change", "int8"), "<=", 0.02,
+    ),
 )
 _COMPARE = {"<=": lambda a, b: a <= b, ">=": lambda a, b: a >= b, "==": lambda a, b: a == b}
 
@@ -64,6 +75,8 @@ def benchmark_markdown(results: dict) -> str:
         lines += _gated_lines(results["gated"])
     if "train" in results:
         lines += _train_lines(results["train"])
+    if "precision" in results:
+        lines += _precision_lines(results["precision"])
     if "pipeline" in results:
         pipeline = results["pipeline"]
         lines += [
@@ -161,6 +174,48 @@ def _train_lines(train):
         lines.append(
             f"| {name} | {run['images_per_s']:.2f} | {run['step_s']:.3f} "
             f"| {run['cpu_per_wall']:.2f} | {xla} |"
+        )
+    return lines
+
+
+def _precision_lines(precision):
+    cpu = precision["cpu"]
+    lines = [
+        "",
+        f"## Precision: {precision['split']}, {precision['input_size']}, batch 1",
+        "",
+        f"CPU: {cpu['model_name']}; flags: {' '.join(cpu['flags']) or 'none listed'}.",
+        "",
+    ]
+    names = list(precision["speedup"])
+    metrics = list(precision["metrics"][names[0]])
+    for threads, run in precision["runs"].items():
+        lines += [
+            f"### threads={threads}",
+            "",
+            "| variant | latency (s) | speed-up | cpu/wall | needs |",
+            "|---|---|---|---|---|",
+        ]
+        for name in names:
+            lines.append(
+                f"| {name} | {run['latency_s'][name]:.4f} | {run['speedup'][name]:.2f}x "
+                f"| {run['cpu_per_wall'][name]:.2f} "
+                f"| {', '.join(precision['cpu_features_needed'][name])} |"
+            )
+        lines.append("")
+    lines += [
+        "### Test metrics (change against float32)",
+        "",
+        "| variant | " + " | ".join(metrics) + " | largest change, any metric |",
+        "|---|" + "---|" * (len(metrics) + 1),
+    ]
+    for name in names:
+        values = precision["metrics"][name]
+        changes = precision["metric_change"][name]
+        worst = precision["largest_change_any_metric"][name]
+        cells = [f"{values[key]:.4f} ({changes[key]:+.4f})" for key in metrics]
+        lines.append(
+            f"| {name} | " + " | ".join(cells) + f" | {worst['metric']} {worst['change']:+.4f} |"
         )
     return lines
 

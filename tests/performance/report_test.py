@@ -46,3 +46,41 @@ def test_targets_follow_nested_paths():
         ("the paper network (trained gate deciding)", True),
         ("passing images: gated results = ungated results (to float32 rounding)", True),
     ]
+
+
+PRECISION = {
+    "split": "neu_det validation",
+    "input_size": "192x192",
+    "cpu": {"model_name": "Test CPU", "flags": ["avx512f", "amx_bf16"]},
+    "cpu_features_needed": {"float32": ["avx512f"], "bfloat16": ["avx512_bf16", "amx_bf16"]},
+    "speedup": {"float32": 1.0, "bfloat16": 1.25},
+    "max_metric_change": {"float32": 0.0, "bfloat16": 0.005},
+    "metrics": {"float32": {"image_ap/ap": 0.9}, "bfloat16": {"image_ap/ap": 0.905}},
+    "metric_change": {"float32": {"image_ap/ap": 0.0}, "bfloat16": {"image_ap/ap": 0.005}},
+    "largest_change_any_metric": {
+        "float32": {"metric": "image_ap/ap", "change": 0.0},
+        "bfloat16": {"metric": "classification/per_class/pit/f1", "change": -0.02},
+    },
+    "runs": {
+        "1": {
+            "latency_s": {"float32": 0.5, "bfloat16": 0.4},
+            "speedup": {"float32": 1.0, "bfloat16": 1.25},
+            "cpu_per_wall": {"float32": 1.0, "bfloat16": 0.99},
+        }
+    },
+}
+
+
+def test_precision_targets_and_table():
+    results = dict(RESULTS, precision=PRECISION)
+    checked = {name: met for name, _, _, met in check_targets(results)}
+    assert checked["bfloat16 speed-up over float32"] is False
+    assert checked["bfloat16: largest change of a test metric"] is True
+    assert "INT8 (OpenVINO) speed-up over float32" not in checked  # Not measured.
+    markdown = benchmark_markdown(results)
+    assert "## Precision: neu_det validation, 192x192, batch 1" in markdown
+    assert "CPU: Test CPU; flags: avx512f amx_bf16." in markdown
+    assert "| bfloat16 | 0.4000 | 1.25x | 0.99 | avx512_bf16, amx_bf16 |" in markdown
+    assert (
+        "| bfloat16 | 0.9050 (+0.0050) | classification/per_class/pit/f1 -0.0200 |" in markdown
+    )
