@@ -2,7 +2,14 @@ import json
 
 import pytest
 
+from defect_aux_net.data import datasets
+from defect_aux_net.evaluation.model_evaluation import evaluate_model
+from defect_aux_net.export.precision import with_precision
+from defect_aux_net.performance.precision_comparison import cpu_features, headline_metrics
+from defect_aux_net.training import run_files
 from tests.launch.conftest import check_success, run_launch
+
+PRECISION_SPLIT = "test[:16]"
 
 
 @pytest.mark.slow(seconds=165)
@@ -49,3 +56,63 @@ def test_gated_part_needs_a_model_dir(tmp_path):
     result = run_launch("benchmark", f"--output={tmp_path / 'r.json'}", "--parts=gated")
     assert result.returncode != 0
     assert "The gated part needs --gate_model_dir" in result.stderr
+
+
+@pytest.mark.slow(seconds=120)
+def test_precision_of_a_trained_run(trained_run, synthetic_data_dir, tmp_path):
+    """Its figures against their own timings and an independent evaluation."""
+    model_dir, _ = trained_run
+    output = tmp_path / "results.json"
+    result = run_launch(
+        "benchmark",
+        f"--output={output}",
+        "--parts=precision",
+        f"--precision_model_dir={model_dir}",
+        f"--precision_split={PRECISION_SPLIT}",
+        # The OpenVINO float32 variants are int8's code path with another export.
+        "--precision_variants=float32,bfloat16,int8",
+        "--precision_calibration_images=8",
+        f"--data_dir={synthetic_data_dir}",
+        "--threads=1",
+        "--warmup=0",
+        "--repeats=1",
+    )
+    check_success(result)
+    results = json.loads(output.read_text())
+    precision = results["precision"]
+    variants = ["float32", "bfloat16", "int8"]
+    assert "inference int8 64x64 threads=1" in results["memory"]
+    report = (tmp_path / "results.md").read_text()
+    assert "## Precision: synthetic_defects/small test[:16], 64x64, batch 1" in report
+    assert list(precision["speedup"]) == variants
+    run = precision["runs"]["1"]
+    for name in variants:
+        assert run["speedup"][name] == run["latency_s"]["float32"] / run["latency_s"][name]
+    assert precision["speedup"] == run["speedup"]
+    assert precision["cpu"] == cpu_features()
+    assert precision["cpu_features_needed"]["int8"] == ["avx512_vnni", "amx_int8"]
+    # float32 and bfloat16 metrics are evaluate_model's on the run's best model.
+    experiment, class_names = run_files.read_config(model_dir)
+    thresholds = run_files.read_thresholds(model_dir, class_names)
+    builder = datasets.load_builder(experiment.dataset, synthetic_data_dir)
+    model = run_files.load_model(run_files.model_dir_paths(model_dir)["best"])
+    for name in ("float32", "bfloat16"):
+        expected = headline_metrics(
+            evaluate_model(
+                with_precision(model, name), builder, PRECISION_SPLIT, class_names, thresholds
+            ).result()
+        )
+        assert precision["metrics"][name] == pytest.approx(expected, abs=1e-12), name
+    # All three tasks: accuracy, image AP, mAP and Dice are each compared.
+    assert {"classification/accuracy", "image_ap/ap", "detection/map50", "segmentation/dice"} <= (
+        set(precision["metrics"]["int8"])
+    )
+    for name in variants:
+        changes = {
+            key: value - precision["metrics"]["float32"][key]
+            for key, value in precision["metrics"][name].items()
+        }
+        assert precision["metric_change"][name] == pytest.approx(changes)
+        assert precision["max_metric_change"][name] == pytest.approx(
+            max(abs(value) for value in changes.values())
+        )
