@@ -76,6 +76,42 @@ def has_config(model_dir: str) -> bool:
     return tf.io.gfile.exists(model_dir_paths(model_dir)["config"])
 
 
+# Fields added to the configs after run folders were first written, and the class
+# that has them: a config.json without them gets their defaults, which are what runs
+# did before (Adam's one cycle, Defect-Aux-Net, min-max input, no budget), so older
+# runs still load, resume and compare equal. Any other missing field is an error.
+_ADDED_FIELDS = (
+    ("init_checkpoint", "time_budget", "early_stopping_patience", "recipe", "model_name",
+     "optimizer"),
+    ("input_normalization",),
+)
+
+
+def _defaults_filled(values):
+    """config.json's values with the defaults of the `_ADDED_FIELDS` they lack."""
+    if not isinstance(values, dict):
+        return values
+
+    def filled(dictionary, config_class, names):
+        defaults = {
+            field.name: field.default
+            for field in dataclasses.fields(config_class)
+            if field.name in names and field.name not in dictionary
+        }
+        # Through JSON, as config.json holds them (tuples as lists).
+        return json.loads(json.dumps(defaults)) | dictionary
+
+    experiment_fields, model_fields = _ADDED_FIELDS
+    values = filled(values, ExperimentConfig, experiment_fields)
+    try:
+        model_config_class = config_class(values["model_name"])
+    except ValueError:
+        return values  # read_config names the unknown model.
+    if isinstance(values.get("model"), dict):
+        values["model"] = filled(values["model"], model_config_class, model_fields)
+    return values
+
+
 def _check_fields(values, config_class, path: str, where: str, extra=()):
     """Raises ValueError naming `path` unless `values` holds exactly the class's fields."""
     if not isinstance(values, dict):
@@ -102,7 +138,7 @@ def read_config(model_dir: str) -> tuple:
             f"model_dir={model_dir} is not the folder of a training run: {path} does not "
             "exist.",
         )
-    values = read_json(path)
+    values = _defaults_filled(read_json(path))
     _check_fields(values, ExperimentConfig, path, "the config", extra=("class_names",))
     try:
         model_config_class = config_class(values["model_name"])
@@ -152,7 +188,7 @@ def model_dir_state(
     paths = model_dir_paths(model_dir)
     if overwrite or not tf.io.gfile.exists(paths["config"]):
         return NEW
-    stored = read_json(paths["config"])
+    stored = _defaults_filled(read_json(paths["config"]))
     differences = config_differences(stored, config_dict(experiment, class_names))
     if differences:
         raise ConfigError(

@@ -204,3 +204,19 @@ def test_overwrite_deletes_the_run_files_only(tmp_path):
     open(os.path.join(model_dir, "notes.txt"), "w").close()
     run_files.clear_model_dir(model_dir)
     assert os.listdir(model_dir) == ["notes.txt"]
+
+
+def test_a_config_written_before_later_fields_existed_loads_and_resumes(tmp_path):
+    model_dir = run_dir(tmp_path)
+    path = os.path.join(model_dir, "config.json")
+    values = json.load(open(path))
+    for name in ("init_checkpoint", "time_budget", "early_stopping_patience", "recipe",
+                 "model_name", "optimizer"):
+        del values[name]
+    del values["model"]["input_normalization"]
+    with open(path, "w") as file:
+        json.dump(values, file)
+    loaded, class_names = run_files.read_config(model_dir)
+    assert (loaded, class_names) == (experiment(), CLASS_NAMES)
+    assert (loaded.model_name, loaded.optimizer) == ("defect_aux_net", "one_cycle_adam")
+    assert run_files.model_dir_state(model_dir, experiment(), CLASS_NAMES) == "resume"
