@@ -14,7 +14,9 @@ from typing import Callable
 import numpy as np
 import tensorflow as tf
 
+from defect_aux_net.config_errors import ConfigError
 from defect_aux_net.export.edge_runtimes import METADATA_FILE, load_edge_model
+from defect_aux_net.export.precision import POLICIES, with_precision
 from defect_aux_net.export.serving import (
     ServingModule,
     prepare_encoded_images,
@@ -44,7 +46,7 @@ class ServingFunctions:
     source: str
 
 
-def load_serving_functions(path: str, class_names=None) -> ServingFunctions:
+def load_serving_functions(path: str, class_names=None, precision=None) -> ServingFunctions:
     """The `ServingFunctions` of the model at `path`.
 
     Args:
@@ -55,12 +57,23 @@ def load_serving_functions(path: str, class_names=None) -> ServingFunctions:
         read them (and the thresholds and image rule) from the run folder holding it
         (the file's folder or the one above), else `class_<i>`. A SavedModel holds
         its own.
+      precision: None to compute as stored; "float32" or "bfloat16" (`mixed_bfloat16`,
+        for CPUs with avx512_bf16 or AMX) to rebuild a `.keras` checkpoint in that
+        precision (a run folder then uses its best.keras). An export's precision was
+        fixed when it was exported (`launch.export --precision`).
 
     Raises:
       ValueError: `path` is none of those, or `class_names` do not fit the model.
+      ConfigError: naming `precision` when it is unknown or `path` is an export.
     """
     path = os.fspath(path)
-    if run_files.has_config(path):
+    if precision is not None and precision not in POLICIES:
+        raise ConfigError(
+            "precision", f"precision must be one of {sorted(POLICIES)} or None, got {precision!r}."
+        )
+    if run_files.has_config(path) and precision is not None:
+        path = run_files.model_dir_paths(path)["best"]
+    elif run_files.has_config(path):
         try:
             path = run_files.latest_export(path)
         except ValueError:
@@ -71,6 +84,13 @@ def load_serving_functions(path: str, class_names=None) -> ServingFunctions:
                     "train it (launch.train) first."
                 ) from None
             path = best
+    if precision is not None and not path.endswith(".keras"):
+        raise ConfigError(
+            "precision",
+            f"precision={precision!r} applies to .keras checkpoints and run folders; the "
+            f"export {path} computes in the precision it was exported with "
+            "(launch.export --precision).",
+        )
     if tf.saved_model.contains_saved_model(path):
         if class_names is not None:
             raise ValueError(
@@ -81,7 +101,7 @@ def load_serving_functions(path: str, class_names=None) -> ServingFunctions:
     if tf.io.gfile.exists(os.path.join(path, METADATA_FILE)):
         return _edge_functions(path, class_names)
     if path.endswith(".keras") and tf.io.gfile.exists(path):
-        return _checkpoint_functions(path, class_names)
+        return _checkpoint_functions(path, class_names, precision)
     raise ValueError(
         f"{path} is not a model: expected a launch.train run folder, an exported SavedModel "
         "folder (with saved_model.pb), an ONNX/LiteRT/OpenVINO export folder (with "
@@ -101,8 +121,10 @@ def _saved_model_functions(path):
     )
 
 
-def _checkpoint_functions(path, class_names):
+def _checkpoint_functions(path, class_names, precision=None):
     model = run_files.load_model(path)
+    if precision is not None:
+        model = with_precision(model, precision)
     class_names, thresholds, image_rule = _names_and_rules(
         path, model.config.num_classes, class_names
     )

@@ -105,10 +105,11 @@ class Predictor:
         self.batch_size = batch_size
 
     @classmethod
-    def load(cls, path, class_names=None, **kwargs) -> "Predictor":
+    def load(cls, path, class_names=None, precision=None, **kwargs) -> "Predictor":
         """The predictor of a run folder, an export or a `.keras` file (see
-        `load_serving_functions`); `kwargs` are the constructor's."""
-        return cls(load_serving_functions(path, class_names), **kwargs)
+        `load_serving_functions`, also for `precision="bfloat16"`); `kwargs` are the
+        constructor's."""
+        return cls(load_serving_functions(path, class_names, precision), **kwargs)
 
     @property
     def class_names(self) -> tuple:

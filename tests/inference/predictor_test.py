@@ -213,6 +213,28 @@ def test_nan_outputs_of_an_old_export_are_an_error_not_a_defect_free_part(images
     assert result.error == "the model's probabilities hold NaN or inf: it cannot judge it"
 
 
+def test_a_run_in_bfloat16_predicts_from_its_checkpoint_within_bfloat16_rounding(
+    run_dir, images, signatures
+):
+    predictor = Predictor.load(run_dir, precision="bfloat16")
+    # The export was made in float32: the precision is chosen on the checkpoint.
+    assert predictor.functions.source == str(run_dir / "best.keras")
+    probabilities = [predictor(images["rgb"])[0].probabilities[name] for name in CLASS_NAMES]
+    expected = served_float(signatures, images["rgb"])["probabilities"]
+    tolerances.assert_close(
+        probabilities, expected, tolerances.bfloat16_output_tolerance(), "probabilities"
+    )
+    # The same checkpoint and code in float32 computes exactly the same each time; in
+    # bfloat16 its activations are rounded on the way, so its outputs differ.
+    in_float32 = Predictor.load(run_dir / "best.keras")(images["rgb"])[0].probabilities
+    assert probabilities != [in_float32[name] for name in CLASS_NAMES]
+    with pytest.raises(ConfigError, match="computes in the precision it was exported with"):
+        Predictor.load(run_dir / "export" / "1", precision="bfloat16")
+    with pytest.raises(ConfigError, match="precision must be one of") as error:
+        Predictor.load(run_dir, precision="float16")
+    assert error.value.field == "precision"
+
+
 def test_paths_that_are_no_model_and_misplaced_class_names_are_refused(run_dir, tmp_path):
     with pytest.raises(ValueError, match="is not a model: expected a launch.train run folder"):
         Predictor.load(tmp_path)
