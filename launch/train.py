@@ -109,7 +109,7 @@ def main(argv):
         # A rerun of the same run reuses its measured choices (loss weights, epochs).
         stored = None
         if not OVERWRITE.value and run_files.has_config(MODEL_DIR.value):
-            stored = run_files.read_json(run_files.model_dir_paths(MODEL_DIR.value)["config"])
+            stored = run_files.read_stored_config(MODEL_DIR.value)
         data = experiment_flags.training_data_from_flags(TEST_SPLIT.value, stored)
         if data.experiment.time_budget is not None:
             data = time_budget.fit_epochs_to_budget(

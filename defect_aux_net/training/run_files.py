@@ -112,6 +112,12 @@ def _defaults_filled(values):
     return values
 
 
+def read_stored_config(model_dir: str) -> dict:
+    """The values of `model_dir`'s config.json, with the defaults of `_ADDED_FIELDS` it
+    lacks: what a rerun compares itself with."""
+    return _defaults_filled(read_json(model_dir_paths(model_dir)["config"]))
+
+
 def _check_fields(values, config_class, path: str, where: str, extra=()):
     """Raises ValueError naming `path` unless `values` holds exactly the class's fields."""
     if not isinstance(values, dict):
@@ -188,7 +194,7 @@ def model_dir_state(
     paths = model_dir_paths(model_dir)
     if overwrite or not tf.io.gfile.exists(paths["config"]):
         return NEW
-    stored = _defaults_filled(read_json(paths["config"]))
+    stored = read_stored_config(model_dir)
     differences = config_differences(stored, config_dict(experiment, class_names))
     if differences:
         raise ConfigError(

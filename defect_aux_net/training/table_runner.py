@@ -97,7 +97,7 @@ def train_row(run: RowRun, data_dir, model_dir: str, strategy, jit_compile) -> d
     started = time.monotonic()
     stored = None
     if run_files.has_config(model_dir):  # A rerun reuses its measured choices.
-        stored = run_files.read_json(run_files.model_dir_paths(model_dir)["config"])
+        stored = run_files.read_stored_config(model_dir)
     data = training_run.prepare_training_data(run.experiment(), data_dir)
     if run.preset == "auto":
         data = auto_recipe.apply_recipe(data, frozenset(run.fields), stored)

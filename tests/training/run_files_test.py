@@ -220,3 +220,6 @@ def test_a_config_written_before_later_fields_existed_loads_and_resumes(tmp_path
     assert (loaded, class_names) == (experiment(), CLASS_NAMES)
     assert (loaded.model_name, loaded.optimizer) == ("defect_aux_net", "one_cycle_adam")
     assert run_files.model_dir_state(model_dir, experiment(), CLASS_NAMES) == "resume"
+    # What a rerun compares its measured choices with (auto_recipe.reuse_stored).
+    stored = run_files.read_stored_config(model_dir)
+    assert stored == run_files.config_dict(experiment(), CLASS_NAMES)
