@@ -4,6 +4,8 @@ import dataclasses
 import math
 from typing import Optional
 
+from defect_aux_net.preset_configs import PresetConfig
+
 BACKBONES = ("resnet18", "resnet34", "resnet50", "resnet101")
 # Depths that keras.applications publishes ImageNet weights for.
 IMAGENET_BACKBONES = ("resnet50", "resnet101")
@@ -20,7 +22,7 @@ MIN_INPUT_SIZE = 32
 
 
 @dataclasses.dataclass(frozen=True)
-class DefectAuxNetConfig:
+class DefectAuxNetConfig(PresetConfig):
     """Everything that defines a Defect-Aux-Net model and its multi-task loss.
 
     The defaults are the paper's network: ResNet-50 bottom-up pathway with
@@ -131,16 +133,6 @@ class DefectAuxNetConfig:
     def anchors_per_location(self) -> int:
         return self.anchor_scales_per_octave * len(self.anchor_aspect_ratios)
 
-    @classmethod
-    def from_preset(cls, name: str, **overrides) -> "DefectAuxNetConfig":
-        """Returns the named preset of `PRESETS` with `overrides` applied."""
-        if name not in PRESETS:
-            raise ValueError(f"Unknown preset {name!r}; choose one of {sorted(PRESETS)}.")
-        return dataclasses.replace(PRESETS[name], **overrides)
-
-    def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
-
     def _validate(self):
         _check_choice("backbone", self.backbone, BACKBONES)
         _check_choice("attention", self.attention, ATTENTIONS)
@@ -240,3 +232,4 @@ PRESETS = {
         batch_norm_momentum=0.9,
     ),
 }
+DefectAuxNetConfig.presets = PRESETS

@@ -15,6 +15,7 @@ from defect_aux_net.config_errors import ConfigError
 from defect_aux_net.data.holdout import parse_split, split_names, without_holdout
 from defect_aux_net.models.model_builders import DEFAULT_MODEL, config_class
 from defect_aux_net.models.segdec_config import SegDecConfig
+from defect_aux_net.preset_configs import PresetConfig
 
 # How the run's optimizer is made (`training.optimizers.make_optimizer`): Adam on the
 # one-cycle schedule peaking at `learning_rate` (Defect-Aux-Net), or plain SGD at a
@@ -23,7 +24,7 @@ OPTIMIZERS = ("one_cycle_adam", "sgd")
 
 
 @dataclasses.dataclass(frozen=True)
-class ExperimentConfig:
+class ExperimentConfig(PresetConfig):
     """Everything `launch.train` needs besides where to read and write.
 
     Attributes:
@@ -136,20 +137,10 @@ class ExperimentConfig:
             split = without_holdout(split, holdout)
         return split
 
-    @classmethod
-    def from_preset(cls, name: str, **overrides) -> "ExperimentConfig":
-        """The preset `name` of `PRESETS`; `model_overrides` go to its model config."""
-        if name not in PRESETS:
-            raise ValueError(f"Unknown preset {name!r}; choose one of {sorted(PRESETS)}.")
-        return dataclasses.replace(PRESETS[name], **overrides)
-
     def for_classes(self, class_names) -> "ExperimentConfig":
         """This experiment with the model's `num_classes` set to the dataset's classes."""
         model = dataclasses.replace(self.model, num_classes=len(class_names))
         return dataclasses.replace(self, model=model)
-
-    def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
 
     @classmethod
     def from_dict(cls, values: dict) -> "ExperimentConfig":
@@ -236,3 +227,4 @@ PRESETS["segdec_small"] = dataclasses.replace(
     negative_sampling=True,
     distance_weights=(1.0, 2.0),
 )
+ExperimentConfig.presets = PRESETS

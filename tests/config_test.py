@@ -4,6 +4,7 @@ import re
 import pytest
 
 from defect_aux_net import DefectAuxNetConfig
+from defect_aux_net.config_errors import ConfigError
 
 
 @pytest.mark.parametrize(
@@ -49,8 +50,9 @@ def test_presets_and_overrides():
     assert config.input_shape == (128, 800, 3)
     assert config.num_classes == 4 and config.attention == "se"
     assert config.padded_size == (128, 896)
-    with pytest.raises(ValueError, match="Unknown preset 'kaggle'"):
+    with pytest.raises(ConfigError, match="Unknown DefectAuxNetConfig preset 'kaggle'") as error:
         DefectAuxNetConfig.from_preset("kaggle")
+    assert error.value.field == "preset"
 
 
 def test_lists_become_tuples_so_configs_round_trip():

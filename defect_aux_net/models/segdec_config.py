@@ -3,6 +3,7 @@
 import dataclasses
 
 from defect_aux_net.config import INPUT_NORMALIZATIONS
+from defect_aux_net.preset_configs import PresetConfig
 
 # The network always has both heads: the decision head reads the segmentation logits.
 SEGDEC_TASKS = ("classification", "segmentation")
@@ -14,7 +15,7 @@ INPUT_MULTIPLE = 8
 
 
 @dataclasses.dataclass(frozen=True)
-class SegDecConfig:
+class SegDecConfig(PresetConfig):
     """Everything that defines a `SegDecNet` and its loss (Bozic et al. 2021).
 
     Example:
@@ -63,16 +64,6 @@ class SegDecConfig:
     @property
     def resolved_input_normalization(self) -> str:
         return self.input_normalization
-
-    @classmethod
-    def from_preset(cls, name: str, **overrides) -> "SegDecConfig":
-        """Returns the named preset of `PRESETS` with `overrides` applied."""
-        if name not in PRESETS:
-            raise ValueError(f"Unknown preset {name!r}; choose one of {sorted(PRESETS)}.")
-        return dataclasses.replace(PRESETS[name], **overrides)
-
-    def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
 
     def _validate(self):
         if not isinstance(self.num_classes, int) or self.num_classes < 1:
@@ -126,3 +117,4 @@ PRESETS = {
         num_classes=1, input_shape=(128, 128, 1), trunk_channels=(8, 16, 64)
     ),
 }
+SegDecConfig.presets = PRESETS
