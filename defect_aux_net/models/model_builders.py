@@ -16,10 +16,19 @@ from defect_aux_net.models.segdec_net import SegDecNet
 
 @dataclasses.dataclass(frozen=True)
 class ModelEntry:
-    """A choosable model: `model_class(config)` builds it from a `config_class` instance."""
+    """A choosable model: `model_class(config)` builds it from a `config_class` instance.
+
+    Attributes:
+      model_class: the `keras.Model` subclass.
+      config_class: its config dataclass.
+      config_values: config fields that name this network where several entries share
+        a config class (`{"decoder": "unet"}`): `model_config` sets them and
+        `model_name` reads them. Empty for a config class of its own.
+    """
 
     model_class: type
     config_class: type
+    config_values: dict = dataclasses.field(default_factory=dict)
 
 
 MODELS = {
@@ -32,7 +41,9 @@ DEFAULT_MODEL = "defect_aux_net"
 def model_name(config) -> str:
     """The `MODELS` name of the model `config` describes."""
     for name, entry in MODELS.items():
-        if type(config) is entry.config_class:
+        if type(config) is entry.config_class and all(
+            getattr(config, field) == value for field, value in entry.config_values.items()
+        ):
             return name
     raise ValueError(
         f"{type(config).__name__} is the config of no model; models: {', '.join(MODELS)}."
@@ -44,6 +55,16 @@ def config_class(name: str) -> type:
     if name not in MODELS:
         raise ValueError(f"Unknown model {name!r}; choose one of {', '.join(MODELS)}.")
     return MODELS[name].config_class
+
+
+def model_config(name: str, preset: str | None = None, **fields):
+    """The config of the model `name`: its `preset` (None: the class's defaults) with
+    the entry's `config_values` and `fields` set; ValueError naming the choices."""
+    config_type = config_class(name)
+    fields = {**MODELS[name].config_values, **fields}
+    if preset is None:
+        return config_type(**fields)
+    return config_type.from_preset(preset, **fields)
 
 
 def build_model(config):
