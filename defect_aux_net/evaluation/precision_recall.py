@@ -8,7 +8,9 @@ ICPR 2020) does. The project's rules that scikit-learn does not follow are kept 
   is 0 at every threshold (scikit-learn sets it to 1 and warns) and AP is 0.0;
 - an empty split gives the curve's last point alone and AP 0.0 (scikit-learn raises);
 - among equal best F1 the lowest threshold wins (the two-stage network's code;
-  scikit-learn has no best-F1 threshold), F1 compared as computed from counts;
+  scikit-learn has no best-F1 threshold), F1 compared as computed from counts, and the
+  threshold returned lies midway between that score and the next lower one (the same
+  decisions on these scores, away from any one image's score);
 - one column of multi-hot labels is one class (`multilabel_confusion_matrix` reads a
   single column as the two classes 0 and 1).
 """
@@ -146,10 +148,17 @@ def area_under_curve(precision, recall):
 def best_f1_threshold(labels, scores):
     """The score threshold with the highest F1, and the counts made there.
 
-    As the two-stage network's code: thresholds are the distinct scores, an example is
-    positive when its score is >= the threshold, and among equal F1 the lowest threshold
-    wins. Without any positive example F1 is 0 everywhere, so `DEFAULT_THRESHOLD` is
-    used.
+    As the two-stage network's code: candidate thresholds are the distinct scores, an
+    example is positive when its score is >= the threshold, and among equal F1 the
+    lowest candidate wins. The threshold returned is then the midpoint between that
+    score and the next lower distinct score (`gap_midpoint`), which makes the same
+    decisions on these scores. Why: the best candidate is always some example's own
+    score, and where the split separates the classes with a wide gap (highest
+    defect-free score 0.3, lowest defective score 0.99) it sits at the gap's far end,
+    so that a defect scored a little lower on new images is missed; the split cannot
+    tell any point of the gap from its end, and the middle leaves both classes the
+    widest margin. The lowest score has no lower neighbour and stays. Without any
+    positive example F1 is 0 everywhere, so `DEFAULT_THRESHOLD` is used.
 
     Args:
       labels: 0/1 ground truth, any shape.
@@ -171,7 +180,10 @@ def best_f1_threshold(labels, scores):
         # equal; 2PR / (P + R) of rounded P and R splits about 0.4% of ties.
         f1 = 2 * tps / (predicted + labels.sum())
         # The first maximum is the lowest threshold.
-        threshold = float(thresholds[np.argmax(f1)])
+        best = int(np.argmax(f1))
+        threshold = float(thresholds[best])
+        if best > 0:
+            threshold = gap_midpoint(thresholds[best - 1], thresholds[best])
     counts = confusion_counts(labels[:, None], (scores >= threshold)[:, None])
     counts = {name: int(value[0]) for name, value in counts.items()}
     precision, recall, f1 = precision_recall_f1(counts["tp"], counts["fp"], counts["fn"])
@@ -182,6 +194,18 @@ def best_f1_threshold(labels, scores):
         "f1": float(f1),
         **counts,
     }
+
+
+def gap_midpoint(lower: float, upper: float) -> float:
+    """`(lower + upper) / 2`, or `upper` when float32 cannot put it above `lower`.
+
+    Models score in float32 and the exported graphs compare in float32: a midpoint
+    that rounds to `lower` there would turn the example scored `lower` positive.
+    """
+    middle = float(lower) + (float(upper) - float(lower)) / 2
+    if middle <= lower or np.float32(middle) <= np.float32(lower):
+        return float(upper)
+    return middle
 
 
 def best_f1_thresholds(labels, probabilities):

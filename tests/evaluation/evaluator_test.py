@@ -63,14 +63,15 @@ def test_all_tasks_give_a_json_result_with_hand_checked_values():
     assert image_ap.pop("is_defective") == {
         "precision": 1.0, "recall": 1.0, "f1": 1.0, "tp": 1, "fp": 0, "fn": 0, "tn": 1
     }
-    # Evidence is float32, as decoded outputs are.
-    assert image_ap == perfect | {"threshold": pytest.approx(0.7)}
+    # Evidence is float32, as decoded outputs are. Thresholds lie midway between the
+    # two images' scores.
+    assert image_ap == perfect | {"threshold": pytest.approx(0.5)}
     # Each head ranks the two images right: highest mask probability 0.8 vs 0.6,
     # highest real detection score 0.95 vs none (0).
     assert per_source == {
-        "classification": perfect | {"threshold": pytest.approx(0.7)},
-        "mask": perfect | {"threshold": pytest.approx(0.8)},
-        "detection": perfect | {"threshold": pytest.approx(0.95)},
+        "classification": perfect | {"threshold": pytest.approx(0.5)},
+        "mask": perfect | {"threshold": pytest.approx(0.7)},
+        "detection": perfect | {"threshold": pytest.approx(0.475)},
     }
     assert set(evaluator.pr_curves()) == {"image", "class/scratch", "class/pit"}
 
@@ -78,10 +79,10 @@ def test_all_tasks_give_a_json_result_with_hand_checked_values():
 @pytest.mark.parametrize(
     "tasks, keys, threshold",
     [
-        # Highest mask probability: 0.8 and 0.6.
-        (("segmentation",), ("masks",), 0.8),
+        # Highest mask probability: 0.8 and 0.6; the best-F1 threshold midway.
+        (("segmentation",), ("masks",), 0.7),
         # Highest valid detection score: 0.95 and none (0).
-        (("detection",), ("boxes", "scores", "classes", "num_detections"), 0.95),
+        (("detection",), ("boxes", "scores", "classes", "num_detections"), 0.475),
     ],
 )
 def test_image_score_without_classification(tasks, keys, threshold):
@@ -104,9 +105,10 @@ def test_an_image_rule_gives_the_fused_score_and_decides():
     image_ap = evaluator.result()["image_ap"]
     assert image_ap["score"] == "fused"
     assert list(image_ap["per_source"]) == ["classification", "mask", "detection", "fused"]
-    # Fused: 0.5 * 0.8 + 0.5 * 0.95 = 0.875 (defective), 0.5 * 0.6 + 0 = 0.3.
-    assert image_ap["threshold"] == pytest.approx(0.875)
-    assert image_ap["per_source"]["fused"]["threshold"] == pytest.approx(0.875)
+    # Fused: 0.5 * 0.8 + 0.5 * 0.95 = 0.875 (defective), 0.5 * 0.6 + 0 = 0.3; the
+    # best-F1 threshold midway, 0.5875.
+    assert image_ap["threshold"] == pytest.approx(0.5875)
+    assert image_ap["per_source"]["fused"]["threshold"] == pytest.approx(0.5875)
     assert image_ap["ap"] == 1.0
     # 0.875 < 0.9: the defective image is missed, the defect-free one passes.
     assert image_ap["is_defective"] == {

@@ -9,7 +9,7 @@ def test_ap_and_errors_at_the_best_f1_threshold_over_batches():
     metrics.update(np.array([True, False]), np.array([0.9, 0.8]))
     metrics.update(np.array([True, False]), np.array([0.7, 0.6]))
     assert metrics.result() == pytest.approx(
-        {"ap": 0.5 * 1 + 0.5 * 2 / 3, "threshold": 0.7, "precision": 2 / 3, "recall": 1.0,
+        {"ap": 0.5 * 1 + 0.5 * 2 / 3, "threshold": 0.65, "precision": 2 / 3, "recall": 1.0,
          "f1": 0.8, "tp": 2, "fp": 1, "fn": 0, "tn": 1}
     )
     precision, recall, thresholds = metrics.pr_curve()

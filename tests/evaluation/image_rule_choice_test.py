@@ -37,8 +37,9 @@ def test_detection_ranking_perfectly_takes_the_weight():
         "classification": 0.0, "mask": 0.0, "detection": 1.0
     }
     assert choice.aps["fused"] == 1.0
-    # Best F1 on the fused (detection) score: the lowest defective score.
-    assert choice.rule.threshold == pytest.approx(0.55)
+    # Best F1 on the fused (detection) score at the lowest defective score, 0.55; the
+    # threshold midway to the highest defect-free one, 0.5.
+    assert choice.rule.threshold == pytest.approx(0.525)
 
 
 def test_a_perfect_classifier_keeps_the_papers_rule_on_ties():
@@ -46,7 +47,8 @@ def test_a_perfect_classifier_keeps_the_papers_rule_on_ties():
     choice = choose_image_rule(LABELS, {"classification": forward, "detection": NARROW})
     # Both rank perfectly, as do the blends: the classifier-heaviest wins the tie.
     assert choice.rule.weights == (1.0, 0.0, 0.0)
-    assert choice.rule.threshold == pytest.approx(0.8)
+    # Midway between the lowest defective score, 0.8, and the highest other, 0.2.
+    assert choice.rule.threshold == pytest.approx(0.5)
 
 
 # Each head misplaces one image; half and half orders all four.
@@ -71,8 +73,9 @@ def test_a_blend_beats_each_head():
     # than its standard error, sqrt(5/6 * 1/6 / 20) = 0.083.
     assert choice.rule.weights == pytest.approx((0.8, 0.2, 0.0))
     assert choice.aps["fused"] == 1.0
-    # The lowest defective fused score: min(0.2 + 0.56, 0.9 - 0.48) = 0.42.
-    assert choice.rule.threshold == pytest.approx(0.42, abs=1e-6)
+    # Midway between the lowest defective fused score, min(0.2 + 0.56, 0.9 - 0.48) =
+    # 0.42, and the highest defect-free one, max(0.1 + 0.24, 0.3 - 0.16) = 0.34.
+    assert choice.rule.threshold == pytest.approx(0.38, abs=1e-6)
 
 
 def test_a_better_blend_on_two_defective_images_keeps_the_classifier():
@@ -84,8 +87,9 @@ def test_a_better_blend_on_two_defective_images_keeps_the_classifier():
     assert ap_standard_error(5 / 6, 2) == 0.5
     assert choice.rule.weights == (1.0, 0.0, 0.0)
     assert choice.aps["fused"] == pytest.approx(5 / 6)
-    # Best F1 of the classifier's scores: 0.3 takes both defective images and one other.
-    assert choice.rule.threshold == pytest.approx(0.3)
+    # Best F1 of the classifier's scores: 0.3 takes both defective images and one
+    # other; the threshold lies midway to the next score, 0.1.
+    assert choice.rule.threshold == pytest.approx(0.2)
 
 
 def test_no_rule_for_one_head_or_a_split_of_one_kind():

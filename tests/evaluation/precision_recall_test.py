@@ -37,15 +37,17 @@ def test_average_precision_sums_recall_steps_times_precision():
 
 
 def test_best_f1_threshold_and_errors_there():
-    # F1 at 0.9, 0.8, 0.7, 0.6: 2/3, 1/2, 4/5, 2/3. At >= 0.7: TP 2, FP 1, TN 1.
+    # F1 at 0.9, 0.8, 0.7, 0.6: 2/3, 1/2, 4/5, 2/3. At >= 0.7: TP 2, FP 1, TN 1; the
+    # threshold midway to the next lower score, 0.6, makes the same decisions.
     assert best_f1_threshold(LABELS, SCORES) == pytest.approx(
-        {"threshold": 0.7, "precision": 2 / 3, "recall": 1.0, "f1": 0.8,
+        {"threshold": 0.65, "precision": 2 / 3, "recall": 1.0, "f1": 0.8,
          "tp": 2, "fp": 1, "fn": 0, "tn": 1}
     )
 
 
 def test_equal_f1_keeps_the_lowest_threshold():
-    # F1 at 0.9 (TP 1, FN 1) and at 0.6 (TP 2, FP 2) are both 2/3.
+    # F1 at 0.9 (TP 1, FN 1) and at 0.6 (TP 2, FP 2) are both 2/3. Nothing is lower
+    # than 0.6: it stays.
     result = best_f1_threshold([1, 0, 0, 1], [0.9, 0.8, 0.7, 0.6])
     assert result == pytest.approx(
         {"threshold": 0.6, "precision": 0.5, "recall": 1.0, "f1": 2 / 3,
@@ -56,26 +58,30 @@ def test_equal_f1_keeps_the_lowest_threshold():
 def test_a_tie_split_by_rounding_still_takes_the_lowest_threshold():
     # F1 is 2/3 at >= 0.8 (TP 2, FN 2) and at >= 0.5 (TP 3, FP 2, FN 1); 2PR / (P + R)
     # gives 0.6666666666666666 and 0.6666666666666665, so a float comparison picks 0.8.
+    # 0.5 wins, and the threshold is midway to 0.4.
     labels = [1, 1, 0, 0, 1, 0, 0, 0, 1]
     scores = [0.9, 0.8, 0.7, 0.6, 0.5, 0.4, 0.3, 0.2, 0.1]
     result = best_f1_threshold(labels, scores)
     assert result == pytest.approx(
-        {"threshold": 0.5, "precision": 0.6, "recall": 0.75, "f1": 2 / 3,
+        {"threshold": 0.45, "precision": 0.6, "recall": 0.75, "f1": 2 / 3,
          "tp": 3, "fp": 2, "fn": 1, "tn": 3}
     )
 
 
 def brute_force_best_f1_threshold(labels, scores):
-    """The rule by enumeration with exact fractions: best F1, then the lowest threshold."""
+    """The rule by enumeration with exact fractions: best F1, then the lowest threshold,
+    then midway to the next lower score."""
     labels = np.asarray(labels, bool)
     best = None
-    for threshold in sorted(set(scores.tolist()), reverse=True):
+    distinct = sorted(set(scores.tolist()), reverse=True)
+    for index, threshold in enumerate(distinct):
         predicted = scores >= threshold
         tp = int(np.sum(predicted & labels))
         fp, fn = int(np.sum(predicted & ~labels)), int(np.sum(~predicted & labels))
         f1 = Fraction(2 * tp, 2 * tp + fp + fn)
         if best is None or f1 >= best[0]:
-            best = (f1, threshold)
+            lower = distinct[index + 1] if index + 1 < len(distinct) else None
+            best = (f1, threshold if lower is None else (threshold + lower) / 2)
     return best[1]
 
 
@@ -88,12 +94,48 @@ def test_best_f1_threshold_follows_the_rule_on_random_inputs():
         labels = (rng.random(size) < 0.4).astype(int)
         labels[0] = 1
         result = best_f1_threshold(labels, scores)
-        assert result["threshold"] == brute_force_best_f1_threshold(labels, scores)
+        assert result["threshold"] == pytest.approx(brute_force_best_f1_threshold(labels, scores))
         predicted = scores >= result["threshold"]
         assert (result["tp"], result["fp"], result["fn"], result["tn"]) == (
             int(np.sum(predicted & (labels == 1))), int(np.sum(predicted & (labels == 0))),
             int(np.sum(~predicted & (labels == 1))), int(np.sum(~predicted & (labels == 0))),
         )
+
+
+@pytest.mark.parametrize(
+    "labels, scores, threshold, tp, fp",
+    [
+        # Separable: defect-free at most 0.3, defective from 0.99. F1 at 1.0, 0.99, 0.3:
+        # 2/3, 1, 4/5; the threshold is the middle of the gap, not its edge at 0.99.
+        ([0, 0, 0, 1, 1], [0.1, 0.2, 0.3, 0.99, 1.0], 0.645, 2, 0),
+        # Overlapping: F1 at 0.8, 0.6, 0.5, 0.4, 0.2: 1/2, 4/5, 2/3, 4/7, 2/3. The best,
+        # 0.6 (TP 2, FN 1), moves midway to 0.5.
+        ([1, 0, 1, 0, 1, 0], [0.8, 0.5, 0.6, 0.4, 0.2, 0.2], 0.55, 2, 0),
+        # Tied scores: 0.7 and 0.3 each hold a defective and a defect-free image. F1 at
+        # 0.9, 0.7, 0.3, 0.1: 1/2, 2/3, 3/4 (TP 3, FP 2), 2/3: 0.3, midway to 0.1.
+        ([1, 1, 0, 1, 0, 0], [0.9, 0.7, 0.7, 0.3, 0.3, 0.1], 0.2, 3, 2),
+        # Tied F1: 2/3 at 0.9 (TP 1, FN 1) and at 0.5 (TP 2, FP 2); the lower, 0.5,
+        # moves midway to 0.1.
+        ([1, 0, 0, 1, 0], [0.9, 0.8, 0.7, 0.5, 0.1], 0.3, 2, 2),
+    ],
+)
+def test_the_threshold_lies_midway_below_the_best_score(labels, scores, threshold, tp, fp):
+    result = best_f1_threshold(labels, scores)
+    assert result["threshold"] == pytest.approx(threshold)
+    # The decisions (and counts) are the best score's.
+    assert (result["tp"], result["fp"]) == (tp, fp)
+
+
+@pytest.mark.parametrize("upper", [0.75, float(np.nextafter(np.float32(0.75), np.float32(1)))])
+def test_the_threshold_separates_neighbouring_float32_scores_in_float32(upper):
+    # Adjacent float32 scores: their midpoint rounds to one of them in float32 (ties to
+    # even: upward for one pair, downward for the other). Compared in float32, as the
+    # exported graphs do, the threshold must still leave the lower score negative.
+    lower = float(np.nextafter(np.float32(upper), np.float32(0)))
+    threshold = best_f1_threshold([0, 1], [lower, upper])["threshold"]
+    assert np.float32(lower) < np.float32(threshold) <= np.float32(upper)
+    assert lower < threshold <= upper
+    assert best_f1_threshold([0, 1], [0.5, 0.75])["threshold"] == 0.625
 
 
 def test_without_positives_the_default_threshold_is_used():
@@ -108,8 +150,9 @@ def test_best_f1_thresholds_per_class():
     probabilities = np.array(
         [[0.9, 0.5, 0.1], [0.8, 0.4, 0.9], [0.7, 0.3, 0.2], [0.6, 0.2, 0.3]]
     )
-    # Class 1 F1 at 0.5, 0.4, 0.3, 0.2: 0, 2/3, 1/2, 2/5. Class 2 has no positive.
-    np.testing.assert_allclose(best_f1_thresholds(labels, probabilities), [0.7, 0.4, 0.5])
+    # Class 0 as LABELS: 0.7, midway to 0.6. Class 1 F1 at 0.5, 0.4, 0.3, 0.2: 0, 2/3,
+    # 1/2, 2/5: 0.4, midway to 0.3. Class 2 has no positive: the default 0.5.
+    np.testing.assert_allclose(best_f1_thresholds(labels, probabilities), [0.65, 0.35, 0.5])
 
 
 def test_zero_over_zero_is_zero():
