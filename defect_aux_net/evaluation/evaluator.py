@@ -31,8 +31,8 @@ class Evaluator:
     - `classification`: paper eq. 7-10 on defective vs defect-free images with their
       `tp`/`fp`/`fn`/`tn`, exact match, per-class scores and counts at each class's
       threshold, and the image confusion matrix (`ClassificationMetrics`);
-    - `segmentation`: Dice and IoU over the split and per image (`SegmentationMetrics`;
-      `iou_per_image` is the DeepLabV3+ paper's per-image mean IoU);
+    - `segmentation`: Dice and IoU over the split and per image, and the DeepLabV3+
+      paper's per-image mean IoU of label maps, `label_map_miou` (`SegmentationMetrics`);
     - `detection`: COCO mAP, mAP@0.5 and AR@100 (`DetectionMetrics`);
     - `image_ap`: the two-stage network's per-image AP of the image score in use
       (`score`), and precision, recall, F1 and `tp`/`fp`/`fn`/`tn` at its best-F1

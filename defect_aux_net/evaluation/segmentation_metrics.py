@@ -1,4 +1,5 @@
-"""Segmentation metrics: Dice and IoU over a split and per image (mean IoU per image)."""
+"""Segmentation metrics: Dice and IoU over a split and per image, and the DeepLabV3+
+paper's per-image mean IoU of label maps."""
 
 from typing import Sequence
 
@@ -18,12 +19,21 @@ class SegmentationMetrics:
     - split level (`dice`, `iou`): intersections, predicted and ground-truth areas summed
       over all images first, then `2I / (P + G)` and `I / (P + G - I)`;
     - per image (`dice_per_image`, `iou_per_image`): the score of each image and class,
-      averaged over images. `iou_per_image` averaged over classes is the DeepLabV3+
-      paper's per-image mean IoU, `mIoU = 1/N sum_i |X_i n Y_i| / |X_i u Y_i|`.
+      averaged over images.
+
+    And the DeepLabV3+ paper's (Nie et al., section 4) `label_map_miou`,
+    `mIoU = 1/N sum_i |X_i n Y_i| / |X_i u Y_i|` over the N images with a mask, X_i and
+    Y_i the predicted and true label maps (0 background, k a defect of class k): a
+    pixel is in the union when either map marks a defect there, in the intersection
+    when both mark the same class. The predicted label is the most probable class of
+    a pixel where its probability reaches the mask threshold, else background; a true
+    pixel in several classes' masks (Severstal's can overlap; the paper's label map
+    keeps one) matches any of them. `label_map_miou_defective` is the same mean over
+    the images whose ground truth shows a defect.
 
     Where ground truth and prediction are both empty (for an image and class, or for a
-    class over the whole split) the score is 1.0: nothing to find and nothing found.
-    With no image with a mask every score is -1.0.
+    class over the whole split, or an image's label maps) the score is 1.0: nothing to
+    find and nothing found. With no image with a mask every score is -1.0.
 
     Only the per-class sums are kept, never the masks, so memory does not grow with the
     split.
@@ -44,6 +54,9 @@ class SegmentationMetrics:
         self._dice_per_image_sum = np.zeros(num_classes, np.float64)
         self._iou_per_image_sum = np.zeros(num_classes, np.float64)
         self._num_images = 0
+        self._label_map_iou_sum = 0.0
+        self._label_map_iou_defective_sum = 0.0
+        self._num_defective_images = 0
 
     def update(self, masks, probabilities, has_mask):
         """Adds one batch; images whose `has_mask` is false are skipped.
@@ -66,13 +79,19 @@ class SegmentationMetrics:
         self._dice_per_image_sum += dice.sum(axis=0)
         self._iou_per_image_sum += iou.sum(axis=0)
         self._num_images += int(has_mask.sum())
+        label_map_iou = _label_map_iou(truth, np.asarray(probabilities)[has_mask], predicted)
+        defective = truth.any(axis=(1, 2, 3))
+        self._label_map_iou_sum += float(label_map_iou.sum())
+        self._label_map_iou_defective_sum += float(label_map_iou[defective].sum())
+        self._num_defective_images += int(defective.sum())
 
     def result(self) -> dict:
         """Returns the metrics as JSON-serialisable python numbers.
 
         Returns:
           dict with `dice`, `iou`, `dice_per_image`, `iou_per_image` (each the mean over
-          classes) and `per_class`: `{name: {dice, iou, dice_per_image, iou_per_image}}`.
+          classes), `per_class`: `{name: {dice, iou, dice_per_image, iou_per_image}}`,
+          `label_map_miou` and `label_map_miou_defective` (-1.0 without such images).
         """
         num_classes = len(self.class_names)
         if self._num_images == 0:
@@ -89,6 +108,10 @@ class SegmentationMetrics:
                 "iou_per_image": self._iou_per_image_sum / self._num_images,
             }
         result = {metric: float(np.mean(values)) for metric, values in per_class.items()}
+        result["label_map_miou"] = _mean(self._label_map_iou_sum, self._num_images)
+        result["label_map_miou_defective"] = _mean(
+            self._label_map_iou_defective_sum, self._num_defective_images
+        )
         result["per_class"] = {
             name: {metric: float(values[k]) for metric, values in per_class.items()}
             for k, name in enumerate(self.class_names)
@@ -105,3 +128,24 @@ def _dice_and_iou(intersection, predicted_area, true_area):
     dice = np.where(empty, 1.0, 2 * intersection / np.where(empty, 1.0, total))
     iou = np.where(empty, 1.0, intersection / np.where(empty, 1.0, union))
     return dice, iou
+
+
+def _mean(total: float, count: int) -> float:
+    return total / count if count else NOT_MEASURED
+
+
+def _label_map_iou(truth, probabilities, predicted):
+    """float64 `[B]`: IoU of each image's predicted and true label maps (see the class).
+
+    Args:
+      truth: bool `[B, H, W, K]` true masks.
+      probabilities: `[B, H, W, K]` predicted probabilities.
+      predicted: bool `[B, H, W, K]`, `probabilities` at or above the mask threshold.
+    """
+    predicted_any = predicted.any(axis=-1)  # [B, H, W]
+    # The predicted label: the most probable class, where one reaches the threshold.
+    label = np.argmax(probabilities, axis=-1)
+    label_is_true = np.take_along_axis(truth, label[..., None], axis=-1)[..., 0]
+    intersection = np.sum(predicted_any & label_is_true, axis=(1, 2))
+    union = np.sum(predicted_any | truth.any(axis=-1), axis=(1, 2))
+    return np.where(union == 0, 1.0, intersection / np.maximum(union, 1))

@@ -52,6 +52,9 @@ def test_all_tasks_give_a_json_result_with_hand_checked_values():
     assert result["segmentation"]["per_class"]["pit"]["iou_per_image"] == 0.5
     assert result["segmentation"]["iou"] == 0.5
     assert result["segmentation"]["iou_per_image"] == 0.75
+    # Label maps: image 0 found exactly (IoU 1), image 1 one false pit pixel (IoU 0).
+    assert result["segmentation"]["label_map_miou"] == 0.5
+    assert result["segmentation"]["label_map_miou_defective"] == 1.0
     assert result["detection"]["map"] == pytest.approx(1.0)
     # Image scores from the classification: 0.7 (defective), 0.3 (defect-free).
     perfect = {"ap": 1.0, "precision": 1.0, "recall": 1.0, "f1": 1.0,

@@ -23,7 +23,9 @@ from tests.launch.conftest import (
 
 METRIC_KEYS = {
     "classification": {"accuracy", "precision", "recall", "f1", "per_class"},
-    "segmentation": {"dice", "iou", "dice_per_image", "iou_per_image", "per_class"},
+    "segmentation": {
+        "dice", "iou", "dice_per_image", "iou_per_image", "label_map_miou", "per_class"
+    },
     "detection": {"map", "map50", "ar", "per_class"},
     "image_ap": {"ap", "fp", "fn", "threshold"},
     "thresholds": {"source", "per_class"},
