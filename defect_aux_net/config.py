@@ -13,9 +13,12 @@ ATTENTIONS = ("none", "se", "sa", "se+sa")
 TASKS = ("classification", "segmentation", "detection")
 SEGMENTATION_LOSSES = ("dice", "bce", "jaccard", "dice+bce", "jaccard+bce")
 # How pixel values are normalised before the backbone: "min_max" stretches each image
-# to [0, 1] (the paper); "caffe" is what keras.applications' ResNet weights were
-# trained on (BGR, 0-255, ImageNet mean subtracted; keras.applications.resnet).
-INPUT_NORMALIZATIONS = ("min_max", "caffe")
+# to [0, 1] (the paper); the others are what keras.applications' weights were trained
+# on (`ImageNetNormalization`): "caffe" ResNet (BGR, 0-255, ImageNet mean subtracted),
+# "torch" DenseNet (RGB in [0, 1], ImageNet mean and std), "raw" EfficientNet (0-255).
+INPUT_NORMALIZATIONS = ("min_max", "caffe", "torch", "raw")
+# The normalisations with per-channel ImageNet statistics, made for RGB images.
+RGB_NORMALIZATIONS = ("caffe", "torch")
 
 # The backbone's coarsest feature map (C5) has stride 32: smaller inputs leave nothing to pool.
 MIN_INPUT_SIZE = 32
@@ -169,11 +172,11 @@ class DefectAuxNetConfig(PresetConfig):
                 'backbone_weights="imagenet" needs 3 input channels, got input_shape '
                 f"{self.input_shape!r}; convert grey images to 3 channels."
             )
-        if self.resolved_input_normalization == "caffe" and self.input_shape[2] != 3:
+        if self.resolved_input_normalization in RGB_NORMALIZATIONS and self.input_shape[2] != 3:
             raise ValueError(
-                'input_normalization="caffe" (given, or what backbone_weights expect) feeds '
-                f"the backbone BGR images: it needs 3 input channels, got input_shape "
-                f"{self.input_shape!r}."
+                f"input_normalization={self.resolved_input_normalization!r} (given, or what "
+                "backbone_weights expect) subtracts per-channel ImageNet means: it needs 3 "
+                f"input channels, got input_shape {self.input_shape!r}."
             )
         if self.backbone_weights == "imagenet" and self.backbone not in IMAGENET_BACKBONES:
             raise ValueError(

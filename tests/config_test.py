@@ -13,7 +13,7 @@ from defect_aux_net.config_errors import ConfigError
         ({"backbone": "resnet51"}, "backbone", "resnet18, resnet34, resnet50, resnet101"),
         ({"attention": "cbam"}, "attention", "none, se, sa, se+sa"),
         ({"segmentation_loss": "focal"}, "segmentation_loss", "dice, bce, jaccard"),
-        ({"input_normalization": "torch"}, "input_normalization", "min_max, caffe"),
+        ({"input_normalization": "tf"}, "input_normalization", "min_max, caffe, torch, raw"),
     ],
 )
 def test_unknown_names_list_allowed_values(overrides, field, allowed):
@@ -34,6 +34,7 @@ def test_unknown_names_list_allowed_values(overrides, field, allowed):
         ({"backbone_weights": "imagenet", "input_shape": (128, 128, 1)}, "3 input channels"),
         ({"backbone_weights": "imagenet", "backbone": "resnet18"}, "not for backbone='resnet18'"),
         ({"input_normalization": "caffe", "input_shape": (64, 64, 1)}, "caffe.*3 input channels"),
+        ({"input_normalization": "torch", "input_shape": (64, 64, 1)}, "torch.*3 input channels"),
         ({"backbone_weights": "w.h5", "input_shape": (64, 64, 1)}, "caffe.*3 input channels"),
         ({"min_level": 1}, "min_level"),
         ({"positive_iou": 0.3, "negative_iou": 0.4}, "negative_iou <= positive_iou"),

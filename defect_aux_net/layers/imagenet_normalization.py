@@ -3,11 +3,19 @@
 import keras
 from keras import ops
 
-# keras.applications' `preprocess_input` modes: whether channels are reversed to BGR,
-# and the per-channel mean subtracted from 0-255 pixel values (in the output order).
+# keras.applications' `preprocess_input` modes: the scale the [0, 1] images are
+# multiplied by, whether channels are reversed to BGR, and the per-channel mean and
+# standard deviation on that scale (in the output order; None: left out).
 MODES = {
     # keras.applications.resnet (the original Caffe ResNet weights).
-    "caffe": {"bgr": True, "mean": (103.939, 116.779, 123.68)},
+    "caffe": {"scale": 255.0, "bgr": True, "mean": (103.939, 116.779, 123.68), "std": None},
+    # keras.applications.densenet (PyTorch's ImageNet statistics).
+    "torch": {
+        "scale": 1.0, "bgr": False, "mean": (0.485, 0.456, 0.406), "std": (0.229, 0.224, 0.225),
+    },
+    # keras.applications.efficientnet: 0-255 pixels, which the network's own first
+    # layers rescale and normalise.
+    "raw": {"scale": 255.0, "bgr": False, "mean": None, "std": None},
 }
 
 
@@ -18,7 +26,8 @@ class ImageNetNormalization(keras.layers.Layer):
     `prepare_image` keeps images in [0, 1] (augmentation and exports work in that
     range); with pretrained weights it scales them by 1/255 instead of stretching each
     image (`input_normalization`), and this layer gives the backbone exactly what
-    `keras.applications.resnet.preprocess_input` would give it from the 0-255 image.
+    keras.applications' `preprocess_input` of the mode (`resnet`: "caffe", `densenet`:
+    "torch", `efficientnet`: "raw") would give it from the 0-255 image.
     Inside the model, every caller of the model (training, the SavedModel, edge
     exports) gets it. Computed in float32 under any dtype policy: a bfloat16 0-255
     value would lose up to half a grey level before the mean is subtracted.
@@ -41,10 +50,15 @@ class ImageNetNormalization(keras.layers.Layer):
         self.mode = mode
 
     def call(self, inputs):
-        values = ops.cast(inputs, "float32") * 255.0
-        if MODES[self.mode]["bgr"]:
+        mode = MODES[self.mode]
+        values = ops.cast(inputs, "float32") * mode["scale"]
+        if mode["bgr"]:
             values = ops.flip(values, axis=-1)
-        return values - ops.convert_to_tensor(MODES[self.mode]["mean"], "float32")
+        if mode["mean"] is not None:
+            values = values - ops.convert_to_tensor(mode["mean"], "float32")
+        if mode["std"] is not None:
+            values = values / ops.convert_to_tensor(mode["std"], "float32")
+        return values
 
     def compute_output_shape(self, input_shape):
         return input_shape

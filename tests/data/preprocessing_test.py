@@ -39,8 +39,8 @@ def test_prepare_image_for_imagenet_weights_keeps_absolute_intensities():
 
 
 def test_prepare_image_rejects_unknown_normalization():
-    with pytest.raises(ValueError, match="'torch'.*min_max, caffe"):
-        preprocessing.prepare_image(np.zeros((4, 4, 3), np.uint8), (4, 4), 3, "torch")
+    with pytest.raises(ValueError, match="'tf'.*min_max, caffe, torch, raw"):
+        preprocessing.prepare_image(np.zeros((4, 4, 3), np.uint8), (4, 4), 3, "tf")
 
 
 def test_prepare_image_rejects_unsupported_channels():

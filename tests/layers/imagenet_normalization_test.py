@@ -25,6 +25,29 @@ def test_caffe_mode_equals_keras_resnet_preprocess_input_of_0_255_images():
     tolerances.assert_close(ours, expected, 2 * 255 * tolerances.FLOAT32_UNIT_ROUNDOFF)
 
 
+def test_torch_mode_equals_keras_densenet_preprocess_input_of_0_255_images():
+    images = np.random.default_rng(2).integers(0, 256, (2, 5, 7, 3)).astype(np.float32)
+    expected = keras.applications.densenet.preprocess_input(images.copy())
+    ours = np.asarray(ImageNetNormalization("torch")(images / 255.0))
+    # Both round x / 255 and the mean subtraction at unit scale (four roundoffs), and
+    # the division by std >= 0.224 magnifies them.
+    tolerances.assert_close(ours, expected, 4 * tolerances.FLOAT32_UNIT_ROUNDOFF / 0.224)
+
+
+def test_torch_mode_by_hand_and_raw_mode_gives_0_255_pixels():
+    # RGB (255, 0, 51): ((1 - 0.485) / 0.229, (0 - 0.456) / 0.224, (0.2 - 0.406) / 0.225).
+    pixel = np.array([[[[1.0, 0.0, 0.2]]]], np.float32)
+    np.testing.assert_allclose(
+        np.asarray(ImageNetNormalization("torch")(pixel))[0, 0, 0],
+        [0.515 / 0.229, -0.456 / 0.224, -0.206 / 0.225],
+        rtol=1e-5,
+    )
+    # keras.applications.efficientnet.preprocess_input passes 0-255 pixels through.
+    np.testing.assert_allclose(
+        np.asarray(ImageNetNormalization("raw")(pixel))[0, 0, 0], [255.0, 0.0, 51.0], rtol=1e-6
+    )
+
+
 def test_layer_harness(tmp_path):
     images = np.random.default_rng(1).uniform(0, 1, (2, 4, 4, 3)).astype(np.float32)
     check_layer(lambda: ImageNetNormalization("caffe"), images, tmp_path, (2, 4, 4, 3))
@@ -32,6 +55,6 @@ def test_layer_harness(tmp_path):
 
 def test_float32_under_a_mixed_policy_and_unknown_modes_are_named():
     assert ImageNetNormalization("caffe", dtype="mixed_bfloat16").compute_dtype == "float32"
-    with pytest.raises(ValueError, match="'torch'.*caffe"):
-        ImageNetNormalization("torch")
+    with pytest.raises(ValueError, match="'tf'.*caffe, torch, raw"):
+        ImageNetNormalization("tf")
 
