@@ -84,22 +84,11 @@ def test_without_gradient_adjustment_the_decision_loss_reaches_the_trunk():
     assert all(gradients[name] > 0 for name in TRUNK_LAYERS), gradients
 
 
-def test_keras_round_trip_in_safe_mode(model, tmp_path):
-    images = batch()[0]
-    path = str(tmp_path / "segdec.keras")
-    model.save(path)
-    reloaded = keras.saving.load_model(path, safe_mode=True)
-    assert isinstance(reloaded, SegDecNet) and reloaded.config == CONFIG
-    expected, actual = model(images), reloaded(images)
-    for name in expected:
-        np.testing.assert_allclose(actual[name], expected[name], atol=float32_output_tolerance())
-
-
-@pytest.mark.slow(seconds=50)  # XLA compiles the step on the CPU.
-def test_xla_training_steps_change_the_weights_and_follow_the_loss_balance():
+def test_training_steps_follow_the_loss_balance():
+    # The XLA step is model_contract_test's; this one runs the graph Keras traces.
     keras.utils.set_random_seed(1)
     model = SegDecNet(CONFIG)
-    model.compile(optimizer=keras.optimizers.SGD(0.1), jit_compile=True)
+    model.compile(optimizer=keras.optimizers.SGD(0.1), jit_compile=False)
     images, targets, weights = batch()
     dataset = tf.data.Dataset.from_tensors((images, targets, weights)).repeat()
     before = [np.array(w) for w in model.trainable_weights]
@@ -108,7 +97,6 @@ def test_xla_training_steps_change_the_weights_and_follow_the_loss_balance():
         on_epoch_end=lambda epoch, logs: seen.append(np.array(model.loss_balance))
     )
     history = model.fit(dataset, epochs=2, steps_per_epoch=1, callbacks=[record], verbose=0)
-    assert model.jit_compile is True
     after = [np.array(w) for w in model.trainable_weights]
     assert any(not np.array_equal(b, a) for b, a in zip(before, after))
     # Epoch 0 of 2: segmentation only; epoch 1: half each, the decision part times delta.

@@ -1,0 +1,145 @@
+"""What every model of `MODELS` must do, checked on its "small" preset.
+
+A new model gets these checks by its `MODELS` entry alone: a `.keras` round trip in
+safe mode, an XLA-compiled training step that changes its weights, and a SavedModel
+that a fresh process serves as the exporting process did.
+"""
+
+import json
+import subprocess
+import sys
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from defect_aux_net.detection.box_matching import encode_detection_targets
+from defect_aux_net.export.saved_model import export_saved_model
+from defect_aux_net.models.model_builders import MODELS, build_model, config_class
+from tests.tolerances import float32_output_tolerance
+
+NAMES = sorted(MODELS)
+# The served outputs of each task (`postprocessing.decode_outputs`).
+SERVED_KEYS = {
+    "classification": {"probabilities"},
+    "segmentation": {"masks"},
+    "detection": {"boxes", "scores", "classes", "num_detections"},
+}
+
+
+def small_model(name, seed=0):
+    keras.utils.set_random_seed(seed)
+    return build_model(config_class(name).from_preset("small"))
+
+
+def training_batch(model, batch_size=2, seed=0):
+    """`(images, targets, annotation_flags)` as the input pipeline gives them."""
+    config = model.config
+    height, width, channels = config.input_shape
+    classes = config.num_classes
+    rng = np.random.default_rng(seed)
+    images = rng.random((batch_size, height, width, channels)).astype(np.float32)
+    masks = np.zeros((batch_size, height, width, classes), np.float32)
+    box = np.array([height // 8, width // 4, height // 2, 3 * width // 4])
+    masks[0, box[0] : box[2], box[1] : box[3], classes - 1] = 1
+    targets = {"classification": masks.max(axis=(1, 2)), "segmentation": masks}
+    if "detection" in config.tasks:
+        padded_boxes = np.stack([box, np.zeros(4)]).astype(np.float32)
+        box_targets, class_targets = encode_detection_targets(
+            padded_boxes, np.array([classes - 1, -1]), model.anchors
+        )
+        empty_box_targets, empty_class_targets = encode_detection_targets(
+            np.zeros((2, 4), np.float32), np.array([-1, -1]), model.anchors
+        )
+        targets["box_regression"] = np.stack([box_targets, empty_box_targets])
+        targets["box_classification"] = np.stack([class_targets, empty_class_targets])
+    keys = {
+        "classification": ["classification"],
+        "segmentation": ["segmentation"],
+        "detection": ["box_regression", "box_classification"],
+    }
+    targets = {key: targets[key] for task in config.tasks for key in keys[task]}
+    flags = {key: np.ones(batch_size, np.float32) for key in targets}
+    return images, targets, flags
+
+
+def test_every_model_has_a_small_preset_of_its_own_config_class():
+    for name, entry in MODELS.items():
+        config = entry.config_class.from_preset("small")
+        assert type(config) is entry.config_class, name
+        assert set(config.tasks) <= set(SERVED_KEYS), name
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_keras_round_trip_in_safe_mode(name, tmp_path):
+    model = small_model(name)
+    images = training_batch(model)[0]
+    path = str(tmp_path / f"{name}.keras")
+    model.save(path)
+    reloaded = keras.saving.load_model(path, safe_mode=True)
+    assert type(reloaded) is type(model) and reloaded.config == model.config
+    expected, actual = model(images), reloaded(images)
+    assert set(actual) == set(expected)
+    for key in expected:
+        np.testing.assert_allclose(actual[key], expected[key], atol=float32_output_tolerance())
+
+
+@pytest.mark.slow(seconds=120)  # XLA compiles each model's training step on the CPU.
+@pytest.mark.parametrize("name", NAMES)
+def test_an_xla_training_step_changes_the_weights(name):
+    model = small_model(name)
+    model.compile(optimizer=keras.optimizers.Adam(1e-3), jit_compile=True)
+    dataset = tf.data.Dataset.from_tensors(training_batch(model)).repeat()
+    before = [np.array(weight) for weight in model.trainable_weights]
+    history = model.fit(dataset, epochs=1, steps_per_epoch=1, verbose=0)
+    assert model.jit_compile is True
+    assert np.isfinite(history.history["loss"][0]), history.history
+    after = [np.array(weight) for weight in model.trainable_weights]
+    # Not every weight: SegDecNet's first epoch trains the segmentation alone.
+    assert any(not np.array_equal(b, a) for b, a in zip(before, after))
+
+
+_SERVE_IN_FRESH_PROCESS = """
+import json, sys
+import numpy as np
+import tensorflow as tf
+results = {}
+for name, path in json.loads(sys.argv[1]).items():
+    images = np.load(path + ".npy")
+    outputs = tf.saved_model.load(path).signatures["serving_float"](images=tf.constant(images))
+    results[name] = {key: np.asarray(value).tolist() for key, value in outputs.items()
+                     if value.dtype != tf.string}
+print(json.dumps(results))
+"""
+
+
+@pytest.mark.slow(seconds=150)
+def test_every_model_exports_a_saved_model_that_a_fresh_process_serves(tmp_path):
+    # One process reloads every model: a TensorFlow start per model would cost more.
+    expected, exports = {}, {}
+    for name in NAMES:
+        model = small_model(name)
+        images = training_batch(model)[0] * 255.0
+        classes = [f"class_{index}" for index in range(model.config.num_classes)]
+        path = export_saved_model(model, tmp_path / name, classes)
+        np.save(path + ".npy", images)
+        served = tf.saved_model.load(path).signatures["serving_float"](images=tf.constant(images))
+        expected[name] = {key: np.asarray(v) for key, v in served.items() if v.dtype != tf.string}
+        wanted = set().union(*(SERVED_KEYS[task] for task in model.config.tasks))
+        assert wanted <= set(served), (name, sorted(served))
+        others = set().union(*SERVED_KEYS.values()) - wanted
+        assert not others & set(served), (name, sorted(served))
+        exports[name] = path
+    result = subprocess.run(
+        [sys.executable, "-c", _SERVE_IN_FRESH_PROCESS, json.dumps(exports)],
+        capture_output=True, text=True, check=False,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    served = json.loads(result.stdout.strip().splitlines()[-1])
+    for name in NAMES:
+        assert set(served[name]) == set(expected[name]), name
+        for key, value in expected[name].items():
+            np.testing.assert_allclose(
+                served[name][key], value, atol=float32_output_tolerance(), err_msg=f"{name}/{key}"
+            )
