@@ -6,8 +6,8 @@ for the model's: `model.attention`), so rows of other networks join by setting
 and the fields set on it, which is what a `launch.train` command says;
 `training.table_runner` trains the rows and reports the paper's numbers beside ours.
 
-The paper's numbers are typed from its text (`../shared/papers`, OCR'd): Table I and
-Table IV on TekErreka (not public); Fig. 10 on Severstal, whose points are only
+The paper's numbers are typed from its text (`../shared/papers`, OCR'd): Tables I, III
+and IV on TekErreka (not public); Fig. 10 on Severstal, whose points are only
 plotted, so it has no numbers to compare with.
 """
 
@@ -15,7 +15,7 @@ import dataclasses
 from typing import Optional
 
 from defect_aux_net.experiments import ExperimentConfig
-from defect_aux_net.models.model_builders import config_class
+from defect_aux_net.models.model_builders import model_config
 
 # The parameter count of the trained model (best.keras), in millions; every other
 # metric key is a dotted key of the run's metrics_<split>.json.
@@ -72,7 +72,7 @@ class PaperTable:
     """A table or figure of the paper whose rows are experiments.
 
     Attributes:
-      key: the `--table` value: "T1", "T4", "F10".
+      key: the `--table` value: "T1", "T3", "T4", "F10".
       title: what the table compares.
       source: where the paper's numbers are, and on which dataset.
       paper_preset: the `ExperimentConfig` preset of the paper's settings for it.
@@ -114,8 +114,8 @@ def apply_fields(experiment: ExperimentConfig, fields: dict) -> ExperimentConfig
     model_name = fields.get("model_name", experiment.model_name)
     model = experiment.model
     if model_name != experiment.model_name:
-        model = config_class(model_name)(
-            num_classes=model.num_classes, input_shape=model.input_shape
+        model = model_config(
+            model_name, num_classes=model.num_classes, input_shape=model.input_shape
         )
     model_fields = {field.name for field in dataclasses.fields(model)}
     experiment_fields = {field.name for field in dataclasses.fields(experiment)}
@@ -224,6 +224,12 @@ def _row(name, folder, fields, *values, metrics):
 _IOU_DICE = (Metric("segmentation.iou", "IoU"), Metric("segmentation.dice", "Dice"))
 _ACCURACY = Metric("classification.accuracy", "Accuracy")
 _ATTENTION = (_ACCURACY, Metric(PARAMETERS, "Parameters (M)"))
+_CLASSIFIERS = (
+    Metric("classification.recall", "Recall"),
+    Metric("classification.precision", "Precision"),
+    Metric("classification.f1", "F1-score"),
+    *_ATTENTION,
+)
 
 TABLES = {
     table.key: table
@@ -245,6 +251,29 @@ TABLES = {
                     ("Dice + BCE", "dice_bce", "dice+bce", 0.901, 0.920),
                     ("Jaccard + BCE", "jaccard_bce", "jaccard+bce", 0.899, 0.912),
                 )
+            ),
+        ),
+        PaperTable(
+            key="T3",
+            title="Defect-Aux-Net's classification against classification networks",
+            source="Table III (TekErreka, Class1); parameters from Tables IV and VI",
+            paper_preset="tekerreka",
+            task="classification",
+            metrics=_CLASSIFIERS,
+            rows=(
+                # Recall, precision, F1, accuracy; parameters where the paper gives them.
+                _row("Defect-Aux-Net", "defect_aux_net", {}, 0.887, 0.939, 0.912, 0.971,
+                     36.2, metrics=_CLASSIFIERS),  # OCR: "0912".
+                *(
+                    # The classification head only, whatever heads the budget trains.
+                    _row(name, model, {"model_name": model, "model.tasks": ("classification",)},
+                         *values, metrics=_CLASSIFIERS)
+                    for name, model, *values in (
+                        ("ResNet-50", "resnet50", 0.759, 0.979, 0.855, 0.949, 23.5),
+                        ("SE-ResNet-50", "se_resnet50", 0.803, 0.968, 0.878, 0.955),
+                        ("EfficientNet-B0", "efficientnet_b0", 0.858, 0.928, 0.892, 0.958),
+                    )
+                ),
             ),
         ),
         PaperTable(

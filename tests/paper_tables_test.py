@@ -36,6 +36,30 @@ def test_table_four_has_the_papers_accuracy_and_parameters_for_every_attention()
     assert sorted(attentions) == sorted(ATTENTIONS)
 
 
+def test_table_three_has_the_papers_classifier_numbers_and_their_networks():
+    rows = rows_by_name("T3")
+    # Typed from the paper's Table III (TekErreka, Class1); parameters from Table VI.
+    assert rows["ResNet-50"].paper == {
+        "classification.recall": 0.759, "classification.precision": 0.979,
+        "classification.f1": 0.855, "classification.accuracy": 0.949, PARAMETERS: 23.5,
+    }
+    assert rows["EfficientNet-B0"].paper["classification.f1"] == 0.892
+    assert rows["Defect-Aux-Net"].paper[PARAMETERS] == 36.2
+    assert TABLES["T3"].rows[0].name == "Defect-Aux-Net"
+    models = {name: row.fields.get("model_name") for name, row in rows.items()}
+    assert models == {"Defect-Aux-Net": None, "ResNet-50": "resnet50",
+                      "SE-ResNet-50": "se_resnet50", "EfficientNet-B0": "efficientnet_b0"}
+    # At the paper budget each network is the paper's at TekErreka's size, and the
+    # classifiers keep their one head whatever heads the dataset gives the others.
+    run = row_run(TABLES["T3"], rows["SE-ResNet-50"], "paper", "kolektor_sdd",
+                  tasks=("classification", "segmentation"))
+    model = run.experiment().model
+    assert (model.backbone, model.attention, model.input_shape) == (
+        "resnet50", "se", (600, 600, 3)
+    )
+    assert model.tasks == ("classification",)
+
+
 def test_figure_ten_trains_on_fractions_of_the_data_and_has_no_paper_numbers():
     table = TABLES["F10"]
     assert [row.fields for row in table.rows] == [

@@ -48,12 +48,10 @@ class MultiTaskLoss:
 
         losses = {}
         if "classification" in self.config.tasks:
-            per_example = keras.losses.binary_crossentropy(
-                ops.cast(y_true["classification"], "float32"),
-                ops.cast(y_pred["classification"], "float32"),
-            )
-            losses["classification"] = _weighted_mean(
-                per_example, example_weights("classification")
+            losses["classification"] = classification_loss(
+                y_true["classification"],
+                y_pred["classification"],
+                example_weights("classification"),
             )
         if "segmentation" in self.config.tasks:
             # The segmentation losses sum over the batch: examples without a mask
@@ -83,6 +81,20 @@ class MultiTaskLoss:
         betas = dict(zip(("classification", "segmentation", "detection"), self.config.loss_weights))
         losses["total"] = sum(betas[task] * loss for task, loss in losses.items())
         return losses
+
+
+def classification_loss(labels, probabilities, example_weights=None):
+    """Binary cross-entropy of `[B, K]` sigmoid `probabilities` against multi-hot
+    `labels`, averaged over the K classes and over the examples with weight > 0
+    (`example_weights`, `[B]` or `[B, 1]`; None: every example); 0 when no example
+    has an image label."""
+    per_example = keras.losses.binary_crossentropy(
+        ops.cast(labels, "float32"), ops.cast(probabilities, "float32")
+    )
+    if example_weights is None:
+        return ops.mean(per_example)
+    weights = ops.reshape(ops.cast(example_weights, "float32"), ops.shape(per_example))
+    return _weighted_mean(per_example, weights)
 
 
 def _weighted_mean(values, weights):

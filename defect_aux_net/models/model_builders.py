@@ -10,6 +10,8 @@ import dataclasses
 
 from defect_aux_net.config import DefectAuxNetConfig
 from defect_aux_net.models.defect_aux_net import DefectAuxNet
+from defect_aux_net.models.image_classifier import ImageClassifier
+from defect_aux_net.models.image_classifier_config import ImageClassifierConfig
 from defect_aux_net.models.segdec_config import SegDecConfig
 from defect_aux_net.models.segdec_net import SegDecNet
 
@@ -34,6 +36,13 @@ class ModelEntry:
 MODELS = {
     "defect_aux_net": ModelEntry(DefectAuxNet, DefectAuxNetConfig),
     "segdec": ModelEntry(SegDecNet, SegDecConfig),
+    # The classification baselines of Tables III and VI: a ResNet is plain or SE by
+    # `attention`; EfficientNet-B0 takes none (None).
+    "resnet50": ModelEntry(ImageClassifier, ImageClassifierConfig, {"attention": "none"}),
+    "se_resnet50": ModelEntry(ImageClassifier, ImageClassifierConfig, {"attention": "se"}),
+    "efficientnet_b0": ModelEntry(
+        ImageClassifier, ImageClassifierConfig, {"backbone": "efficientnet_b0", "attention": None}
+    ),
 }
 DEFAULT_MODEL = "defect_aux_net"
 
