@@ -19,7 +19,7 @@ from defect_aux_net.config import (
 )
 from defect_aux_net.config_errors import ConfigError
 from defect_aux_net.experiments import PRESETS, ExperimentConfig
-from defect_aux_net.models.model_builders import DEFAULT_MODEL, MODELS, config_class
+from defect_aux_net.models.model_builders import DEFAULT_MODEL, MODELS, model_config
 from defect_aux_net.training import auto_recipe, time_budget, training_run
 from launch import flag_errors
 
@@ -239,8 +239,8 @@ def with_model(preset: ExperimentConfig) -> ExperimentConfig:
             f"--dataset, derives {DEFAULT_MODEL}'s): give --preset, e.g. "
             f"--preset={MODEL_PRESETS.get(MODEL.value, 'quickstart')}."
         )
-    model = config_class(MODEL.value)(
-        num_classes=preset.model.num_classes, input_shape=preset.model.input_shape
+    model = model_config(
+        MODEL.value, num_classes=preset.model.num_classes, input_shape=preset.model.input_shape
     )
     return dataclasses.replace(preset, model=model, model_name=MODEL.value)
 

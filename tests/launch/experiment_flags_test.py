@@ -76,6 +76,22 @@ def test_model_segdec_defaults_to_its_preset_and_round_trips_through_config_json
 
 
 @flagsaver.flagsaver
+def test_models_sharing_a_config_class_get_their_own_network_and_round_trip():
+    from defect_aux_net.experiments import ExperimentConfig
+    from defect_aux_net.models.model_builders import model_name
+    from defect_aux_net.training import run_files
+
+    parse("--model=linknet", "--preset=quickstart", "--attention=se")
+    experiment = experiment_flags.experiment_from_flags()
+    assert (experiment.model_name, experiment.model.decoder) == ("linknet", "linknet")
+    assert (experiment.model.attention, experiment.model.input_shape) == ("se", (128, 128, 3))
+    assert model_name(experiment.model) == "linknet"
+    values = run_files.config_dict(experiment, ["a", "b", "c", "d"])
+    values.pop("class_names")
+    assert ExperimentConfig.from_dict(values) == experiment
+
+
+@flagsaver.flagsaver
 @pytest.mark.parametrize(
     "args, message",
     [
@@ -94,5 +110,5 @@ def test_defect_aux_net_flags_are_refused_with_model_segdec(args, message):
 
 def test_model_flag_is_validated_and_in_help():
     with pytest.raises(flags.IllegalFlagValueError):
-        flags.FLAGS["model"].parse("unet")
+        flags.FLAGS["model"].parse("unet3d")
     assert "segdec" in flags.FLAGS["model"].help
