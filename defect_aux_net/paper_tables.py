@@ -6,8 +6,8 @@ for the model's: `model.attention`), so rows of other networks join by setting
 and the fields set on it, which is what a `launch.train` command says;
 `training.table_runner` trains the rows and reports the paper's numbers beside ours.
 
-The paper's numbers are typed from its text (`../shared/papers`, OCR'd): Tables I, III
-and IV on TekErreka (not public); Fig. 10 on Severstal, whose points are only
+The paper's numbers are typed from its text (`../shared/papers`, OCR'd): Tables I-IV
+on TekErreka (not public); Fig. 10 on Severstal, whose points are only
 plotted, so it has no numbers to compare with.
 """
 
@@ -72,7 +72,7 @@ class PaperTable:
     """A table or figure of the paper whose rows are experiments.
 
     Attributes:
-      key: the `--table` value: "T1", "T3", "T4", "F10".
+      key: the `--table` value: "T1", "T2", "T3", "T4", "F10".
       title: what the table compares.
       source: where the paper's numbers are, and on which dataset.
       paper_preset: the `ExperimentConfig` preset of the paper's settings for it.
@@ -224,6 +224,7 @@ def _row(name, folder, fields, *values, metrics):
 _IOU_DICE = (Metric("segmentation.iou", "IoU"), Metric("segmentation.dice", "Dice"))
 _ACCURACY = Metric("classification.accuracy", "Accuracy")
 _ATTENTION = (_ACCURACY, Metric(PARAMETERS, "Parameters (M)"))
+_SEGMENTERS = (*_IOU_DICE, Metric(PARAMETERS, "Parameters (M)"))
 _CLASSIFIERS = (
     Metric("classification.recall", "Recall"),
     Metric("classification.precision", "Precision"),
@@ -251,6 +252,33 @@ TABLES = {
                     ("Dice + BCE", "dice_bce", "dice+bce", 0.901, 0.920),
                     ("Jaccard + BCE", "jaccard_bce", "jaccard+bce", 0.899, 0.912),
                 )
+            ),
+        ),
+        PaperTable(
+            key="T2",
+            title="Defect-Aux-Net's segmentation against segmentation networks on its backbone",
+            source="Table II (TekErreka); Defect-Aux-Net's parameters from Table IV",
+            paper_preset="tekerreka",
+            task="segmentation",
+            metrics=_SEGMENTERS,
+            rows=(
+                # IoU, Dice; parameters where the paper gives them (Table VI's 26.9 M
+                # "ResNet-50 FPN" is on a plain ResNet-50, not this row's SE + SA one).
+                _row("Defect-Aux-Net", "defect_aux_net", {}, 0.903, 0.926, 36.2,
+                     metrics=_SEGMENTERS),
+                # The segmentation head only, whatever heads the budget trains: FPN is
+                # Defect-Aux-Net's top-down pathway and segmentation branch alone.
+                *(
+                    _row(name, folder, {**fields, "model.tasks": ("segmentation",)}, *values,
+                         metrics=_SEGMENTERS)
+                    for name, folder, fields, *values in (
+                        ("FPN", "fpn", {}, 0.881, 0.902),
+                        ("LinkNet", "linknet", {"model_name": "linknet"}, 0.876, 0.895),
+                        ("UNet", "unet", {"model_name": "unet"}, 0.832, 0.856),
+                        # OCR: "0917".
+                        ("PSPNet", "pspnet", {"model_name": "pspnet"}, 0.885, 0.917),
+                    )
+                ),
             ),
         ),
         PaperTable(
