@@ -26,7 +26,9 @@ from absl import app, flags
 import launch
 from defect_aux_net import config
 from defect_aux_net.paper_tables import BUDGETS, TABLES
-from launch import flag_errors
+from launch import flag_errors, run_flags
+
+flags.adopt_module_key_flags(run_flags)
 
 TABLE = flags.DEFINE_enum("table", None, list(TABLES), "The paper's table or figure.")
 DATASET = flags.DEFINE_string("dataset", None, 'TFDS dataset every row trains on, "name" or '
@@ -48,14 +50,6 @@ TASKS = flags.DEFINE_list(
     "tasks", None, "Heads every row trains, a subset of classification,segmentation,"
     "detection holding the table's (default: those the dataset annotates).",
 )
-STRATEGY = flags.DEFINE_enum(
-    "strategy", "default", ["default", "mirrored", "tpu"], "tf.distribute strategy."
-)
-TPU = flags.DEFINE_string("tpu", None, 'TPU name, or "local" on a TPU VM (with --strategy=tpu).')
-JIT_COMPILE = flags.DEFINE_enum(
-    "jit_compile", "true", ("auto", "true", "false"), "Compile the training step with XLA "
-    "(as launch.train's --jit_compile).",
-)
 
 flags.mark_flags_as_required(["table", "dataset", "output_dir"])
 flags.register_validator(
@@ -64,9 +58,10 @@ flags.register_validator(
     message=f"--tasks must be a non-empty subset of {','.join(config.TASKS)}.",
 )
 flags.register_validator(
-    "tpu",
-    lambda value: value is None or flags.FLAGS.strategy == "tpu",
-    message="--tpu is only used with --strategy=tpu.",
+    "strategy",
+    lambda value: value != "multi_worker",
+    message="--strategy=multi_worker trains one run on several machines; launch.reproduce "
+    "trains a table's rows one after another on one: use launch.train for each row.",
 )
 
 
@@ -92,7 +87,7 @@ def train_command(run, model_dir: str) -> str:
     if DATA_DIR.value:
         command.append(f"--data_dir={DATA_DIR.value}")
     command += [f"--model_dir={model_dir}", "--noexport"]
-    for flag in (STRATEGY, TPU, JIT_COMPILE):
+    for flag in (run_flags.STRATEGY, run_flags.TPU, run_flags.JIT_COMPILE):
         if flag.value != flag.default:
             command.append(f"--{flag.name}={flag.value}")
     return shlex.join(command)
@@ -106,12 +101,12 @@ def main(argv):
     from defect_aux_net.config_errors import ConfigError
     from defect_aux_net.training import strategies, table_runner
 
-    if STRATEGY.value == "tpu":
+    if run_flags.STRATEGY.value == "tpu":
         keras.mixed_precision.set_global_policy("mixed_bfloat16")  # As launch.train's auto.
-    jit_compile = {"auto": "auto", "true": True, "false": False}[JIT_COMPILE.value]
+    jit_compile = run_flags.jit_compile()
     table = TABLES[TABLE.value]
     try:
-        strategy = strategies.make_strategy(STRATEGY.value, TPU.value)
+        strategy = strategies.make_strategy(run_flags.STRATEGY.value, run_flags.TPU.value)
         results = table_runner.run_table(
             table, BUDGET.value, DATASET.value, DATA_DIR.value, OUTPUT_DIR.value,
             strategy, jit_compile, EPOCHS.value, TASKS.value and tuple(TASKS.value),

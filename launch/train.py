@@ -35,19 +35,17 @@ _STARTED = time.monotonic()
 from absl import app, flags, logging  # noqa: E402
 
 import launch  # noqa: E402
-from launch import experiment_flags, flag_errors  # noqa: E402
+from launch import experiment_flags, flag_errors, run_flags  # noqa: E402
 
 # --help lists the flags it shares with the other scripts too.
 flags.adopt_module_key_flags(experiment_flags)
+flags.adopt_module_key_flags(run_flags)
 
-STRATEGIES = ("default", "mirrored", "multi_worker", "tpu")
 PRECISIONS = ("auto", "float32", "mixed_bfloat16", "mixed_float16")
 
 MODEL_DIR = flags.DEFINE_string(
     "model_dir", None, "Where checkpoints, logs, config, metrics and the export go."
 )
-STRATEGY = flags.DEFINE_enum("strategy", "default", STRATEGIES, "tf.distribute strategy.")
-TPU = flags.DEFINE_string("tpu", None, 'TPU name, or "local" on a TPU VM (with --strategy=tpu).')
 MIXED_PRECISION = flags.DEFINE_enum(
     "mixed_precision", "auto", PRECISIONS, "Keras dtype policy; auto: mixed_bfloat16 on TPU."
 )
@@ -61,22 +59,12 @@ OVERWRITE = flags.DEFINE_boolean(
 TEST_SPLIT = flags.DEFINE_string(
     "test_split", None, "Split evaluated after training (default: the preset's; '' skips)."
 )
-JIT_COMPILE = flags.DEFINE_enum(
-    "jit_compile", "true", ("auto", "true", "false"),
-    "Compile the training step with XLA. Keras' `auto` turns XLA off on CPU-only machines "
-    "and under tf.distribute; on a CPU it makes the quickstart's step 1.4x faster.",
-)
 CPU_DEVICES = flags.DEFINE_integer(
     "cpu_devices", None, "Split the CPU into this many logical devices (tests mirrored "
     "training with 8 replicas like a TPU v2-8 on a CPU machine).", lower_bound=1
 )
 
 flags.mark_flag_as_required("model_dir")
-flags.register_validator(
-    "tpu",
-    lambda value: value is None or flags.FLAGS.strategy == "tpu",
-    message="--tpu is only used with --strategy=tpu.",
-)
 
 
 def main(argv):
@@ -94,18 +82,18 @@ def main(argv):
 
     policy = MIXED_PRECISION.value
     if policy == "auto":
-        policy = "mixed_bfloat16" if STRATEGY.value == "tpu" else "float32"
+        policy = "mixed_bfloat16" if run_flags.STRATEGY.value == "tpu" else "float32"
     keras.mixed_precision.set_global_policy(policy)
-    jit_compile = {"auto": "auto", "true": True, "false": False}[JIT_COMPILE.value]
+    jit_compile = run_flags.jit_compile()
     try:
         budget = experiment_flags.experiment_from_flags(TEST_SPLIT.value).time_budget
-        if budget is not None and STRATEGY.value == "multi_worker":
+        if budget is not None and run_flags.STRATEGY.value == "multi_worker":
             # Each worker would measure its own step and choose its own epochs.
             raise ValueError(
                 "--time_budget (--preset=auto's default: 30m) cannot be used with "
                 "--strategy=multi_worker: give --epochs."
             )
-        strategy = strategies.make_strategy(STRATEGY.value, TPU.value)
+        strategy = strategies.make_strategy(run_flags.STRATEGY.value, run_flags.TPU.value)
         # A rerun of the same run reuses its measured choices (loss weights, epochs).
         stored = None
         if not OVERWRITE.value and run_files.has_config(MODEL_DIR.value):
