@@ -34,6 +34,8 @@ APPLICATIONS = {
 def build_deeplab_backbone(config) -> keras.Model:
     """`{"low": stride-4, "high": stride-16}` features of normalised images.
 
+    Every batch norm gets `config.batch_norm_momentum`.
+
     Args:
       config: a `DeepLabV3PlusConfig` (backbone, backbone_weights, input_shape,
         batch_norm_momentum). The model normalises its images before this backbone.
@@ -64,6 +66,9 @@ def build_deeplab_backbone(config) -> keras.Model:
             include_top=False, weights="imagenet", input_shape=config.input_shape
         )
         copy_weights(pretrained, network)
+    for layer in network.layers:
+        if isinstance(layer, keras.layers.BatchNormalization):
+            layer.momentum = config.batch_norm_momentum
     features = {
         "low": network.get_layer(low_name).output,
         "high": network.get_layer(high_name).output,

@@ -9,6 +9,8 @@ other part of the library asks the model (or its config) what it has: `tasks`,
 import dataclasses
 
 from defect_aux_net.config import DefectAuxNetConfig
+from defect_aux_net.models.deeplab_config import DeepLabV3PlusConfig
+from defect_aux_net.models.deeplab_v3_plus import DeepLabV3Plus
 from defect_aux_net.models.defect_aux_net import DefectAuxNet
 from defect_aux_net.models.image_classifier import ImageClassifier
 from defect_aux_net.models.image_classifier_config import ImageClassifierConfig
@@ -41,6 +43,7 @@ class ModelEntry:
 MODELS = {
     "defect_aux_net": ModelEntry(DefectAuxNet, DefectAuxNetConfig),
     "segdec": ModelEntry(SegDecNet, SegDecConfig),
+    "deeplabv3plus": ModelEntry(DeepLabV3Plus, DeepLabV3PlusConfig),
     # The classification baselines of Tables III and VI: a ResNet is plain or SE by
     # `attention`; EfficientNet-B0 takes none (None).
     "resnet50": ModelEntry(ImageClassifier, ImageClassifierConfig, {"attention": "none"}),
