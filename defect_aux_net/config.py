@@ -4,6 +4,7 @@ import dataclasses
 import math
 from typing import Optional
 
+from defect_aux_net.config_errors import ConfigError
 from defect_aux_net.preset_configs import PresetConfig
 
 BACKBONES = ("resnet18", "resnet34", "resnet50", "resnet101")
@@ -19,6 +20,8 @@ SEGMENTATION_LOSSES = ("dice", "bce", "jaccard", "dice+bce", "jaccard+bce")
 INPUT_NORMALIZATIONS = ("min_max", "caffe", "torch", "raw")
 # The normalisations with per-channel ImageNet statistics, made for RGB images.
 RGB_NORMALIZATIONS = ("caffe", "torch")
+
+_C = "DefectAuxNetConfig"  # How errors name the fields.
 
 # The backbone's coarsest feature map (C5) has stride 32: smaller inputs leave nothing to pool.
 MIN_INPUT_SIZE = 32
@@ -143,53 +146,67 @@ class DefectAuxNetConfig(PresetConfig):
         if self.input_normalization is not None:
             _check_choice("input_normalization", self.input_normalization, INPUT_NORMALIZATIONS)
         if not isinstance(self.num_classes, int) or self.num_classes < 1:
-            raise ValueError(f"num_classes must be an integer >= 1, got {self.num_classes!r}.")
+            raise ConfigError(
+                f"{_C}.num_classes",
+                f"{_C}.num_classes must be an integer >= 1, got {self.num_classes!r}.",
+            )
         if len(self.input_shape) != 3 or any(
             not isinstance(size, int) or size < 1 for size in self.input_shape
         ):
-            raise ValueError(
-                "input_shape must be (height, width, channels) of positive integers, "
+            raise ConfigError(
+                f"{_C}.input_shape",
+                f"{_C}.input_shape must be (height, width, channels) of positive integers, "
                 f"got {self.input_shape!r}."
             )
         if min(self.input_shape[:2]) < MIN_INPUT_SIZE:
-            raise ValueError(
-                f"input_shape {self.input_shape!r} is too small: height and width must "
+            raise ConfigError(
+                f"{_C}.input_shape",
+                f"{_C}.input_shape {self.input_shape!r} is too small: height and width must "
                 f"be at least {MIN_INPUT_SIZE} pixels (the backbone's coarsest stride)."
             )
         if not self.tasks or any(task not in TASKS for task in self.tasks):
-            raise ValueError(
-                f"tasks must be a non-empty subset of {TASKS}, got {self.tasks!r}."
+            raise ConfigError(
+                f"{_C}.tasks",
+                f"{_C}.tasks must be a non-empty subset of {TASKS}, got {self.tasks!r}."
             )
         if len(set(self.tasks)) != len(self.tasks):
-            raise ValueError(f"tasks must not repeat a task, got {self.tasks!r}.")
+            raise ConfigError(
+                f"{_C}.tasks", f"{_C}.tasks must not repeat a task, got {self.tasks!r}."
+            )
         if len(self.loss_weights) != 3 or any(w < 0 for w in self.loss_weights):
-            raise ValueError(
-                "loss_weights must be three non-negative numbers (classification, "
+            raise ConfigError(
+                f"{_C}.loss_weights",
+                f"{_C}.loss_weights must be three non-negative numbers (classification, "
                 f"segmentation, detection), got {self.loss_weights!r}."
             )
         if self.backbone_weights == "imagenet" and self.input_shape[2] != 3:
-            raise ValueError(
-                'backbone_weights="imagenet" needs 3 input channels, got input_shape '
+            raise ConfigError(
+                f"{_C}.backbone_weights",
+                f'{_C}.backbone_weights="imagenet" needs 3 input channels, got input_shape '
                 f"{self.input_shape!r}; convert grey images to 3 channels."
             )
         if self.resolved_input_normalization in RGB_NORMALIZATIONS and self.input_shape[2] != 3:
-            raise ValueError(
-                f"input_normalization={self.resolved_input_normalization!r} (given, or what "
+            raise ConfigError(
+                f"{_C}.input_normalization",
+                f"{_C}.input_normalization={self.resolved_input_normalization!r} (given, or what "
                 "backbone_weights expect) subtracts per-channel ImageNet means: it needs 3 "
                 f"input channels, got input_shape {self.input_shape!r}."
             )
         if self.backbone_weights == "imagenet" and self.backbone not in IMAGENET_BACKBONES:
-            raise ValueError(
-                f'backbone_weights="imagenet" is available for {IMAGENET_BACKBONES} '
+            raise ConfigError(
+                f"{_C}.backbone_weights",
+                f'{_C}.backbone_weights="imagenet" is available for {IMAGENET_BACKBONES} '
                 f"(keras.applications), not for backbone={self.backbone!r}."
             )
         if not 2 <= self.min_level <= 5 or self.max_level < max(self.min_level, 5):
-            raise ValueError(
+            raise ConfigError(
+                f"{_C}.min_level",
                 "Need 2 <= min_level <= 5 <= max_level (P2..P5 come from the top-down "
                 f"pathway), got min_level={self.min_level}, max_level={self.max_level}."
             )
         if not 0 <= self.negative_iou <= self.positive_iou <= 1:
-            raise ValueError(
+            raise ConfigError(
+                f"{_C}.negative_iou",
                 "Need 0 <= negative_iou <= positive_iou <= 1, got "
                 f"negative_iou={self.negative_iou}, positive_iou={self.positive_iou}."
             )
@@ -202,21 +219,28 @@ class DefectAuxNetConfig(PresetConfig):
             "detection_head_depth",
         ):
             if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)!r}.")
+                raise ConfigError(
+                    f"{_C}.{name}", f"{_C}.{name} must be >= 1, got {getattr(self, name)!r}."
+                )
         if not 0 <= self.batch_norm_momentum < 1:
-            raise ValueError(
-                f"batch_norm_momentum must be in [0, 1), got {self.batch_norm_momentum!r}."
+            raise ConfigError(
+                f"{_C}.batch_norm_momentum",
+                f"{_C}.batch_norm_momentum must be in [0, 1), got {self.batch_norm_momentum!r}."
             )
         if not self.anchor_aspect_ratios or min(self.anchor_aspect_ratios) <= 0:
-            raise ValueError(
-                "anchor_aspect_ratios must be positive numbers, got "
+            raise ConfigError(
+                f"{_C}.anchor_aspect_ratios",
+                f"{_C}.anchor_aspect_ratios must be positive numbers, got "
                 f"{self.anchor_aspect_ratios!r}."
             )
 
 
 def _check_choice(field: str, value, allowed: tuple):
     if value not in allowed:
-        raise ValueError(f"Unknown {field} {value!r}; allowed values: {', '.join(allowed)}.")
+        raise ConfigError(
+            f"{_C}.{field}",
+            f"Unknown {_C}.{field} {value!r}; allowed values: {', '.join(allowed)}.",
+        )
 
 
 PRESETS = {

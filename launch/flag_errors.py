@@ -16,7 +16,8 @@ RENAMED = {"DefectAuxNetConfig.input_shape": "input_size", "ExperimentConfig.mod
 # Arguments of the library's functions that the scripts set from flags of that name.
 ARGUMENTS = ("model_dir", "overwrite", "strategy", "tpu")
 
-_CONFIG_FIELD = r"(?:ExperimentConfig|DefectAuxNetConfig)\.\w+"
+# Every config class of the library is named `...Config`.
+_CONFIG_FIELD = r"[A-Z]\w*Config\.\w+"
 # A config field, anywhere; an argument, where its value is given (`model_dir=...`):
 # a bare word such as "overwrite" is prose. `=True` of a boolean is the bare flag.
 _MENTION = re.compile(

@@ -17,8 +17,10 @@ from defect_aux_net.config_errors import ConfigError
     ],
 )
 def test_unknown_names_list_allowed_values(overrides, field, allowed):
-    with pytest.raises(ValueError, match=f"Unknown {field}.*{re.escape(allowed)}"):
+    message = f"Unknown DefectAuxNetConfig.{field}.*{re.escape(allowed)}"
+    with pytest.raises(ConfigError, match=message) as error:
         DefectAuxNetConfig(**overrides)
+    assert error.value.field == f"DefectAuxNetConfig.{field}"
 
 
 @pytest.mark.parametrize(
@@ -42,8 +44,14 @@ def test_unknown_names_list_allowed_values(overrides, field, allowed):
     ],
 )
 def test_invalid_values_name_the_field(overrides, message):
-    with pytest.raises(ValueError, match=message):
+    with pytest.raises(ConfigError, match=message) as error:
         DefectAuxNetConfig(**overrides)
+    # The field is the first one changed; the normalisation's where weights imply it.
+    field = "input_normalization" if "3 input channels" in message else next(iter(overrides))
+    if overrides.get("backbone_weights") == "imagenet":
+        field = "backbone_weights"
+    field = {"positive_iou": "negative_iou"}.get(field, field)
+    assert error.value.field == f"DefectAuxNetConfig.{field}"
 
 
 def test_presets_and_overrides():

@@ -53,6 +53,12 @@ def test_every_experiment_flag_is_the_flag_of_its_field():
             "x has no validation split: set ExperimentConfig.validation_split.",
             "--validation_split: x has no validation split: set --validation_split.",
         ),
+        # Every model's config class, by its name.
+        (
+            "SegDecConfig.delta",
+            "SegDecConfig.delta must be >= 0, got -1.",
+            "--delta must be >= 0, got -1.",
+        ),
         # `tfds build`'s own flags, and arguments named without a value, stay as they are.
         (
             "ExperimentConfig.dataset",
