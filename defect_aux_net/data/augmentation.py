@@ -9,6 +9,11 @@ a `tf.data` pipeline yields the same examples every time it is read.
 import keras
 import tensorflow as tf
 
+# The augmentations a run chooses from (`ExperimentConfig.augmentation`): this
+# module's `Augmenter` (Defect-Aux-Net paper), or the DeepLabV3+ paper's random
+# weighted augmentation (`weighted_augmentation.WeightedAugmenter`).
+AUGMENTATIONS = ("defect_aux_net", "weighted")
+
 # Conservative defaults for surface-defect images: small geometric changes keep
 # thin defects (scratches, cracks) visible and their boxes tight.
 DEFAULT_ROTATION = 10.0  # degrees, either way
@@ -104,7 +109,7 @@ class Augmenter:
             layers.append(keras.layers.RandomFlip("horizontal", **common))
             layers.append(keras.layers.RandomFlip("vertical", **common))
         if rotation:
-            layers.append(keras.layers.RandomRotation(rotation / 360.0, **_FILL, **common))
+            layers.append(RandomRotation(rotation / 360.0, **_FILL, **common))
         if zoom:
             layers.append(keras.layers.RandomZoom((-zoom, zoom), (-zoom, zoom), **_FILL, **common))
         if shear:
@@ -117,46 +122,62 @@ class Augmenter:
 
     def __call__(self, index, example: dict) -> dict:
         """Returns `example` augmented with the seed of `(self.seed, index)`."""
-        for key in ("images", "segmentation_masks", "bounding_boxes"):
-            if key not in example:
-                raise ValueError(
-                    f"Augmenter needs the key {key!r} in each example, got {sorted(example)}."
-                )
-        images = example["images"]
-        masks = example["segmentation_masks"]
-        boxes = example["bounding_boxes"]["boxes"]
-        labels = example["bounding_boxes"]["labels"]
-        seeds = _ExampleSeeds(
-            tf.random.experimental.stateless_fold_in(
-                tf.constant([self.seed, 0], tf.int64), tf.cast(index, tf.int64)
+        return transform_example(self.layers, example_seed(self.seed, index), example)
+
+
+def example_seed(seed: int, index):
+    """The stateless seed of the example at `index` of a run seeded with `seed`."""
+    return tf.random.experimental.stateless_fold_in(
+        tf.constant([seed, 0], tf.int64), tf.cast(index, tf.int64)
+    )
+
+
+def transform_example(layers, seed, example: dict) -> dict:
+    """`example` through `layers` in turn, image, masks and boxes together.
+
+    Args:
+      layers: objects with Keras' image-preprocessing methods
+        (`get_random_transformation(data, training, seed=...)` and
+        `transform_single_image` / `_segmentation_mask` / `_bounding_box`), boxes xyxy.
+      seed: the example's stateless seed (`example_seed`); each random draw of a
+        layer folds in a draw counter.
+      example: as `Augmenter` takes it; keys other than `images`,
+        `segmentation_masks` and `bounding_boxes` pass through.
+    """
+    for key in ("images", "segmentation_masks", "bounding_boxes"):
+        if key not in example:
+            raise ValueError(
+                f"Augmenter needs the key {key!r} in each example, got {sorted(example)}."
             )
+    images = example["images"]
+    masks = example["segmentation_masks"]
+    boxes = example["bounding_boxes"]["boxes"]
+    labels = example["bounding_boxes"]["labels"]
+    seeds = _ExampleSeeds(seed)
+    bounding_boxes = {"boxes": tf.gather(boxes, _YXYX_TO_XYXY, axis=-1), "labels": labels}
+    for layer in layers:
+        transformation = layer.get_random_transformation(
+            {"images": images}, training=True, seed=seeds
         )
-        bounding_boxes = {"boxes": tf.gather(boxes, _YXYX_TO_XYXY, axis=-1), "labels": labels}
-        for layer in self.layers:
-            transformation = layer.get_random_transformation(
-                {"images": images}, training=True, seed=seeds
-            )
-            images = layer.transform_single_image(images, transformation)
-            masks = layer.transform_single_segmentation_mask(masks, transformation)
-            # transform_single_bounding_box edits the dict it is given: pass a copy.
-            bounding_boxes = layer.transform_single_bounding_box(
-                dict(bounding_boxes), transformation
-            )
-        new_boxes = tf.gather(bounding_boxes["boxes"], _YXYX_TO_XYXY, axis=-1)
-        sides = new_boxes[:, 2:] - new_boxes[:, :2]
-        kept = (bounding_boxes["labels"] >= 0) & tf.reduce_all(sides >= MIN_BOX_SIDE, axis=-1)
-        new_labels = tf.where(kept, tf.cast(bounding_boxes["labels"], labels.dtype), -1)
-        new_boxes = tf.where(kept[:, None], new_boxes, 0.0)
-        return {
-            **example,
-            "images": tf.ensure_shape(images, example["images"].shape),
-            "segmentation_masks": tf.ensure_shape(masks, example["segmentation_masks"].shape),
-            "bounding_boxes": {
-                **example["bounding_boxes"],
-                "boxes": tf.ensure_shape(tf.cast(new_boxes, boxes.dtype), boxes.shape),
-                "labels": tf.ensure_shape(new_labels, labels.shape),
-            },
-        }
+        images = layer.transform_single_image(images, transformation)
+        masks = layer.transform_single_segmentation_mask(masks, transformation)
+        # transform_single_bounding_box edits the dict it is given: pass a copy.
+        bounding_boxes = layer.transform_single_bounding_box(dict(bounding_boxes), transformation)
+    new_boxes = tf.gather(bounding_boxes["boxes"], _YXYX_TO_XYXY, axis=-1)
+    sides = new_boxes[:, 2:] - new_boxes[:, :2]
+    kept = (bounding_boxes["labels"] >= 0) & tf.reduce_all(sides >= MIN_BOX_SIDE, axis=-1)
+    new_labels = tf.where(kept, tf.cast(bounding_boxes["labels"], labels.dtype), -1)
+    new_boxes = tf.where(kept[:, None], new_boxes, 0.0)
+    return {
+        **example,
+        "images": tf.ensure_shape(images, example["images"].shape),
+        "segmentation_masks": tf.ensure_shape(masks, example["segmentation_masks"].shape),
+        "bounding_boxes": {
+            **example["bounding_boxes"],
+            "boxes": tf.ensure_shape(tf.cast(new_boxes, boxes.dtype), boxes.shape),
+            "labels": tf.ensure_shape(new_labels, labels.shape),
+        },
+    }
 
 
 def build_augmenter(seed: int, **strengths) -> Augmenter:
@@ -168,6 +189,7 @@ def build_augmenter(seed: int, **strengths) -> Augmenter:
         `Augmenter` takes them; the module's `DEFAULT_*` where left out.
     """
     return Augmenter(seed, **strengths)
+
 
 class _ExampleSeeds(keras.random.SeedGenerator):
     """A seed generator whose n-th draw is `example_seed` folded with n.
@@ -217,4 +239,40 @@ class _RandomShear(keras.layers.RandomShear):
         height, width = transformation["input_shape"][-3], transformation["input_shape"][-2]
         return keras.utils.bounding_boxes.clip_to_image_size(
             {**bounding_boxes, "boxes": boxes}, height=height, width=width
+        )
+
+
+class RandomRotation(keras.layers.RandomRotation):
+    """`keras.layers.RandomRotation` whose boxes follow the image exactly.
+
+    Keras 3.15 rotates the image about its centre but boxes about the centre of the
+    pixel half a pixel up and left of it: at 180 degrees a box lands a pixel away
+    from its defect. Here the box corners go through the exact inverse of the
+    layer's image transform, and the box is the box around the four rotated corners.
+    Boxes are xyxy pixels.
+    """
+
+    def transform_bounding_boxes(self, bounding_boxes, transformation, training=True):
+        # The image transform maps each output pixel centre (x, y) to the input point
+        # (a0 x + a1 y + a2, a3 x + a4 y + a5); corners map back through its inverse.
+        matrix = tf.reshape(tf.cast(transformation["rotation_matrix"], tf.float32), [-1, 8])
+        a0, a1, a2, a3, a4, a5 = (matrix[:, index, None, None] for index in range(6))
+        x1, y1, x2, y2 = tf.unstack(tf.cast(bounding_boxes["boxes"], tf.float32), axis=-1)
+        xs = tf.stack([x1, x2, x1, x2], axis=-1) - 0.5 - a2  # pixel centres at integers
+        ys = tf.stack([y1, y1, y2, y2], axis=-1) - 0.5 - a5
+        determinant = a0 * a4 - a1 * a3
+        xs, ys = (a4 * xs - a1 * ys) / determinant + 0.5, (a0 * ys - a3 * xs) / determinant + 0.5
+        boxes = tf.stack(
+            [
+                tf.reduce_min(xs, -1),
+                tf.reduce_min(ys, -1),
+                tf.reduce_max(xs, -1),
+                tf.reduce_max(ys, -1),
+            ],
+            axis=-1,
+        )
+        return keras.utils.bounding_boxes.clip_to_image_size(
+            {**bounding_boxes, "boxes": boxes},
+            height=transformation["image_height"],
+            width=transformation["image_width"],
         )

@@ -3,11 +3,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+import keras
 import numpy as np
 import pytest
 import tensorflow as tf
 
-from defect_aux_net.data.augmentation import Augmenter, build_augmenter
+from defect_aux_net.data.augmentation import Augmenter, RandomRotation, build_augmenter
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 NO_AUGMENTATION = {"rotation": 0.0, "zoom": 0.0, "shear": 0.0, "channel_shift": 0.0, "flips": False}
@@ -184,3 +185,24 @@ def test_bad_input_is_named():
         Augmenter(0.5)
     with pytest.raises(ValueError, match="'segmentation_masks'"):
         Augmenter(0)(tf.constant(0), {"images": tf.zeros((4, 4, 3)), "bounding_boxes": {}})
+
+
+def test_a_half_turn_moves_the_box_onto_the_mask():
+    # 180 degrees about the centre of a 32x32 image: x -> 32 - x and y -> 32 - y, so
+    # mask rows 10-19, columns 12-21 (box yxyx 10, 12, 20, 22) go to rows 12-21 and
+    # columns 10-19 (box 12, 10, 22, 20). Keras' own box rotation is a pixel off here.
+    layer = RandomRotation(0.5, bounding_box_format="xyxy", fill_mode="constant")
+    mask = np.zeros((32, 32, 1), np.float32)
+    mask[10:20, 12:22] = 1
+    transformation = layer.get_random_transformation({"images": mask}, seed=0)
+    turn = keras.layers.RandomRotation((0.5, 0.5)).get_random_transformation(
+        {"images": mask}, seed=0
+    )  # A factor of exactly half a turn: its matrix is the half turn's.
+    transformation |= {"angle": turn["angle"], "rotation_matrix": turn["rotation_matrix"]}
+    rotated = layer.transform_single_segmentation_mask(mask, transformation).numpy()
+    np.testing.assert_array_equal(rotated, mask[::-1, ::-1])
+    boxes = layer.transform_single_bounding_box(
+        {"boxes": np.array([[12, 10, 22, 20]], np.float32), "labels": np.array([0])},
+        transformation,
+    )["boxes"]
+    np.testing.assert_allclose(np.asarray(boxes)[0], [10, 12, 20, 22], atol=1e-4)  # xyxy
