@@ -12,7 +12,13 @@ from typing import Optional
 
 from defect_aux_net.config import DefectAuxNetConfig
 from defect_aux_net.config_errors import ConfigError
+from defect_aux_net.data.augmentation import AUGMENTATIONS
 from defect_aux_net.data.holdout import parse_split, split_names, without_holdout
+from defect_aux_net.data.weighted_augmentation import (
+    DEFAULT_OPERATION_WEIGHTS,
+    OPERATIONS,
+    check_operation_weights,
+)
 from defect_aux_net.models.model_builders import DEFAULT_MODEL, config_class
 from defect_aux_net.models.segdec_config import SegDecConfig
 from defect_aux_net.preset_configs import PresetConfig
@@ -42,7 +48,19 @@ class ExperimentConfig(PresetConfig):
       epochs: training epochs (paper: 50).
       learning_rate: peak learning rate of the one-cycle schedule (`lr_find` suggests one).
       train_fraction: fraction of `train_split` used (paper Fig. 10), in (0, 1].
-      augment: the paper's augmentation on training images.
+      augment: augment training images (with `augmentation`).
+      augmentation: one of `AUGMENTATIONS`: "defect_aux_net", the Defect-Aux-Net
+        paper's flips, rotation, zoom, shear and channel shift; "weighted", the
+        DeepLabV3+ paper's random weighted augmentation (an image is augmented with
+        probability 1 - p of its rarest class, p the class's share of the training
+        split's defects, by random crop, vertical flip or rotation drawn with
+        `augmentation_weights`; `data.weighted_augmentation`).
+      augmentation_weights: `W`, the weights of random crop, vertical flip and
+        rotation in the weighted augmentation (normalised; the paper gives none).
+      segmentation_label_fraction: mixed supervision (segmentation + decision paper,
+        Table III): the fraction of the defective training images with masks that keep
+        them, chosen by image id with `seed`; the others train with their image labels
+        only (no segmentation loss). 1 keeps every mask, 0 none (weak supervision).
       negative_sampling: frequency-of-use sampling of defect-free images (two-stage paper).
       distance_weights: `(positive_weight, power)` for positive mask pixels, or None.
       cache: keep decoded training examples in memory (datasets that fit in RAM).
@@ -83,6 +101,9 @@ class ExperimentConfig(PresetConfig):
     recipe: Optional[dict] = None
     model_name: str = DEFAULT_MODEL
     optimizer: str = "one_cycle_adam"
+    augmentation: str = "defect_aux_net"
+    augmentation_weights: tuple = DEFAULT_OPERATION_WEIGHTS
+    segmentation_label_fraction: float = 1.0
 
     def __post_init__(self):
         try:
@@ -100,6 +121,35 @@ class ExperimentConfig(PresetConfig):
                 "ExperimentConfig.optimizer",
                 f"Unknown ExperimentConfig.optimizer={self.optimizer!r}; allowed values: "
                 f"{', '.join(OPTIMIZERS)}.",
+            )
+        if self.augmentation not in AUGMENTATIONS:
+            raise ConfigError(
+                "ExperimentConfig.augmentation",
+                f"Unknown ExperimentConfig.augmentation={self.augmentation!r}; allowed "
+                f"values: {', '.join(AUGMENTATIONS)}.",
+            )
+        try:
+            weights = check_operation_weights(self.augmentation_weights)
+        except ValueError:
+            raise ConfigError(
+                "ExperimentConfig.augmentation_weights",
+                f"ExperimentConfig.augmentation_weights={self.augmentation_weights!r} must "
+                f"be {len(OPERATIONS)} numbers >= 0 with a positive sum, the weights of "
+                f"{', '.join(OPERATIONS)}.",
+            ) from None
+        object.__setattr__(self, "augmentation_weights", weights)
+        if not 0 <= self.segmentation_label_fraction <= 1:
+            raise ConfigError(
+                "ExperimentConfig.segmentation_label_fraction",
+                "ExperimentConfig.segmentation_label_fraction="
+                f"{self.segmentation_label_fraction!r} must be in [0, 1].",
+            )
+        if self.segmentation_label_fraction < 1 and "segmentation" not in self.model.tasks:
+            raise ConfigError(
+                "ExperimentConfig.segmentation_label_fraction",
+                "ExperimentConfig.segmentation_label_fraction="
+                f"{self.segmentation_label_fraction!r} drops masks, but the model has no "
+                f"segmentation task (tasks {self.model.tasks}).",
             )
         if self.distance_weights is not None:
             object.__setattr__(self, "distance_weights", tuple(self.distance_weights))

@@ -2,6 +2,7 @@ import json
 
 import pytest
 
+from defect_aux_net.config_errors import ConfigError
 from defect_aux_net.experiments import PRESETS, ExperimentConfig
 
 
@@ -93,3 +94,26 @@ def test_model_name_must_match_the_model_config_and_optimizer_is_checked():
         "sgd", 1.0, 1, 50
     )
     assert (segdec.model.dilation, segdec.model.delta, segdec.distance_weights) == (7, 0.01, (1.0, 2.0))
+
+
+def test_augmentation_and_mixed_supervision_fields_are_checked():
+    weighted = ExperimentConfig.from_preset(
+        "segdec_small", augmentation="weighted", augmentation_weights=[1, 0, 2],
+        segmentation_label_fraction=0.25,
+    )
+    assert weighted.augmentation_weights == (1.0, 0.0, 2.0)  # JSON's list, as a tuple
+    assert ExperimentConfig.from_dict(json.loads(json.dumps(weighted.to_dict()))) == weighted
+    for changes, field in [
+        ({"augmentation": "mixup"}, "augmentation"),
+        ({"augmentation_weights": (1, 1)}, "augmentation_weights"),
+        ({"augmentation_weights": (0, 0, 0)}, "augmentation_weights"),
+        ({"augmentation_weights": (1, -1, 1)}, "augmentation_weights"),
+        ({"segmentation_label_fraction": 1.5}, "segmentation_label_fraction"),
+        ({"segmentation_label_fraction": -0.1}, "segmentation_label_fraction"),
+    ]:
+        with pytest.raises(ConfigError) as raised:
+            ExperimentConfig.from_preset("segdec_small", **changes)
+        assert raised.value.field == f"ExperimentConfig.{field}"
+    # Dropping masks needs a model that segments.
+    with pytest.raises(ConfigError, match="no segmentation task"):
+        ExperimentConfig.from_preset("auto", segmentation_label_fraction=0.5)

@@ -12,12 +12,18 @@ import tensorflow as tf
 import tensorflow_datasets as tfds
 
 from defect_aux_net.config import DefectAuxNetConfig
-from defect_aux_net.data import preprocessing
-from defect_aux_net.data.augmentation import build_augmenter
+from defect_aux_net.data import mixed_supervision, preprocessing
+from defect_aux_net.data.augmentation import AUGMENTATIONS, build_augmenter
 from defect_aux_net.data.distance_weights import distance_transform_weights
 from defect_aux_net.data.holdout import parse_split
 from defect_aux_net.data.negative_sampling import frequency_of_use_dataset
 from defect_aux_net.data.splits import read_split
+from defect_aux_net.data.weighted_augmentation import (
+    DEFAULT_OPERATION_WEIGHTS,
+    WeightedAugmenter,
+    class_proportions,
+    split_class_counts,
+)
 from defect_aux_net.detection.anchors import anchors_for_config
 from defect_aux_net.detection.box_matching import encode_detection_targets
 
@@ -31,7 +37,14 @@ class InputOptions:
       training: shuffle, augment (unless `augment=False`), repeat forever and drop
         the last partial batch; otherwise read once, in order.
       seed: seed of file order, shuffling, augmentation and negative sampling.
-      augment: apply the paper's augmentation; defaults to `training`.
+      augment: augment the images; defaults to `training`.
+      augmentation: which augmentation, one of `augmentation.AUGMENTATIONS`:
+        "defect_aux_net" (`augmentation.Augmenter`) or "weighted" (the DeepLabV3+
+        paper's random weighted augmentation, `weighted_augmentation`, with the class
+        proportions of `split`).
+      augmentation_weights: `W` of the weighted augmentation over its operations.
+      segmentation_label_fraction: the fraction of defective images with a mask that
+        keep it (`mixed_supervision`); the others train with their image labels only.
       drop_remainder: defaults to `training`; evaluation on TPU needs it too.
       negative_sampling_epochs: > 0 uses frequency-of-use sampling of defect-free
         images (two-stage paper) for that many epochs instead of plain shuffling.
@@ -48,6 +61,9 @@ class InputOptions:
     training: bool
     seed: int = 0
     augment: Optional[bool] = None
+    augmentation: str = "defect_aux_net"
+    augmentation_weights: tuple = DEFAULT_OPERATION_WEIGHTS
+    segmentation_label_fraction: float = 1.0
     drop_remainder: Optional[bool] = None
     negative_sampling_epochs: int = 0
     distance_weights: Optional[tuple] = None
@@ -59,6 +75,16 @@ class InputOptions:
     def __post_init__(self):
         if self.batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {self.batch_size}.")
+        if self.augmentation not in AUGMENTATIONS:
+            raise ValueError(
+                f"Unknown augmentation {self.augmentation!r}; allowed: "
+                f"{', '.join(AUGMENTATIONS)}."
+            )
+        if not 0 <= self.segmentation_label_fraction <= 1:
+            raise ValueError(
+                "segmentation_label_fraction must be in [0, 1], got "
+                f"{self.segmentation_label_fraction}."
+            )
         if self.augment is None:
             object.__setattr__(self, "augment", self.training)
         if self.drop_remainder is None:
@@ -100,6 +126,7 @@ def augment_example(index, example: dict, augmenter) -> dict:
             "images": example["images"],
             "segmentation_masks": example["masks"],
             "bounding_boxes": {"boxes": example["boxes"], "labels": example["box_classes"]},
+            "labels": example["labels"],  # The weighted augmentation's probability.
         }
     )
     return example | {
@@ -212,6 +239,18 @@ def make_dataset(
             try_autocache=False,
         ),
     )
+    if options.segmentation_label_fraction < 1:
+        # Chosen over the whole split (`split`, not the host's share): the same images
+        # on every host.
+        segmented = mixed_supervision.label_only_table(
+            mixed_supervision.segmented_image_ids(
+                builder, split, options.segmentation_label_fraction, options.seed
+            )
+        )
+        dataset = dataset.map(
+            lambda features: mixed_supervision.drop_masks(features, segmented),
+            num_parallel_calls=tf.data.AUTOTUNE,
+        )
     dataset = dataset.map(
         lambda features: prepare_example(features, config, options.max_boxes),
         num_parallel_calls=tf.data.AUTOTUNE,
@@ -230,7 +269,7 @@ def make_dataset(
                 options.shuffle_buffer, seed=options.seed, reshuffle_each_iteration=False
             )
     if options.augment:
-        augmenter = build_augmenter(options.seed)
+        augmenter = _augmenter(builder, split, options)
         # The example's position seeds its augmentation: reproducible, and different
         # in every epoch because `enumerate` counts across repeats. Positions are
         # interleaved over hosts so that no two hosts draw the same augmentations.
@@ -259,6 +298,18 @@ def make_dataset(
     data_options = tf.data.Options()
     data_options.deterministic = True
     return dataset.with_options(data_options).prefetch(tf.data.AUTOTUNE)
+
+
+def _augmenter(builder, split: str, options: InputOptions):
+    """The augmentation `options` names, seeded; the weighted one with `split`'s
+    class proportions (read over the whole split, the same on every host)."""
+    if options.augmentation == "weighted":
+        return WeightedAugmenter(
+            options.seed,
+            class_proportions(split_class_counts(builder, split)),
+            options.augmentation_weights,
+        )
+    return build_augmenter(options.seed)
 
 
 def distributed_dataset(strategy, builder, split, config, options):

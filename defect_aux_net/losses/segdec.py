@@ -58,7 +58,9 @@ def segmentation_loss(masks, logits, has_mask, dilation: int, pixel_weights=None
     Args:
       masks: float `[B, H, W, K]` binary masks at the input size.
       logits: float `[B, H/8, W/8, K]` segmentation logits.
-      has_mask: float `[B]`, 1 for images whose mask is annotated.
+      has_mask: float `[B]`, 1 for images whose mask is annotated; 0 for label-only
+        images (mixed supervision, `data.mixed_supervision`), which then give the
+        segmentation head no gradient while the decision loss still trains on them.
       dilation: kernel of `dilate_masks`.
       pixel_weights: float `[B, H, W, K]` distance-transform weights, or None.
     """

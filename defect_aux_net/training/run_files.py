@@ -82,7 +82,7 @@ def has_config(model_dir: str) -> bool:
 # runs still load, resume and compare equal. Any other missing field is an error.
 _ADDED_FIELDS = (
     ("init_checkpoint", "time_budget", "early_stopping_patience", "recipe", "model_name",
-     "optimizer"),
+     "optimizer", "augmentation", "augmentation_weights", "segmentation_label_fraction"),
     ("input_normalization",),
 )
 

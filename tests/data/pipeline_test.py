@@ -18,6 +18,7 @@ from defect_aux_net.data.pipeline import (
     make_dataset,
     training_inputs,
 )
+from defect_aux_net.data.weighted_augmentation import split_class_counts
 from defect_aux_net.detection.anchors import anchors_for_config
 from defect_aux_net.detection.box_matching import encode_detection_targets
 from defect_aux_net.models.defect_aux_net import build_defect_aux_net
@@ -246,6 +247,30 @@ def test_training_stream_is_a_function_of_the_seed(builder):
     )
     np.testing.assert_array_equal(plain[1]["classification"], first[1]["classification"])
     assert not np.allclose(plain[0], first[0], atol=1e-3)
+
+
+def test_weighted_augmentation_reads_the_class_shares_and_leaves_defect_free_images(
+    builder, validation_examples
+):
+    labels = np.stack([example["labels"] for example in validation_examples])
+    np.testing.assert_array_equal(
+        split_class_counts(builder, "validation"), (labels > 0).sum(axis=0)
+    )
+    options = InputOptions(
+        batch_size=8, training=True, seed=3, shuffle_buffer=SHUFFLE_BUFFER,
+        augmentation="weighted",
+    )
+    # Its determinism is `weighted_augmentation_test`'s; here it runs in the pipeline.
+    first = first_batch(make_dataset(builder, "validation[:16]", CONFIG, options))
+    plain = first_batch(
+        make_dataset(
+            builder, "validation[:16]", CONFIG, dataclasses.replace(options, augment=False)
+        )
+    )
+    np.testing.assert_array_equal(plain[1]["classification"], first[1]["classification"])
+    changed = [not np.array_equal(a, b) for a, b in zip(plain[0], first[0])]
+    defective = plain[1]["classification"].max(axis=1) > 0
+    assert any(changed) and not any(np.asarray(changed) & ~defective)  # defect-free: as is
 
 
 def test_each_input_pipeline_reads_its_own_half_of_a_one_file_split(builder):

@@ -1,5 +1,6 @@
 import numpy as np
 import pytest
+import tensorflow as tf
 
 from defect_aux_net.losses.segdec import (
     balance_weights,
@@ -71,3 +72,31 @@ def test_decision_loss_is_mean_bce_with_logits():
     logits = np.array([[0.0], [2.0]], np.float32)
     expected = (np.log(2) + np.log1p(np.exp(2.0))) / 2
     np.testing.assert_allclose(float(decision_loss(labels, logits)), expected, rtol=1e-6)
+
+
+def test_a_label_only_image_gets_no_segmentation_gradient_but_a_decision_gradient():
+    # Mixed supervision: image 1 has a mask in the batch but has_mask 0 (label only).
+    masks = np.ones((2, 16, 16, 1), np.float32)  # soft target 1 at the 2x2 pixels at 1/8
+    # Logit 2 at every pixel of image 0, -1 of image 1.
+    segmentation_logits = tf.constant(
+        np.array([2.0, -1.0], np.float32).reshape(2, 1, 1, 1) * np.ones((1, 2, 2, 1), np.float32)
+    )
+    decision_logits = tf.constant([[0.5], [-0.5]], tf.float32)
+    labels = np.ones((2, 1), np.float32)
+    with tf.GradientTape(persistent=True) as tape:
+        tape.watch([segmentation_logits, decision_logits])
+        seg = segmentation_loss(
+            masks, segmentation_logits, np.array([1.0, 0.0]), 1
+        )
+        dec = decision_loss(labels, decision_logits)
+    sigmoid = lambda x: 1 / (1 + np.exp(-x))  # noqa: E731
+    # d BCE / d logit = sigmoid(x) - t, over the 4 pixels of the one image with a mask.
+    gradient = np.asarray(tape.gradient(seg, segmentation_logits))
+    np.testing.assert_allclose(gradient[0], (sigmoid(2.0) - 1) / 4, rtol=1e-6)
+    np.testing.assert_array_equal(gradient[1], 0.0)
+    # The decision loss averages over both images: each gets (sigmoid(z) - 1) / 2.
+    np.testing.assert_allclose(
+        tape.gradient(dec, decision_logits),
+        [[(sigmoid(0.5) - 1) / 2], [(sigmoid(-0.5) - 1) / 2]],
+        rtol=1e-6,
+    )

@@ -82,6 +82,21 @@ def test_a_broken_config_is_named(tmp_path, corrupt, expected):
         run_files.read_config(model_dir)
 
 
+def test_a_config_from_before_the_augmentation_fields_reads_with_their_defaults(tmp_path):
+    model_dir = run_dir(tmp_path)
+    path = os.path.join(model_dir, "config.json")
+    added = ("augmentation", "augmentation_weights", "segmentation_label_fraction")
+    with open(path) as file:
+        values = {k: v for k, v in json.load(file).items() if k not in added}
+    with open(path, "w") as file:
+        json.dump(values, file)
+    read, _ = run_files.read_config(model_dir)
+    assert (read.augmentation, read.augmentation_weights, read.segmentation_label_fraction) == (
+        "defect_aux_net", (1.0, 1.0, 1.0), 1.0
+    )
+    assert run_files.model_dir_state(model_dir, experiment(), CLASS_NAMES) == "resume"
+
+
 @pytest.mark.parametrize(
     "content, expected",
     [
