@@ -16,7 +16,7 @@ import tensorflow as tf
 
 from defect_aux_net.detection.box_matching import encode_detection_targets
 from defect_aux_net.export.saved_model import export_saved_model
-from defect_aux_net.models.model_builders import MODELS, build_model, config_class
+from defect_aux_net.models.model_builders import MODELS, build_model, model_config, model_name
 from tests.tolerances import float32_output_tolerance
 
 NAMES = sorted(MODELS)
@@ -30,7 +30,8 @@ SERVED_KEYS = {
 
 def small_model(name, seed=0):
     keras.utils.set_random_seed(seed)
-    return build_model(config_class(name).from_preset("small"))
+    # model_config: entries sharing a config class differ by their config values.
+    return build_model(model_config(name, "small"))
 
 
 def training_batch(model, batch_size=2, seed=0):
@@ -66,8 +67,8 @@ def training_batch(model, batch_size=2, seed=0):
 
 def test_every_model_has_a_small_preset_of_its_own_config_class():
     for name, entry in MODELS.items():
-        config = entry.config_class.from_preset("small")
-        assert type(config) is entry.config_class, name
+        config = model_config(name, "small")
+        assert type(config) is entry.config_class and model_name(config) == name, name
         assert set(config.tasks) <= set(SERVED_KEYS), name
 
 
