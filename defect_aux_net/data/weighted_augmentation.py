@@ -18,7 +18,8 @@ Our reading where the paper leaves details open:
   filled with 0 as in `augmentation.Augmenter`.
 Boxes follow every operation as in `augmentation.transform_example`: the box around
 the transformed corners (rotation: the box around the rotated box's four corners,
-`augmentation.RandomRotation`), clipped to the image, dropped (label -1) when thinner than `MIN_BOX_SIDE`.
+`augmentation.RandomRotation`), clipped to the image, dropped (label -1) when thinner
+than `MIN_BOX_SIDE`.
 """
 
 import numpy as np
@@ -185,11 +186,11 @@ class _RandomCrop:
         height, width = data["images"].shape[0], data["images"].shape[1]
         crop_height = max(1, round(height * self.fraction))
         crop_width = max(1, round(width * self.fraction))
-        top = tf.random.stateless_uniform(
-            [], seed.next(), 0, height - crop_height + 1, tf.int32
-        )
+        top = tf.random.stateless_uniform([], seed.next(), 0, height - crop_height + 1, tf.int32)
         left = tf.random.stateless_uniform([], seed.next(), 0, width - crop_width + 1, tf.int32)
-        return {"top": top, "left": left, "crop": (crop_height, crop_width), "size": (height, width)}
+        return {
+            "top": top, "left": left, "crop": (crop_height, crop_width), "size": (height, width)
+        }
 
     def _crop(self, values, transformation, method):
         crop_height, crop_width = transformation["crop"]

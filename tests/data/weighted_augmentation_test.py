@@ -14,7 +14,9 @@ from defect_aux_net.data.weighted_augmentation import (
 
 # Binomial counts within this many standard deviations (a miss about once in 10^5 seeds).
 SIGMAS = 4.5
-CROP, FLIP, ROTATION = (OPERATIONS.index(name) for name in OPERATIONS)
+CROP, FLIP, ROTATION = (
+    OPERATIONS.index(name) for name in ("random_crop", "vertical_flip", "rotation")
+)
 
 
 def example(height=8, width=10, box=(1, 2, 4, 5), labels=(1.0, 0.0), seed=0):
