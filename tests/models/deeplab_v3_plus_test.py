@@ -177,6 +177,7 @@ def test_the_papers_backbones_at_strides_4_and_16():
         features = model.get_layer(backbone).output
         assert (tuple(features["low"].shape[1:]), tuple(features["high"].shape[1:])) == (low, high)
         assert tuple(model(images(1), training=False)["segmentation"].shape) == (1, 64, 64, 4)
+        assert model.get_layer("input_normalization").mode == config.resolved_input_normalization
         if backbone == "resnet101":
             conv = model.get_layer(backbone).get_layer("conv5_block3_2_conv")
             assert tuple(conv.dilation_rate) == (2, 2)
