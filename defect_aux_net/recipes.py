@@ -49,6 +49,14 @@ COVERAGE_TARGET = 0.9
 POSITIVE_IOUS = (0.5, 0.4)
 # Images whose boxes the coverage check matches (evenly spread over the split).
 COVERAGE_IMAGES = 200
+# Epochs a time budget should buy. A network trained from random weights needs many
+# passes over the data: one-cycle training from scratch takes some 20 to 50 epochs in
+# Smith and Topin's super-convergence experiments, and a run that stops after fewer
+# is still learning (its validation loss still falling). When the budget buys fewer
+# at the survey's input size, a smaller input trains more epochs in the same time.
+MIN_EPOCHS = 20
+# The reason the recipe gives a field the user set (which it keeps).
+GIVEN = "given as a flag"
 
 
 def _rounded(value: float) -> float:
@@ -67,7 +75,7 @@ class _Recipe:
 
     def choose(self, field: str, value, reason: str):
         if field in self.keep:
-            self.choices[field] = {"value": self.value(field), "reason": "given as a flag"}
+            self.choices[field] = {"value": self.value(field), "reason": GIVEN}
             return
         name = field.removeprefix("model.")
         if field.startswith("model."):
@@ -78,20 +86,29 @@ class _Recipe:
         self.choices[field] = {"value": self.value(field), "reason": reason}
 
 
-def choose_recipe(survey: DatasetSurvey, experiment: ExperimentConfig, keep=()) -> tuple:
+def choose_recipe(
+    survey: DatasetSurvey, experiment: ExperimentConfig, keep=(), scale: tuple | None = None
+) -> tuple:
     """The experiment with the recipe's fields chosen from `survey`, and the reasons.
 
     Args:
       survey: the training split's survey.
       experiment: the starting point (the `auto` preset with the user's flags).
       keep: field names (`"batch_size"`, `"model.input_shape"`) to leave as they are.
+      scale: `(scale, reason)` from the median image size to the input size, instead of
+        `input_scale`'s (`scale_for_epochs`, once the step time is measured); recorded
+        as the choice `input_scale`.
 
     Returns:
       `(experiment, choices)`: choices maps each field to `{"value", "reason"}`.
     """
     recipe = _Recipe(experiment, keep)
     _choose_tasks(recipe, survey)
-    scale, reason = input_scale(survey)
+    if scale is None:
+        scale, reason = input_scale(survey)
+    else:
+        scale, reason = scale
+        recipe.choices["input_scale"] = {"value": scale, "reason": reason}
     detection = "detection" in recipe.value("model.tasks")
     # Anchors are chosen at the input size rounded to 32 pixels; their top level then
     # sets the multiple the final size is rounded to.
@@ -178,6 +195,52 @@ def input_scale(survey: DatasetSurvey) -> tuple:
             f" (< {MIN_DEFECT_PIXELS}: a larger --input_size keeps them, at more time per "
             "step)"
         )
+    return scale, reason
+
+
+def scale_for_epochs(survey: DatasetSurvey, input_shape, epochs: int) -> tuple | None:
+    """`(scale, reason)` of a smaller input that trains about `MIN_EPOCHS` epochs, or None.
+
+    Rule: an epoch's time grows with the pixels of an input (convolutions cost the
+    same per pixel, and the batch size keeps the pixels of a step about constant), so
+    `epochs` measured at `input_shape` become `epochs * s0^2 / s^2` at scale `s`
+    (`s0` is `input_shape`'s scale of the median image); the scale that gives
+    `MIN_EPOCHS` is `s0 * sqrt(epochs / MIN_EPOCHS)`. It stops where the inputs would
+    lose what they must show: the narrowest tenth of the boxes stays at least
+    `MIN_DEFECT_PIXELS` wide (one stride of the finest detection level) and the input
+    at least `MIN_PIXELS`. Fewer epochs of a model that sees the defects are worth more
+    than more epochs of one that cannot.
+
+    Args:
+      survey: the training split's survey.
+      input_shape: the input size the epochs were measured at.
+      epochs: the epochs the budget buys at `input_shape`.
+
+    Returns:
+      None when `epochs >= MIN_EPOCHS` or the limits leave no smaller input.
+    """
+    if epochs >= MIN_EPOCHS:
+        return None
+    height, width = np.median(survey.image_sizes, axis=0)
+    area = height * width
+    current = math.sqrt(input_shape[0] * input_shape[1] / area)
+    wanted = current * math.sqrt(epochs / MIN_EPOCHS)
+    floor, limit = math.sqrt(MIN_PIXELS / area), f"{MIN_PIXELS} pixels"
+    if len(survey.boxes):
+        short = float(np.percentile(survey.box_sides().min(axis=1), 10))
+        if MIN_DEFECT_PIXELS / short > floor:
+            floor = MIN_DEFECT_PIXELS / short
+            limit = f"the narrowest tenth of the defects ({short:.0f} px) {MIN_DEFECT_PIXELS} px wide"
+    scale = float(f"{max(wanted, floor):.3g}")
+    # Inputs are rounded to multiples of 32 pixels or more: less than that gains nothing.
+    if (current - scale) * min(height, width) < 16:
+        return None
+    reason = (
+        f"median image {height:.0f}x{width:.0f}: the budget buys {epochs} epoch(s) at "
+        f"{input_shape[0]}x{input_shape[1]} (< {MIN_EPOCHS}); scaled by {scale:.3g} for "
+        f"about {MIN_EPOCHS} (an epoch's time grows with the input's pixels)"
+        + (f", not below {limit}" if scale > wanted else "")
+    )
     return scale, reason
 
 

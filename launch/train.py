@@ -78,7 +78,12 @@ def main(argv):
     import keras
 
     from defect_aux_net.config_errors import ConfigError
-    from defect_aux_net.training import run_files, time_budget, training_run
+    from defect_aux_net.training import (
+        auto_recipe,
+        run_files,
+        time_budget,
+        training_run,
+    )
 
     policy = MIXED_PRECISION.value
     if policy == "auto":
@@ -118,6 +123,8 @@ def main(argv):
         print_outputs(run_files.read_completion(MODEL_DIR.value))
         return
     experiment = data.experiment
+    # After the check: the model_dir holds this run or none, so the plot is its own.
+    auto_recipe.write_range_test_plot(experiment, MODEL_DIR.value)
     logging.info("Training %s on %d replica(s)", experiment, strategy.num_replicas_in_sync)
     test_split = experiment.test_split  # The flag's, checked by prepare_training_data.
     try:

@@ -6,7 +6,12 @@ import pytest
 from defect_aux_net.config import DefectAuxNetConfig
 from defect_aux_net.data.dataset_survey import DatasetSurvey
 from defect_aux_net.experiments import ExperimentConfig
-from defect_aux_net.recipes import anchor_coverage, choose_recipe, input_scale
+from defect_aux_net.recipes import (
+    anchor_coverage,
+    choose_recipe,
+    input_scale,
+    scale_for_epochs,
+)
 
 
 def make_survey(image_size, boxes_pixels, num_examples, defective, with_masks=0, classes=1):
@@ -94,3 +99,45 @@ def test_defect_free_images_only_keep_plain_shuffling():
     experiment, _ = choose_recipe(survey, ExperimentConfig.from_preset("auto"))
     assert experiment.negative_sampling is False
     assert experiment.model.tasks == ("classification",)
+
+
+@pytest.mark.parametrize(
+    "short_side, input_size, epochs, expected",
+    [
+        # 9 epochs at 192x192 of 200x200 images (scale 0.96): 0.96 x sqrt(9 / 20) =
+        # 0.644 gives 20, above the 128x128 floor (0.64); 40 px defects stay 25 px wide.
+        (40, 192, 9, 0.644),
+        # 10 px defects: 8 / 10 = 0.8 keeps them 8 px wide, the floor (fewer epochs).
+        (10, 192, 9, 0.8),
+        # 20 epochs are enough; 128x128 (0.64) is already the floor.
+        (40, 192, 20, None),
+        (40, 128, 5, None),
+        # 12 px defects: the floor 8 / 12 = 0.667 is 0.96 - 0.667 = 0.29 of 200 px, 59
+        # px smaller: worth it. 9 px defects: 0.889, 14 px smaller: not worth a change.
+        (12, 192, 9, 0.667),
+        (9, 192, 9, None),
+    ],
+)
+def test_few_epochs_take_a_smaller_input_down_to_the_defects_floor(
+    short_side, input_size, epochs, expected
+):
+    survey = make_survey((200, 200), [[0, 0, short_side, 60]] * 10, 10, 10)
+    choice = scale_for_epochs(survey, (input_size, input_size, 3), epochs)
+    if expected is None:
+        assert choice is None
+        return
+    scale, reason = choice
+    assert scale == pytest.approx(expected)
+    assert f"{epochs} epoch(s) at {input_size}x{input_size}" in reason
+    assert ("8 px wide" in reason) == (short_side < 40)
+
+
+def test_a_given_scale_sets_the_input_and_is_recorded():
+    survey = make_survey((200, 200), [[0, 0, 40, 60]] * 10, num_examples=10, defective=10)
+    experiment, choices = choose_recipe(
+        survey, ExperimentConfig.from_preset("auto"), scale=(0.8, "for more epochs")
+    )
+    # 200 x 0.8 = 160, a multiple of 32.
+    assert experiment.model.input_shape == (160, 160, 3)
+    assert choices["input_scale"] == {"value": 0.8, "reason": "for more epochs"}
+    assert choices["model.input_shape"]["reason"].startswith("for more epochs; ")

@@ -3,15 +3,21 @@
 `apply_recipe` is what `launch.train --preset=auto` (and `--dataset` without `--preset`)
 does after `prepare_training_data`: survey the training split, choose the recipe
 (`defect_aux_net.recipes`), balance the heads' losses, and log each choice with its
-reason. A rerun of the same command in the same model_dir takes the measured choices
-from its config.json (`reuse_stored`), so it resumes instead of differing in the last
-digit of a measurement.
+reason. Once the time budget has measured the step (`training.time_budget`), a run
+that would train too few epochs gets a smaller input (`rescale_for_epochs`), and the
+learning rate comes from a short range test when the budget has room for it
+(`range_test_learning_rate`). A rerun of the same command in the same model_dir takes
+the measured choices from its config.json (`reuse_stored`), so it resumes instead of
+differing in the last digit of a measurement.
 """
 
 import dataclasses
 import math
+import os
+import time
 
 import keras
+import numpy as np
 from absl import logging
 
 from defect_aux_net.config import TASKS
@@ -19,8 +25,14 @@ from defect_aux_net.data import datasets
 from defect_aux_net.data.dataset_survey import survey_split
 from defect_aux_net.data.pipeline import make_dataset
 from defect_aux_net.models.model_builders import build_model
-from defect_aux_net.recipes import choose_recipe
+from defect_aux_net.recipes import GIVEN, choose_recipe, scale_for_epochs
 from defect_aux_net.training import run_files
+from defect_aux_net.training.lr_finder import (
+    LRFinderResult,
+    find_learning_rate,
+    peak_learning_rate,
+    plot_lr_finder,
+)
 from defect_aux_net.training.training_run import (
     TrainingData,
     steps_per_epoch,
@@ -30,6 +42,19 @@ from defect_aux_net.training.training_run import (
 # A head's weight moves at most this far from 1: its loss at initialisation says how
 # loud it starts, not how much it has to learn.
 LOSS_WEIGHT_BOUNDS = (0.5, 2.0)
+# The learning-rate range test: steps at most and at least (fewer cannot draw a
+# curve through the noise of batch losses), the share of the budget it may take, and
+# its range of rates (Adam trains between about 1e-4 and 1e-2; the ends show the
+# flat start and the divergence). Its smoothing window, 1 / (1 - beta) steps, is a
+# tenth of the steps, so the curve lags the rates by a tenth of their range at most.
+RANGE_TEST_STEPS = (50, 100)
+RANGE_TEST_SHARE = 0.1
+RANGE_TEST_RATES = (1e-5, 1.0)
+# A measured rate is trusted within this factor of the rule's: a short test on noisy
+# batches can place its minimum far off, and the rule is safe where it is not tuned.
+RANGE_TEST_TRUST = 10.0
+# The range test's plot in the run folder.
+RANGE_TEST_PLOT = "lr_range_test.png"
 
 
 def balanced_loss_weights(initial_losses: dict) -> tuple:
@@ -123,21 +148,30 @@ def _replace(experiment, field: str, value):
     return dataclasses.replace(experiment, **{field: value})
 
 
-def apply_recipe(data: TrainingData, keep=(), stored: dict | None = None) -> TrainingData:
+def apply_recipe(
+    data: TrainingData, keep=(), stored: dict | None = None, scale: tuple | None = None
+) -> TrainingData:
     """`data` with the recipe chosen from its training split; each choice logged.
 
     Args:
       data: from `prepare_training_data` (classes and splits resolved).
       keep: fields the user set, which the recipe keeps (dotted: `model.tasks`; the
         launch scripts' `experiment_flags.given_fields`).
-      stored: the model_dir's config.json, whose measured loss weights a rerun reuses.
+      stored: the model_dir's config.json, whose measured loss weights (and input
+        scale, `rescale_for_epochs`) a rerun reuses.
+      scale: `(scale, reason)` of the input size (`recipes.choose_recipe`).
 
     Raises:
       ConfigError: naming the field, when the chosen recipe does not suit the split.
     """
     experiment = data.experiment
     survey = survey_split(data.builder, experiment.train_split_slice)
-    experiment, choices = choose_recipe(survey, experiment, keep)
+    stored_scale = _stored_recipe(stored).get("input_scale")
+    if scale is None and isinstance(stored_scale, dict):
+        value, reason = stored_scale.get("value"), stored_scale.get("reason")
+        if isinstance(value, (int, float)) and value > 0 and isinstance(reason, str):
+            scale = (value, reason)  # Else the comparison with config.json names it.
+    experiment, choices = choose_recipe(survey, experiment, keep, scale)
     tasks = experiment.model.tasks
     experiment = dataclasses.replace(experiment, recipe={"survey": survey.to_dict(), **choices})
     summary = survey.split_summary()
@@ -146,13 +180,15 @@ def apply_recipe(data: TrainingData, keep=(), stored: dict | None = None) -> Tra
         data, experiment=experiment, train_steps=steps_per_epoch(experiment, summary)
     )
     field = "model.loss_weights"
-    reused = reuse_stored(stored, experiment, data.class_names, (field,), ("epochs",))
+    reused = reuse_stored(
+        stored, experiment, data.class_names, (field,), ("epochs", "learning_rate")
+    )
     if reused is not None:
         experiment = reused
     else:
         if field in keep or len(tasks) == 1:
             weights = experiment.model.loss_weights
-            reason = "given as a flag" if field in keep else "one head: nothing to balance"
+            reason = GIVEN if field in keep else "one head: nothing to balance"
         else:
             weights, reason = balanced_loss_weights(measure_initial_losses(data))
         experiment = _replace(experiment, field, weights)
@@ -163,3 +199,123 @@ def apply_recipe(data: TrainingData, keep=(), stored: dict | None = None) -> Tra
         if name != "survey":
             logging.info("Recipe: %s = %s (%s)", name, choice["value"], choice["reason"])
     return dataclasses.replace(data, experiment=experiment)
+
+
+def _stored_recipe(stored) -> dict:
+    recipe = stored.get("recipe") if isinstance(stored, dict) else None
+    return recipe if isinstance(recipe, dict) else {}
+
+
+def given_fields(experiment) -> frozenset:
+    """The fields the recipe kept because the user set them."""
+    recipe = experiment.recipe or {}
+    return frozenset(
+        name for name, choice in recipe.items()
+        if isinstance(choice, dict) and choice.get("reason") == GIVEN
+    )
+
+
+def rescale_for_epochs(data: TrainingData, epochs: int) -> TrainingData | None:
+    """The recipe again at a smaller input (`recipes.scale_for_epochs`), or None.
+
+    None when the input size was not the recipe's (a flag, or no recipe), was already
+    made smaller, or `epochs` (what the budget buys at it) are enough.
+    """
+    experiment = data.experiment
+    recipe = experiment.recipe or {}
+    choice = recipe.get("model.input_shape")
+    if choice is None or choice["reason"] == GIVEN or "input_scale" in recipe:
+        return None
+    survey = survey_split(data.builder, experiment.train_split_slice)
+    scale = scale_for_epochs(survey, experiment.model.input_shape, epochs)
+    if scale is None:
+        return None
+    logging.info("Recipe: a smaller input for more epochs: %s", scale[1])
+    return apply_recipe(data, given_fields(experiment), scale=scale)
+
+
+def range_test_learning_rate(data: TrainingData, jit_compile, timing, budget: float):
+    """`data` with the learning rate of a range test, when the budget has room for it.
+
+    Runs when the recipe chose the learning rate (not a flag): `find_learning_rate` on
+    a fresh model for up to `RANGE_TEST_STEPS[1]` steps, fewer when that would take more
+    than `RANGE_TEST_SHARE` of `budget` (none below `RANGE_TEST_STEPS[0]`), at the step
+    time `timing` measured. The peak is `lr_finder.peak_learning_rate`, within
+    `RANGE_TEST_TRUST` of the rule's; the rule stays when the curve is unusable. The
+    choice records the curve (`range_test`), drawn by `write_range_test_plot`.
+    """
+    experiment = data.experiment
+    rule = (experiment.recipe or {}).get("learning_rate")
+    if rule is None or rule["reason"] == GIVEN:
+        return data
+    room = RANGE_TEST_SHARE * budget - timing.setup_seconds - timing.compile_seconds
+    steps = min(RANGE_TEST_STEPS[1], int(room / max(timing.step_seconds, 1e-6)))
+    if steps < RANGE_TEST_STEPS[0]:
+        reason = (
+            f"{rule['reason']}; no range test: {RANGE_TEST_STEPS[0]} steps of "
+            f"{timing.step_seconds:.2f} s and its compilation take more than "
+            f"{RANGE_TEST_SHARE:.0%} of the budget"
+        )
+        return _with_learning_rate(data, rule["value"], reason)
+    started = time.monotonic()
+    keras.utils.set_random_seed(experiment.seed)
+    model = build_model(experiment.model)
+    optimizer = (
+        keras.optimizers.SGD if experiment.optimizer == "sgd" else keras.optimizers.Adam
+    )(RANGE_TEST_RATES[0])
+    model.compile(optimizer=optimizer, jit_compile=jit_compile)
+    dataset = make_dataset(
+        data.builder, experiment.train_split_slice, experiment.model,
+        training_input_options(experiment),
+    )
+    try:
+        result = find_learning_rate(
+            model, dataset, *RANGE_TEST_RATES, num_steps=steps, smoothing=1 - 10 / steps
+        )
+        peak, problem = peak_learning_rate(result)
+    except ValueError as error:  # Diverged before the curve had enough points.
+        result, peak, problem = None, None, str(error)
+    seconds = time.monotonic() - started
+    if peak is None:
+        value = rule["value"]
+        reason = f"{rule['reason']}: the range test's curve is unusable ({problem})"
+    else:
+        low, high = rule["value"] / RANGE_TEST_TRUST, rule["value"] * RANGE_TEST_TRUST
+        value = float(f"{min(max(peak, low), high):.2g}")
+        reason = (
+            f"range test of {len(result.losses)} steps from {RANGE_TEST_RATES[0]:g} to "
+            f"{RANGE_TEST_RATES[1]:g} in {seconds:.0f} s: a tenth of the rate at the "
+            f"lowest smoothed loss, {peak:.2g}"
+            + (f", bounded to {RANGE_TEST_TRUST:g}x the rule's {rule['value']:g}"
+               if not low <= peak <= high else "")
+        )
+    extra = {"range_test_seconds": round(seconds, 1)}
+    if result is not None:
+        finite = np.isfinite(result.losses)  # config.json holds no NaN.
+        extra["range_test"] = {
+            "learning_rates": [float(f"{lr:.4g}") for lr in result.learning_rates[finite]],
+            "losses": [float(f"{loss:.4g}") for loss in result.losses[finite]],
+        }
+    logging.info("Recipe: learning_rate = %s (%s)", value, reason)
+    return _with_learning_rate(data, value, reason, extra)
+
+
+def _with_learning_rate(data, value, reason, extra=None):
+    experiment = data.experiment
+    choice = {"value": value, "reason": reason, **(extra or {})}
+    experiment = dataclasses.replace(
+        experiment, learning_rate=value, recipe=experiment.recipe | {"learning_rate": choice}
+    )
+    return dataclasses.replace(data, experiment=experiment)
+
+
+def write_range_test_plot(experiment, model_dir: str):
+    """Draws the recorded range test, if any, as `RANGE_TEST_PLOT` in `model_dir`."""
+    choice = (experiment.recipe or {}).get("learning_rate") or {}
+    curve = choice.get("range_test")
+    if not curve:
+        return
+    result = LRFinderResult(
+        np.array(curve["learning_rates"]), np.array(curve["losses"]), choice["value"]
+    )
+    plot_lr_finder(result, os.path.join(model_dir, RANGE_TEST_PLOT))

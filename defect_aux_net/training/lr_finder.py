@@ -1,12 +1,15 @@
 """Smith's learning-rate range test, used to pick the peak of the one-cycle policy."""
 
 import dataclasses
+import io
 import math
 
 import keras
 import numpy as np
 import tensorflow as tf
 from matplotlib.figure import Figure
+
+from defect_aux_net import atomic_writes
 
 
 @dataclasses.dataclass
@@ -126,12 +129,40 @@ def _steepest_descent(learning_rates, losses):
     return float(kept_lrs[np.argmin(slopes)])
 
 
+# A curve whose smoothed loss never falls this share below its first value shows no
+# learning rate that trains: the test's rates were all too low or all too high.
+MIN_LOSS_DROP = 0.1
+
+
+def peak_learning_rate(result: LRFinderResult) -> tuple:
+    """`(learning_rate, "")` for the one-cycle peak read off a curve, or `(None, why)`.
+
+    The peak is a tenth of the learning rate at the smoothed loss's minimum: Smith's
+    advice (the one-cycle peak a little below where the loss stops falling) as fastai
+    reads it, and steadier than the steepest descent on a short, noisy test. The
+    curve counts up to its first non-finite loss (the divergence that ends a test).
+    It is unusable when its first loss is not finite, or when the loss never falls
+    `MIN_LOSS_DROP` below its first value (no decrease: no rate of the test trains).
+    """
+    losses = np.asarray(result.losses, np.float64)
+    if not len(losses) or not np.isfinite(losses[0]):
+        return None, "the first loss of the test is not finite"
+    end = len(losses) if np.isfinite(losses).all() else int(np.argmin(np.isfinite(losses)))
+    lowest = int(np.argmin(losses[:end]))
+    if losses[lowest] > (1 - MIN_LOSS_DROP) * losses[0]:
+        return None, (
+            f"no decrease: the smoothed loss went from {losses[0]:.4g} to at best "
+            f"{losses[lowest]:.4g}, less than {MIN_LOSS_DROP:.0%} lower"
+        )
+    return float(result.learning_rates[lowest]) / 10, ""
+
+
 def plot_lr_finder(result: LRFinderResult, path: str) -> None:
     """Writes a PNG of the smoothed loss against the learning rate (log axis).
 
     Args:
-      result: the outcome of `find_learning_rate`.
-      path: the PNG file to write.
+      result: the outcome of `find_learning_rate`; its `suggested_lr` is marked.
+      path: the PNG file to write (may be `gs://`).
     """
     # A Figure without pyplot draws with Agg and leaves no global state behind.
     figure = Figure(figsize=(6, 4), dpi=100)
@@ -154,4 +185,8 @@ def plot_lr_finder(result: LRFinderResult, path: str) -> None:
     axes.set_ylabel("smoothed training loss")
     axes.legend()
     figure.tight_layout()
-    figure.savefig(path, format="png")
+    png = io.BytesIO()
+    figure.savefig(png, format="png")
+    # Whole or not at all, and through gfile: run folders may be on GCS.
+    with atomic_writes.writing(path) as partial, tf.io.gfile.GFile(partial, "wb") as file:
+        file.write(png.getvalue())

@@ -105,6 +105,7 @@ def train_row(run: RowRun, data_dir, model_dir: str, strategy, jit_compile) -> d
         data = time_budget.fit_epochs_to_budget(data, strategy, jit_compile, started, stored)
     schedule = training_run.one_cycle_schedule(data)
     logging.info("Row %r in %s: %s", run.row.name, model_dir, data.experiment)
+    auto_recipe.write_range_test_plot(data.experiment, model_dir)
     training_run.run_training(
         data, schedule, model_dir, strategy, export=False, jit_compile=jit_compile,
         test_split=data.experiment.test_split,

@@ -21,6 +21,7 @@ from defect_aux_net.config_errors import ConfigError
 from defect_aux_net.data import datasets
 from defect_aux_net.data.pipeline import distributed_dataset
 from defect_aux_net.models.model_builders import build_model
+from defect_aux_net.training import auto_recipe
 from defect_aux_net.training.auto_recipe import reuse_stored
 from defect_aux_net.training.one_cycle import OneCycleSchedule
 from defect_aux_net.training.optimizers import make_optimizer
@@ -161,36 +162,38 @@ def fit_epochs_to_budget(
 ) -> TrainingData:
     """`data` with `epochs` fitted to `experiment.time_budget` (seconds since `started`).
 
+    With the automatic recipe, the measured step time also decides two of its choices:
+    an input too large for `recipes.MIN_EPOCHS` epochs is made smaller (and the step
+    measured again), and the learning rate comes from a range test when the budget has
+    room for one (`auto_recipe.range_test_learning_rate`). Both cost time the epochs
+    are then fitted to.
+
     Args:
       data: the run's data; its experiment has a `time_budget`.
       strategy: the strategy the run trains under.
       jit_compile: as given to `run_training`.
       started: `time.monotonic()` when the run started (the budget counts from there).
-      stored: the model_dir's config.json: a rerun of the same run keeps its epochs.
+      stored: the model_dir's config.json: a rerun of the same run keeps its epochs
+        (and its measured learning rate).
     """
     experiment = data.experiment
-    reused = reuse_stored(stored, experiment, data.class_names, ("epochs",))
+    fields = ("epochs",)
+    if "learning_rate" in (experiment.recipe or {}):
+        fields += ("learning_rate",)
+    reused = reuse_stored(stored, experiment, data.class_names, fields)
     if reused is not None:
         logging.info("Time budget: the run's stored %d epochs (resuming).", reused.epochs)
         return dataclasses.replace(data, experiment=reused)
-    warmup_start = time.monotonic()
-    timing = measure_step_time(data, strategy, jit_compile)
-    logging.info(
-        "Time budget: warm-up of %d steps in %.1f s: step %.3f s, compilation %.1f s, "
-        "set-up %.1f s", WARMUP_STEPS + 1, time.monotonic() - warmup_start,
-        timing.step_seconds, timing.compile_seconds, timing.setup_seconds,
+    timing = _warm_up(data, strategy, jit_compile)
+    epochs, _ = _budget_epochs(data, timing, started)
+    smaller = auto_recipe.rescale_for_epochs(data, epochs)
+    if smaller is not None:
+        data = smaller
+        timing = _warm_up(data, strategy, jit_compile)
+    data = auto_recipe.range_test_learning_rate(
+        data, jit_compile, timing, experiment.time_budget
     )
-    builder = data.builder
-    test_split = experiment.test_split
-    epochs, reason = epochs_for_budget(
-        experiment.time_budget,
-        time.monotonic() - started,
-        timing,
-        data.train_steps,
-        experiment.batch_size,
-        datasets.summarize_split(builder, experiment.validation_split).num_examples,
-        datasets.summarize_split(builder, test_split).num_examples if test_split else 0,
-    )
+    epochs, reason = _budget_epochs(data, timing, started)
     logging.info("Time budget: %d epochs (%s)", epochs, reason)
     choice = {
         "value": epochs,
@@ -199,7 +202,33 @@ def fit_epochs_to_budget(
         "compile_seconds": round(timing.compile_seconds, 1),
         "setup_seconds": round(timing.setup_seconds, 1),
     }
+    experiment = data.experiment
     experiment = dataclasses.replace(
         experiment, epochs=epochs, recipe=(experiment.recipe or {}) | {"epochs": choice}
     )
     return dataclasses.replace(data, experiment=experiment)
+
+
+def _warm_up(data: TrainingData, strategy, jit_compile) -> StepTiming:
+    started = time.monotonic()
+    timing = measure_step_time(data, strategy, jit_compile)
+    logging.info(
+        "Time budget: warm-up of %d steps in %.1f s: step %.3f s, compilation %.1f s, "
+        "set-up %.1f s", WARMUP_STEPS + 1, time.monotonic() - started,
+        timing.step_seconds, timing.compile_seconds, timing.setup_seconds,
+    )
+    return timing
+
+
+def _budget_epochs(data: TrainingData, timing: StepTiming, started: float) -> tuple:
+    experiment = data.experiment
+    builder, test_split = data.builder, experiment.test_split
+    return epochs_for_budget(
+        experiment.time_budget,
+        time.monotonic() - started,
+        timing,
+        data.train_steps,
+        experiment.batch_size,
+        datasets.summarize_split(builder, experiment.validation_split).num_examples,
+        datasets.summarize_split(builder, test_split).num_examples if test_split else 0,
+    )

@@ -34,6 +34,12 @@ def test_the_default_recipe_and_budget_are_recorded_and_a_rerun_keeps_them(
     assert epochs["step_seconds"] > 0 and "per epoch" in epochs["reason"]
     assert "Recipe: batch_size = 8" in result.stderr
     assert "Time budget: warm-up of 6 steps" in result.stderr
+    # The learning rate: a range test's when 10 % of 30 s had room for one, else the
+    # rule's, saying so; a range test leaves its plot.
+    rate = recipe["learning_rate"]
+    assert config["learning_rate"] == rate["value"]
+    assert "range test" in rate["reason"]
+    assert ("range_test" in rate) == (model_dir / "lr_range_test.png").exists()
 
     # The same command again: the stored epochs, no new measurement, nothing to train.
     again = run_launch(*command)

@@ -1,14 +1,22 @@
+import dataclasses
+import time
+
 import numpy as np
 import pytest
+from PIL import Image
 
 from defect_aux_net.experiments import ExperimentConfig
-from defect_aux_net.training import run_files
+from defect_aux_net.training import auto_recipe, run_files
 from defect_aux_net.training.auto_recipe import (
     apply_recipe,
     balanced_loss_weights,
     measure_initial_losses,
+    range_test_learning_rate,
+    rescale_for_epochs,
     reuse_stored,
+    write_range_test_plot,
 )
+from defect_aux_net.training.time_budget import StepTiming, fit_epochs_to_budget
 from defect_aux_net.training.training_run import prepare_training_data
 from tests.data.synthetic_fixture import NAME, synthetic_small_builder
 
@@ -72,12 +80,19 @@ def test_a_broken_stored_config_is_another_run(stored):
     assert reuse_stored(stored, ExperimentConfig.from_preset("auto"), ["a"], ("epochs",)) is None
 
 
-def test_the_recipe_of_the_synthetic_set_starts_every_head_equal(tmp_path_factory):
+# Session-wide: the suite's ordering runs slow tests apart from their module.
+@pytest.fixture(scope="session")
+def synthetic_recipe(tmp_path_factory):
     builder = synthetic_small_builder(tmp_path_factory)
     experiment = ExperimentConfig.from_preset(
         "auto", dataset=NAME, train_fraction=0.125, validation_split="validation[:32]"
     )
     data = apply_recipe(prepare_training_data(experiment, builder.data_dir_root))
+    return builder, experiment, data
+
+
+def test_the_recipe_of_the_synthetic_set_starts_every_head_equal(synthetic_recipe):
+    data = synthetic_recipe[2]
     experiment = data.experiment
     assert experiment.model.tasks == ("classification", "segmentation", "detection")
     # 64 training images, a batch of 64 // 8 = 8 at most: 8 steps per epoch.
@@ -95,3 +110,56 @@ def test_the_recipe_of_the_synthetic_set_starts_every_head_equal(tmp_path_factor
     assert {"survey", "model.input_shape", "model.anchor_size", "batch_size"} <= set(
         experiment.recipe
     )
+
+
+@pytest.mark.slow(seconds=30)
+def test_the_learning_rate_comes_from_a_range_test_and_a_rerun_keeps_it(
+    synthetic_recipe, monkeypatch, tmp_path
+):
+    builder, start, data = synthetic_recipe
+    rule = data.experiment.learning_rate
+    # 64x64 images: no input smaller than 128x128 pixels trains more epochs.
+    assert rescale_for_epochs(data, 1) is None
+    # A step of 1 s leaves 10 s of a 100 s budget: not the 50 steps of a test.
+    kept = range_test_learning_rate(data, False, StepTiming(0.0, 1.0), 100.0)
+    assert kept.experiment.learning_rate == rule
+    assert "no range test" in kept.experiment.recipe["learning_rate"]["reason"]
+    # 20 steps at most (a tenth of 2000 s of budget at 0.5 s a step would be 400), of
+    # the classifier alone: its training step compiles in a few seconds.
+    monkeypatch.setattr(auto_recipe, "RANGE_TEST_STEPS", (10, 20))
+    model = dataclasses.replace(
+        data.experiment.model, tasks=("classification",), attention="none"
+    )
+    classifier = dataclasses.replace(
+        data, experiment=dataclasses.replace(data.experiment, model=model)
+    )
+    measured = range_test_learning_rate(classifier, False, StepTiming(0.0, 0.5), 2000.0)
+    choice = measured.experiment.recipe["learning_rate"]
+    assert measured.experiment.learning_rate == choice["value"]
+    if "unusable" in choice["reason"]:
+        assert choice["value"] == rule
+    else:
+        # A tenth of the rate at the recorded curve's lowest loss, within 10x the rule.
+        curve = choice["range_test"]
+        rates = curve["learning_rates"]
+        assert 10 <= len(rates) <= 20 and rates[0] == pytest.approx(1e-5)
+        peak = rates[int(np.argmin(curve["losses"]))] / 10
+        assert choice["value"] == pytest.approx(
+            float(f"{min(max(peak, rule / 10), rule * 10):.2g}")
+        )
+        write_range_test_plot(measured.experiment, str(tmp_path))
+        with Image.open(tmp_path / auto_recipe.RANGE_TEST_PLOT) as image:
+            assert image.format == "PNG"
+    # A rerun (rule learning rate again) takes the stored one, without measuring.
+    stored_experiment = dataclasses.replace(
+        data.experiment,
+        learning_rate=0.0042, epochs=3,
+        recipe=measured.experiment.recipe | {
+            "learning_rate": dict(choice, value=0.0042), "epochs": {"value": 3, "reason": "m"},
+        },
+    )
+    stored = run_files.config_dict(stored_experiment, data.class_names)
+    again = apply_recipe(prepare_training_data(start, builder.data_dir_root), stored=stored)
+    again = fit_epochs_to_budget(again, None, False, time.monotonic(), stored)
+    assert (again.experiment.learning_rate, again.experiment.epochs) == (0.0042, 3)
+    assert run_files.config_dict(again.experiment, data.class_names) == stored

@@ -4,7 +4,12 @@ import pytest
 import tensorflow as tf
 from PIL import Image
 
-from defect_aux_net.training.lr_finder import find_learning_rate, plot_lr_finder
+from defect_aux_net.training.lr_finder import (
+    LRFinderResult,
+    find_learning_rate,
+    peak_learning_rate,
+    plot_lr_finder,
+)
 from defect_aux_net.training.one_cycle import OneCycleAdam, OneCycleSchedule
 
 WEIGHTS = np.array([[1.0], [-2.0], [0.5], [3.0]], np.float32)
@@ -96,3 +101,26 @@ def test_bad_models_and_arguments():
         find_learning_rate(linear_model(), regression_data(), min_lr=1.0, max_lr=0.1)
     with pytest.raises(ValueError, match="num_steps"):
         find_learning_rate(linear_model(), regression_data(), num_steps=5)
+
+
+RATES = np.array([1e-4, 1e-3, 1e-2, 1e-1, 1.0])
+
+
+@pytest.mark.parametrize(
+    "losses, peak, problem",
+    [
+        # Lowest at 1e-2 (0.5 < 0.9 x 2): a tenth of it.
+        ([2.0, 1.5, 0.5, 0.8, 4.0], 1e-3, ""),
+        # The divergence's NaN ends the curve; the lowest before it, at 1e-1.
+        ([2.0, 1.5, 1.0, 0.6, np.nan], 1e-2, ""),
+        # Never 10 % below the first loss: no decrease.
+        ([2.0, 1.9, 1.85, 2.5, 9.0], None, "no decrease"),
+        # A first loss that is not finite.
+        ([np.inf, 1.0, 0.5, 0.4, 0.3], None, "not finite"),
+    ],
+)
+def test_the_peak_is_a_tenth_of_the_rate_at_the_lowest_loss(losses, peak, problem):
+    result = LRFinderResult(RATES, np.array(losses), 0.0)
+    found, why = peak_learning_rate(result)
+    assert found == (None if peak is None else pytest.approx(peak))
+    assert problem in why and (why == "") == (peak is not None)
