@@ -19,7 +19,7 @@ from defect_aux_net.data.weighted_augmentation import (
     OPERATIONS,
     check_operation_weights,
 )
-from defect_aux_net.models.model_builders import DEFAULT_MODEL, config_class
+from defect_aux_net.models.model_builders import DEFAULT_MODEL, config_class, model_name
 from defect_aux_net.models.segdec_config import SegDecConfig
 from defect_aux_net.preset_configs import PresetConfig
 
@@ -115,6 +115,16 @@ class ExperimentConfig(PresetConfig):
                 "ExperimentConfig.model_name",
                 f"ExperimentConfig.model_name={self.model_name!r} needs a "
                 f"{model_class.__name__} model config, got a {type(self.model).__name__}.",
+            )
+        # Models that share a config class are told apart by its values (`MODELS`).
+        described = model_name(self.model)
+        if described != self.model_name:
+            raise ConfigError(
+                "ExperimentConfig.model_name",
+                f"ExperimentConfig.model_name={self.model_name!r}, but its model config "
+                f"describes {described!r} (a model field changed the network): set "
+                f"ExperimentConfig.model_name={described}, or leave that field as "
+                f"{self.model_name!r} has it.",
             )
         if self.optimizer not in OPTIMIZERS:
             raise ConfigError(

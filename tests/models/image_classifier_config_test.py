@@ -1,6 +1,7 @@
 import pytest
 
 from defect_aux_net.config_errors import ConfigError
+from defect_aux_net.experiments import ExperimentConfig
 from defect_aux_net.models.image_classifier_config import ImageClassifierConfig
 from defect_aux_net.models.model_builders import model_config, model_name
 
@@ -67,3 +68,12 @@ def test_bad_configs_name_their_field(fields, field, message):
     with pytest.raises(ConfigError, match=message) as error:
         ImageClassifierConfig.from_preset("small", **fields)
     assert error.value.field == f"ImageClassifierConfig.{field}"
+
+
+def test_an_experiment_refuses_a_model_config_of_another_name():
+    # `--model=resnet50 --attention=se` would train an SE-ResNet recorded as resnet50.
+    model = model_config("resnet50", "small", attention="se")
+    with pytest.raises(ConfigError, match="describes 'se_resnet50'") as error:
+        ExperimentConfig(model=model, dataset="neu_det", model_name="resnet50")
+    assert error.value.field == "ExperimentConfig.model_name"
+    assert ExperimentConfig(model=model, dataset="neu_det", model_name="se_resnet50").model is model
