@@ -167,24 +167,43 @@ class ExperimentConfig(PresetConfig):
             # As config.json holds it (lists, not tuples), so a stored run compares equal.
             object.__setattr__(self, "recipe", json.loads(json.dumps(self.recipe)))
         if self.time_budget is not None and not self.time_budget > 0:
-            raise ValueError(f"time_budget must be > 0 seconds, got {self.time_budget}.")
+            raise ConfigError(
+                "ExperimentConfig.time_budget",
+                f"ExperimentConfig.time_budget must be > 0 seconds, got {self.time_budget}.",
+            )
         if self.early_stopping_patience is not None and self.early_stopping_patience < 1:
-            raise ValueError(
-                f"early_stopping_patience must be >= 1, got {self.early_stopping_patience}."
+            raise ConfigError(
+                "ExperimentConfig.early_stopping_patience",
+                "ExperimentConfig.early_stopping_patience must be >= 1, got "
+                f"{self.early_stopping_patience}.",
             )
         if not 0 < self.train_fraction <= 1:
-            raise ValueError(f"train_fraction must be in (0, 1], got {self.train_fraction}.")
+            raise ConfigError(
+                "ExperimentConfig.train_fraction",
+                f"ExperimentConfig.train_fraction must be in (0, 1], got {self.train_fraction}.",
+            )
         for name in ("batch_size", "epochs"):
             if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}.")
+                raise ConfigError(
+                    f"ExperimentConfig.{name}",
+                    f"ExperimentConfig.{name} must be >= 1, got {getattr(self, name)}.",
+                )
         if self.learning_rate <= 0:
-            raise ValueError(f"learning_rate must be > 0, got {self.learning_rate}.")
-        if parse_split(self.train_split).holdout is not None:
-            raise ValueError(
-                f"train_split must be a TFDS split, got {self.train_split!r}; a holdout "
-                "named by validation_split is left out of training by itself."
+            raise ConfigError(
+                "ExperimentConfig.learning_rate",
+                f"ExperimentConfig.learning_rate must be > 0, got {self.learning_rate}.",
             )
-        parse_split(self.validation_split)  # Raises for a malformed holdout.
+        if parse_split(self.train_split).holdout is not None:
+            raise ConfigError(
+                "ExperimentConfig.train_split",
+                f"ExperimentConfig.train_split must be a TFDS split, got {self.train_split!r}; "
+                "a holdout named by ExperimentConfig.validation_split is left out of training "
+                "by itself.",
+            )
+        try:
+            parse_split(self.validation_split)
+        except ValueError as error:  # A malformed holdout.
+            raise ConfigError("ExperimentConfig.validation_split", str(error)) from None
 
     @property
     def train_split_slice(self) -> str:

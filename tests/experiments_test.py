@@ -70,10 +70,23 @@ def test_training_leaves_out_the_holdout_it_validates_on():
 
 
 def test_split_fields_reject_malformed_holdouts():
-    with pytest.raises(ValueError, match=r"holdout\(SPLIT,PERCENT%,seed=N\)"):
+    with pytest.raises(ConfigError, match=r"holdout\(SPLIT,PERCENT%,seed=N\)") as error:
         ExperimentConfig.from_preset("quickstart", validation_split="holdout(train,10%)")
-    with pytest.raises(ValueError, match="train_split must be a TFDS split"):
+    assert error.value.field == "ExperimentConfig.validation_split"
+    with pytest.raises(ConfigError, match="train_split must be a TFDS split") as error:
         ExperimentConfig.from_preset("quickstart", train_split="holdout(train,10%,seed=0)")
+    assert error.value.field == "ExperimentConfig.train_split"
+
+
+@pytest.mark.parametrize(
+    "field, value",
+    [("time_budget", 0), ("early_stopping_patience", 0), ("train_fraction", 1.5),
+     ("batch_size", 0), ("epochs", 0), ("learning_rate", 0.0)],
+)
+def test_invalid_values_are_config_errors_naming_the_field(field, value):
+    with pytest.raises(ConfigError, match=f"ExperimentConfig.{field} must be") as error:
+        ExperimentConfig.from_preset("quickstart", **{field: value})
+    assert error.value.field == f"ExperimentConfig.{field}"
 
 
 def test_model_name_must_match_the_model_config_and_optimizer_is_checked():
@@ -85,7 +98,10 @@ def test_model_name_must_match_the_model_config_and_optimizer_is_checked():
     segdec = PRESETS["segdec_kolektor"]
     with pytest.raises(ConfigError, match="model_name='defect_aux_net' needs a DefectAuxNetConfig"):
         dataclasses.replace(segdec, model_name="defect_aux_net")
-    with pytest.raises(ConfigError, match="Unknown model 'unet'"):
+    with pytest.raises(ConfigError, match="Unknown model 'mask_rcnn'"):
+        dataclasses.replace(segdec, model_name="mask_rcnn")
+    # A model of another config class: the config does not fit it.
+    with pytest.raises(ConfigError, match="model_name='unet' needs a SegmentationNetworkConfig"):
         dataclasses.replace(segdec, model_name="unet")
     with pytest.raises(ConfigError, match="optimizer='rmsprop'"):
         dataclasses.replace(segdec, optimizer="rmsprop")
@@ -93,7 +109,9 @@ def test_model_name_must_match_the_model_config_and_optimizer_is_checked():
     assert (segdec.optimizer, segdec.learning_rate, segdec.batch_size, segdec.epochs) == (
         "sgd", 1.0, 1, 50
     )
-    assert (segdec.model.dilation, segdec.model.delta, segdec.distance_weights) == (7, 0.01, (1.0, 2.0))
+    assert (segdec.model.dilation, segdec.model.delta, segdec.distance_weights) == (
+        7, 0.01, (1.0, 2.0)
+    )
 
 
 def test_augmentation_and_mixed_supervision_fields_are_checked():

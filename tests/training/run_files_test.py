@@ -66,7 +66,7 @@ def test_another_configuration_names_the_argument_and_every_differing_field(tmp_
         ),
         (
             lambda text: json.dumps(json.loads(text) | {"epochs": 0}),
-            r"config.json holds an invalid configuration: epochs must be >= 1",
+            r"config.json holds an invalid configuration: ExperimentConfig.epochs must be >= 1",
         ),
     ],
     ids=["truncated", "missing_field", "invalid_value"],
