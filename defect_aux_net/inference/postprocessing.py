@@ -27,7 +27,7 @@ import dataclasses
 
 import tensorflow as tf
 
-from defect_aux_net.detection.decoding import decode_detections
+from defect_aux_net.detection.decoding import decode_detections, select_detections
 
 # A mask pixel at or above this probability is defect: in masks drawn and counted,
 # and for `is_defective` when the model has no classification head.
@@ -132,16 +132,20 @@ def decode_outputs(
     Args:
       outputs: the model's output dict (`classification`, `segmentation`,
         `box_regression`, `box_classification`; those of its tasks), tensors or numpy.
+        A model that decodes its boxes itself gives `detection_boxes` (float32
+        `[B, N, 4]` or class-specific `[B, N, K, 4]` pixels of its input, clipped) and
+        `detection_scores` (float32 `[B, N, K]` class probabilities) instead of the
+        last two: they go straight to `select_detections`, without anchors.
       config: the model's `DefectAuxNetConfig`.
       anchors: float `[A, 4]` anchors of the detection outputs (`model.anchors`);
-        needed with detection only.
+        needed with `box_regression` only.
       thresholds: K per-class decision thresholds; None for `DEFAULT_THRESHOLD` each.
       normalize_boxes: boxes in [0, 1] of the image (they apply to the original
         image whatever its size); False for pixels of the model input.
       check_finite: raise InvalidArgumentError (an error response in TF Serving)
         when a floating output holds NaN or inf: NaN fails every threshold
         comparison and would read as "not defective".
-      max_detections, score_threshold, iou_threshold: see `decode_detections`.
+      max_detections, score_threshold, iou_threshold: see `select_detections`.
       image_rule: the fused image score's weights and threshold that decide
         `is_defective`; None for the per-class rule.
 
@@ -162,8 +166,14 @@ def decode_outputs(
         results["probabilities"] = tf.convert_to_tensor(outputs["classification"], tf.float32)
     if "segmentation" in outputs:
         results["masks"] = tf.convert_to_tensor(outputs["segmentation"], tf.float32)
+    detections = None
+    height, width = config.input_shape[:2]
+    decoding = dict(
+        max_detections=max_detections,
+        score_threshold=score_threshold,
+        iou_threshold=iou_threshold,
+    )
     if "box_regression" in outputs:
-        height, width = config.input_shape[:2]
         if anchors is None:
             raise ValueError("decode_outputs needs the anchors of a model with detection.")
         anchors = tf.convert_to_tensor(anchors, tf.float32)
@@ -174,10 +184,14 @@ def decode_outputs(
             tf.ensure_shape(outputs["box_classification"], [None, num_anchors, num_classes]),
             anchors,
             (height, width),
-            max_detections=max_detections,
-            score_threshold=score_threshold,
-            iou_threshold=iou_threshold,
+            **decoding,
         )
+    elif "detection_boxes" in outputs:
+        # Boxes the model decoded itself (two-stage detectors), clipped to its input.
+        detections = select_detections(
+            outputs["detection_boxes"], outputs["detection_scores"], **decoding
+        )
+    if detections is not None:
         results |= detections
         if normalize_boxes:
             results["boxes"] = detections["boxes"] / tf.constant(
