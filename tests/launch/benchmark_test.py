@@ -12,8 +12,10 @@ from tests.launch.conftest import check_success, run_launch
 PRECISION_SPLIT = "test[:16]"
 
 
-@pytest.mark.slow(seconds=165)
-def test_table6_and_gated_streams_of_a_trained_run(trained_run, synthetic_data_dir, tmp_path):
+# One launch.benchmark run measures every part of a trained run: a process start and
+# the run's loading are paid once (the parts' checks follow, one function each).
+@pytest.mark.slow(seconds=300)
+def test_every_part_of_a_trained_run(trained_run, synthetic_data_dir, tmp_path):
     model_dir, _ = trained_run
     output = tmp_path / "results.json"
     result = run_launch(
@@ -31,9 +33,21 @@ def test_table6_and_gated_streams_of_a_trained_run(trained_run, synthetic_data_d
         # The paper-network streams are `gated_streams` with per-image thresholds, which
         # tests/performance covers; skipped here to keep the suite short.
         "--gated_paper_preset=",
+        "--parts=precision",
+        f"--precision_model_dir={model_dir}",
+        f"--precision_split={PRECISION_SPLIT}",
+        # The OpenVINO float32 variants are int8's code path with another export.
+        "--precision_variants=float32,bfloat16,int8",
+        "--precision_calibration_images=8",
+        timeout=900,
     )
     check_success(result)
-    results = json.loads(output.read_text())
+    results, report = json.loads(output.read_text()), (tmp_path / "results.md").read_text()
+    check_table6_and_gated_streams(result, results, report)
+    check_precision(model_dir, synthetic_data_dir, results, report)
+
+
+def check_table6_and_gated_streams(result, results, report):
     table6 = results["table6"]
     latency = table6["latency_s"]
     assert latency["single_task_sum"] == sum(
@@ -47,7 +61,6 @@ def test_table6_and_gated_streams_of_a_trained_run(trained_run, synthetic_data_d
     assert set(gated["streams"]) == {"5", "12", "50"}
     assert "paper_network" not in gated
     assert set(results["memory"]) >= {"imports only", "inference multi_task 128x128 threads=1"}
-    report = (tmp_path / "results.md").read_text()
     assert "## Table VI" in report and "## Gated inference" in report
     assert report in result.stdout
 
@@ -58,31 +71,11 @@ def test_gated_part_needs_a_model_dir(tmp_path):
     assert "The gated part needs --gate_model_dir" in result.stderr
 
 
-@pytest.mark.slow(seconds=120)
-def test_precision_of_a_trained_run(trained_run, synthetic_data_dir, tmp_path):
+def check_precision(model_dir, synthetic_data_dir, results, report):
     """Its figures against their own timings and an independent evaluation."""
-    model_dir, _ = trained_run
-    output = tmp_path / "results.json"
-    result = run_launch(
-        "benchmark",
-        f"--output={output}",
-        "--parts=precision",
-        f"--precision_model_dir={model_dir}",
-        f"--precision_split={PRECISION_SPLIT}",
-        # The OpenVINO float32 variants are int8's code path with another export.
-        "--precision_variants=float32,bfloat16,int8",
-        "--precision_calibration_images=8",
-        f"--data_dir={synthetic_data_dir}",
-        "--threads=1",
-        "--warmup=0",
-        "--repeats=1",
-    )
-    check_success(result)
-    results = json.loads(output.read_text())
     precision = results["precision"]
     variants = ["float32", "bfloat16", "int8"]
     assert "inference int8 64x64 threads=1" in results["memory"]
-    report = (tmp_path / "results.md").read_text()
     assert "## Precision: synthetic_defects/small test[:16], 64x64, batch 1" in report
     assert list(precision["speedup"]) == variants
     run = precision["runs"]["1"]
