@@ -55,8 +55,9 @@ setuptools.setup(
         "gpu": ["tensorflow[and-cuda]>=2.16"],
         # Uses the tensorflow-tpu that the TPU VM image already has installed.
         "tpu": [],
-        # tfds.testing imports dill; pytest-xdist runs the suite on both cores (pytest.ini).
-        "test": ["pytest", "pytest-xdist", "dill"],
+        # tfds.testing imports dill; pytest-xdist runs the suite on both cores (pytest.ini);
+        # nbclient runs notebooks/ in a kernel of the test's interpreter (ipykernel).
+        "test": ["pytest", "pytest-xdist", "dill", "nbclient", "nbformat", "ipykernel"],
         # ONNX / LiteRT / OpenVINO export and their runtimes (defect_aux_net.export.edge_formats);
         # nncf quantises OpenVINO models to INT8. Tested with TF 2.21, Keras 3.15, numpy 2.4.
         "export": [
