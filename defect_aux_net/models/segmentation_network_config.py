@@ -10,6 +10,7 @@ from defect_aux_net.config import (
     IMAGENET_BACKBONES,
     INPUT_NORMALIZATIONS,
     MIN_INPUT_SIZE,
+    RGB_NORMALIZATIONS,
     SEGMENTATION_LOSSES,
     DefectAuxNetConfig,
 )
@@ -121,9 +122,11 @@ class SegmentationNetworkConfig(PresetConfig):
         if self.backbone_weights == "imagenet" and self.backbone not in IMAGENET_BACKBONES:
             _fail("backbone_weights", f"='imagenet' is available for {IMAGENET_BACKBONES} "
                                       f"(keras.applications), not for backbone={self.backbone!r}.")
-        if self.resolved_input_normalization == "caffe" and self.input_shape[2] != 3:
-            _fail("input_shape", f"={self.input_shape!r}: caffe input normalization (given, "
-                                 "or what backbone_weights expect) needs 3 channels.")
+        normalization = self.resolved_input_normalization
+        if normalization in RGB_NORMALIZATIONS and self.input_shape[2] != 3:
+            _fail("input_shape", f"={self.input_shape!r}: input_normalization="
+                                 f"{normalization!r} (given, or what backbone_weights expect) "
+                                 "subtracts per-channel ImageNet means: it needs 3 channels.")
 
 
 def _fail(field: str, message: str):
