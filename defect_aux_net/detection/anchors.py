@@ -60,7 +60,10 @@ def generate_anchors(
 
 
 def anchors_for_config(config) -> np.ndarray:
-    """Returns the anchors of a `DefectAuxNetConfig`, on its padded input size."""
+    """Returns the anchors of a `DefectAuxNetConfig`, on its padded input size, or of
+    a config that lays its own (`SsdConfig.anchors()`: SSD's default boxes)."""
+    if callable(getattr(config, "anchors", None)):
+        return config.anchors()
     return generate_anchors(
         config.padded_size,
         config.min_level,

@@ -12,6 +12,8 @@ from defect_aux_net.config import DefectAuxNetConfig
 from defect_aux_net.models.deeplab_config import DeepLabV3PlusConfig
 from defect_aux_net.models.deeplab_v3_plus import DeepLabV3Plus
 from defect_aux_net.models.defect_aux_net import DefectAuxNet
+from defect_aux_net.models.faster_rcnn import FasterRCNN
+from defect_aux_net.models.faster_rcnn_config import FasterRCNNConfig
 from defect_aux_net.models.image_classifier import ImageClassifier
 from defect_aux_net.models.image_classifier_config import ImageClassifierConfig
 from defect_aux_net.models.segdec_config import SegDecConfig
@@ -21,6 +23,8 @@ from defect_aux_net.models.segmentation_network_config import (
     DECODERS,
     SegmentationNetworkConfig,
 )
+from defect_aux_net.models.ssd import Ssd
+from defect_aux_net.models.ssd_config import SsdConfig
 
 
 @dataclasses.dataclass(frozen=True)
@@ -42,8 +46,16 @@ class ModelEntry:
 
 MODELS = {
     "defect_aux_net": ModelEntry(DefectAuxNet, DefectAuxNetConfig),
+    # Fig. 11's plain RetinaNet: Defect-Aux-Net's detection path alone, without
+    # attention, with the original subnets (no group norm) and focal loss gamma.
+    "retinanet": ModelEntry(DefectAuxNet, DefectAuxNetConfig, {
+        "attention": "none", "tasks": ("detection",), "detection_head_group_norm": False,
+        "focal_gamma": 2.0,
+    }),
     "segdec": ModelEntry(SegDecNet, SegDecConfig),
     "deeplabv3plus": ModelEntry(DeepLabV3Plus, DeepLabV3PlusConfig),
+    "ssd": ModelEntry(Ssd, SsdConfig),
+    "faster_rcnn": ModelEntry(FasterRCNN, FasterRCNNConfig),
     # The classification baselines of Tables III and VI: a ResNet is plain or SE by
     # `attention`; EfficientNet-B0 takes none (None).
     "resnet50": ModelEntry(ImageClassifier, ImageClassifierConfig, {"attention": "none"}),
@@ -60,15 +72,22 @@ DEFAULT_MODEL = "defect_aux_net"
 
 
 def model_name(config) -> str:
-    """The `MODELS` name of the model `config` describes."""
-    for name, entry in MODELS.items():
+    """The `MODELS` name of the model `config` describes: of the entries it matches,
+    the one that sets the most config values (a plain RetinaNet config also matches
+    `defect_aux_net`, which sets none)."""
+    matches = [
+        (len(entry.config_values), name)
+        for name, entry in MODELS.items()
         if type(config) is entry.config_class and all(
             getattr(config, field) == value for field, value in entry.config_values.items()
-        ):
-            return name
-    raise ValueError(
-        f"{type(config).__name__} is the config of no model; models: {', '.join(MODELS)}."
-    )
+        )
+    ]
+    if not matches:
+        raise ValueError(
+            f"{type(config).__name__} is the config of no model; models: {', '.join(MODELS)}."
+        )
+    # max() keeps the first of equally specific entries, as the loop before it did.
+    return max(matches, key=lambda match: match[0])[1]
 
 
 def config_class(name: str) -> type:
