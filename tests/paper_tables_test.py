@@ -2,8 +2,11 @@ import pytest
 
 from defect_aux_net import paper_tables
 from defect_aux_net.config import ATTENTIONS, SEGMENTATION_LOSSES, DefectAuxNetConfig
+from defect_aux_net.config_errors import ConfigError
+from defect_aux_net.models import model_builders
 from defect_aux_net.models.segdec_config import SegDecConfig
 from defect_aux_net.paper_tables import PARAMETERS, TABLES, Row, RowRun, apply_fields, row_run
+from defect_aux_net.training import table_runner
 
 
 def rows_by_name(key):
@@ -181,3 +184,45 @@ def test_a_table_refuses_repeated_folders_and_numbers_outside_its_columns():
     with pytest.raises(ValueError, match=r"paper numbers for \['segmentation.iou'\]"):
         paper_tables.PaperTable("X", "", "", "severstal", "classification", (metric,),
                                 (Row("a", "f", {}, {"segmentation.iou": 0.5}),))
+
+
+def test_figure_eleven_has_the_detectors_on_defect_aux_nets_dataset_and_size():
+    table = TABLES["F11"]
+    rows = rows_by_name("F11")
+    assert [row.name for row in table.rows] == [
+        "Defect-Aux-Net", "RetinaNet", "SSD", "Cascade R-CNN"
+    ]
+    assert table.task == "detection" and table.paper_preset == "tekerreka"
+    # The figure is plotted only; parameters from Tables IV and VI.
+    assert {name: row.paper for name, row in rows.items()} == {
+        "Defect-Aux-Net": {PARAMETERS: 36.2}, "RetinaNet": {PARAMETERS: 34.0},
+        "SSD": {}, "Cascade R-CNN": {},
+    }
+    assert "17.95 %, 43.77 % and 26.03 % higher" in table.source
+    tasks = ("classification", "detection")
+    for name, model in (("RetinaNet", "retinanet"), ("SSD", "ssd")):
+        experiment = row_run(table, rows[name], "paper", "neu_det", tasks=tasks).experiment()
+        assert experiment.model_name == model
+        assert model_builders.model_name(experiment.model) == model
+        assert experiment.model.tasks == ("detection",)
+        assert experiment.model.input_shape == (600, 600, 3)
+    defect_aux_net = row_run(table, rows["Defect-Aux-Net"], "paper", "neu_det", tasks=tasks)
+    assert defect_aux_net.experiment().model.tasks == tasks
+
+
+def test_a_table_with_a_network_the_library_lacks_says_so_before_training(monkeypatch):
+    without_cascade = {
+        name: entry for name, entry in model_builders.MODELS.items() if name != "cascade_rcnn"
+    }
+    monkeypatch.setattr(paper_tables, "MODELS", without_cascade)
+    for key in ("T1", "T2", "T3", "T4", "F10"):
+        paper_tables.check_models(TABLES[key])
+    message = (r"Table F11 has rows of networks this library does not have yet: "
+               r"'Cascade R-CNN' \(model 'cascade_rcnn'\)")
+    with pytest.raises(ConfigError, match=message) as error:
+        paper_tables.check_models(TABLES["F11"])
+    assert error.value.field == "table"
+    # The table runner asks first: before the dataset, which does not exist here.
+    with pytest.raises(ConfigError, match=message):
+        table_runner.run_table(TABLES["F11"], "smoke", "no_such_dataset", None, "unused",
+                               None, False)

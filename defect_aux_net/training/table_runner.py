@@ -24,6 +24,7 @@ from defect_aux_net.paper_tables import (
     SCHEDULE_FIELDS,
     PaperTable,
     RowRun,
+    check_models,
     row_run,
 )
 from defect_aux_net.training import auto_recipe, run_files, time_budget, training_run
@@ -162,8 +163,10 @@ def run_table(
         for "paper" every head the dataset annotates); they must include the table's.
 
     Raises:
-      ConfigError: naming the dataset or the tasks, when they cannot make the table.
+      ConfigError: naming the dataset or the tasks, when they cannot make the table,
+        or the table, when the library lacks a row's network (`check_models`).
     """
+    check_models(table)
     builder = datasets.load_builder(dataset, data_dir)
     splits = evaluation_splits(builder, dataset)
     annotated = annotated_tasks(builder, table, dataset)
