@@ -28,6 +28,25 @@ from defect_aux_net.detection.anchors import anchors_for_config
 from defect_aux_net.detection.box_matching import encode_detection_targets
 
 
+# How a detecting model takes its ground truth, said by its config's class attribute
+# `detection_targets`: "anchors" (per-anchor deltas and classes, matched here once per
+# example; one-stage detectors such as Defect-Aux-Net, the default) or "boxes" (the
+# padded boxes and classes as they are: two-stage detectors match their anchors and
+# sample RoIs from their own proposals inside the training step).
+DETECTION_TARGETS = ("anchors", "boxes")
+
+
+def detection_targets(config) -> str:
+    """One of `DETECTION_TARGETS`: the targets a detecting model of `config` trains on."""
+    kind = getattr(config, "detection_targets", "anchors")
+    if kind not in DETECTION_TARGETS:
+        raise ValueError(
+            f"{type(config).__name__}.detection_targets must be one of {DETECTION_TARGETS}, "
+            f"got {kind!r}."
+        )
+    return kind
+
+
 @dataclasses.dataclass(frozen=True)
 class InputOptions:
     """How a split is read and batched.
@@ -143,7 +162,10 @@ def training_inputs(
     """An example -> `(images, targets, sample_weights)` as `DefectAuxNet.fit` takes.
 
     Sample weights are the annotation flags, so each task's loss skips the
-    examples without its annotation (image labels are always known).
+    examples without its annotation (image labels are always known). Detection
+    targets are per-anchor (`box_regression`, `box_classification` on `anchors`) or,
+    for a config whose `detection_targets` is "boxes", the padded `boxes` (pixel yxyx)
+    and `box_classes` (-1 padding) with `anchors` None.
     """
     targets, weights = {}, {}
     if "classification" in config.tasks:
@@ -156,7 +178,12 @@ def training_inputs(
             targets["segmentation_weights"] = distance_transform_weights(
                 example["masks"], *distance_weights
             )
-    if "detection" in config.tasks:
+    if "detection" in config.tasks and detection_targets(config) == "boxes":
+        targets["boxes"] = example["boxes"]
+        targets["box_classes"] = example["box_classes"]
+        weights["boxes"] = example["has_boxes"]
+        weights["box_classes"] = example["has_boxes"]
+    elif "detection" in config.tasks:
         box_targets, class_targets = encode_detection_targets(
             example["boxes"],
             example["box_classes"],
@@ -282,10 +309,10 @@ def make_dataset(
     if options.ground_truth:
         dataset = dataset.map(evaluation_inputs, num_parallel_calls=tf.data.AUTOTUNE)
     else:
-        # Only models that detect have anchors (and box targets).
+        # Only models that detect on per-anchor targets have anchors here.
         anchors = (
             tf.constant(anchors_for_config(config), tf.float32)
-            if "detection" in config.tasks
+            if "detection" in config.tasks and detection_targets(config) == "anchors"
             else None
         )
         dataset = dataset.map(

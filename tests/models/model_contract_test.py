@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from defect_aux_net.data.pipeline import detection_targets
 from defect_aux_net.detection.box_matching import encode_detection_targets
 from defect_aux_net.export.saved_model import export_saved_model
 from defect_aux_net.models.model_builders import MODELS, build_model, model_config, model_name
@@ -45,7 +46,12 @@ def training_batch(model, batch_size=2, seed=0):
     box = np.array([height // 8, width // 4, height // 2, 3 * width // 4])
     masks[0, box[0] : box[2], box[1] : box[3], classes - 1] = 1
     targets = {"classification": masks.max(axis=(1, 2)), "segmentation": masks}
-    if "detection" in config.tasks:
+    two_stage = "detection" in config.tasks and detection_targets(config) == "boxes"
+    if two_stage:  # The padded ground truth as it is.
+        padded_boxes = np.stack([box, np.zeros(4)]).astype(np.float32)
+        targets["boxes"] = np.stack([padded_boxes, np.zeros((2, 4), np.float32)])
+        targets["box_classes"] = np.array([[classes - 1, -1], [-1, -1]], np.int32)
+    elif "detection" in config.tasks:
         padded_boxes = np.stack([box, np.zeros(4)]).astype(np.float32)
         box_targets, class_targets = encode_detection_targets(
             padded_boxes, np.array([classes - 1, -1]), model.anchors
@@ -58,7 +64,8 @@ def training_batch(model, batch_size=2, seed=0):
     keys = {
         "classification": ["classification"],
         "segmentation": ["segmentation"],
-        "detection": ["box_regression", "box_classification"],
+        "detection": ["boxes", "box_classes"] if two_stage
+        else ["box_regression", "box_classification"],
     }
     targets = {key: targets[key] for task in config.tasks for key in keys[task]}
     flags = {key: np.ones(batch_size, np.float32) for key in targets}
