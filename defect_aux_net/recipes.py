@@ -13,11 +13,9 @@ import dataclasses
 import math
 
 import numpy as np
-import tensorflow as tf
 
+from defect_aux_net import anchor_recipe
 from defect_aux_net.data.dataset_survey import DatasetSurvey
-from defect_aux_net.detection.anchors import anchors_for_config
-from defect_aux_net.detection.box_matching import encode_detection_targets
 from defect_aux_net.experiments import ExperimentConfig
 
 # Pixels of one model input: the small network trains a batch of eight at 384x128 in
@@ -39,16 +37,6 @@ BASE_LEARNING_RATE = 1e-3
 RARE_DEFECTS = 1 / 3
 # Decoded, resized training images are cached when they take at most this much memory.
 CACHE_BYTES = 2**30
-# Anchor width/height ratios to choose from, and the share of boxes that earns one.
-ANCHOR_RATIOS = (0.125, 0.25, 0.5, 1.0, 2.0, 4.0, 8.0)
-RATIO_SHARE = 0.05
-ANCHOR_SIZES = (1.0, 1.5, 2.0, 3.0, 4.0)
-# Positive-anchor IoU: RetinaNet's 0.5 when it gives this share of boxes a positive
-# anchor, else 0.4 (small and thin defects rarely overlap a grid anchor by half).
-COVERAGE_TARGET = 0.9
-POSITIVE_IOUS = (0.5, 0.4)
-# Images whose boxes the coverage check matches (evenly spread over the split).
-COVERAGE_IMAGES = 200
 # Epochs a time budget should buy. A network trained from random weights needs many
 # passes over the data: one-cycle training from scratch takes some 20 to 50 epochs in
 # Smith and Topin's super-convergence experiments, and a run that stops after fewer
@@ -63,23 +51,47 @@ def _rounded(value: float) -> float:
     return float(f"{value:.2g}")
 
 
+def has_field(experiment: ExperimentConfig, field: str) -> bool:
+    """Whether `experiment` (for `model.*`: its model config) has `field`."""
+    owner = experiment.model if field.startswith("model.") else experiment
+    return field.removeprefix("model.") in {item.name for item in dataclasses.fields(owner)}
+
+
 class _Recipe:
-    """An experiment being changed field by field, with the reason for each change."""
+    """An experiment being changed field by field, with the reason for each change.
+
+    The recipe speaks of Defect-Aux-Net's fields. Another network takes the choices its
+    config has fields for; a value its config refuses (a classifier's tasks, say) leaves
+    the network's own, and the reason says so.
+    """
 
     def __init__(self, experiment: ExperimentConfig, keep):
         self.experiment, self.keep, self.choices = experiment, frozenset(keep), {}
+
+    def has(self, field: str) -> bool:
+        return has_field(self.experiment, field)
 
     def value(self, field: str):
         owner = self.experiment.model if field.startswith("model.") else self.experiment
         return getattr(owner, field.removeprefix("model."))
 
     def choose(self, field: str, value, reason: str):
+        if not self.has(field):
+            return
         if field in self.keep:
             self.choices[field] = {"value": self.value(field), "reason": GIVEN}
             return
         name = field.removeprefix("model.")
         if field.startswith("model."):
-            model = dataclasses.replace(self.experiment.model, **{name: value})
+            try:
+                model = dataclasses.replace(self.experiment.model, **{name: value})
+            except ValueError as error:  # ConfigError, or a model's own ValueError.
+                config = type(self.experiment.model).__name__
+                self.choices[field] = {
+                    "value": self.value(field),
+                    "reason": f"{config} keeps its own: it refuses {value!r} ({error})",
+                }
+                return
             self.experiment = dataclasses.replace(self.experiment, model=model)
         else:
             self.experiment = dataclasses.replace(self.experiment, **{name: value})
@@ -109,13 +121,14 @@ def choose_recipe(
     else:
         scale, reason = scale
         recipe.choices["input_scale"] = {"value": scale, "reason": reason}
-    detection = "detection" in recipe.value("model.tasks")
+    # The anchor recipe sets Defect-Aux-Net's anchor fields; other detectors keep theirs.
+    detection = "detection" in recipe.value("model.tasks") and recipe.has("model.anchor_size")
     # Anchors are chosen at the input size rounded to 32 pixels; their top level then
     # sets the multiple the final size is rounded to.
     _choose_input_size(recipe, survey, scale, reason)
     if detection:
-        _choose_anchor_shapes(recipe, survey)
-        level = _top_level(recipe, survey)
+        anchor_recipe.choose_anchor_shapes(recipe, survey)
+        level = anchor_recipe.top_level(recipe, survey)
     recipe.choose(
         "model.max_level", level if detection else 5,
         "the largest anchors cover the largest twentieth of the boxes" if detection else
@@ -123,7 +136,7 @@ def choose_recipe(
     )
     _choose_input_size(recipe, survey, scale, reason)
     if detection:
-        _choose_positive_iou(recipe, survey)
+        anchor_recipe.choose_positive_iou(recipe, survey)
     defective = survey.defective / survey.num_examples
     recipe.choose(
         "augment", True, "the paper's augmentation: from scratch on a few hundred defects, "
@@ -230,7 +243,9 @@ def scale_for_epochs(survey: DatasetSurvey, input_shape, epochs: int) -> tuple |
         short = float(np.percentile(survey.box_sides().min(axis=1), 10))
         if MIN_DEFECT_PIXELS / short > floor:
             floor = MIN_DEFECT_PIXELS / short
-            limit = f"the narrowest tenth of the defects ({short:.0f} px) {MIN_DEFECT_PIXELS} px wide"
+            limit = (
+                f"the narrowest tenth of the defects ({short:.0f} px) {MIN_DEFECT_PIXELS} px wide"
+            )
     scale = float(f"{max(wanted, floor):.3g}")
     # Inputs are rounded to multiples of 32 pixels or more: less than that gains nothing.
     if (current - scale) * min(height, width) < 16:
@@ -244,114 +259,17 @@ def scale_for_epochs(survey: DatasetSurvey, input_shape, epochs: int) -> tuple |
     return scale, reason
 
 
-def _input_box_sides(recipe: _Recipe, survey: DatasetSurvey) -> np.ndarray:
-    """`[M, 2]` (height, width) of every box in pixels of the model input."""
-    height, width = recipe.value("model.input_shape")[:2]
-    return (survey.boxes[:, 2:] - survey.boxes[:, :2]) * [height, width]
-
-
-def _top_level(recipe: _Recipe, survey: DatasetSurvey) -> int:
-    """The coarsest level (5 to 7) whose largest anchor reaches the largest 5 % of the boxes."""
-    largest = float(np.percentile(np.sqrt(_input_box_sides(recipe, survey).prod(axis=1)), 95))
-    config = recipe.experiment.model
-    octave = 2 ** ((config.anchor_scales_per_octave - 1) / config.anchor_scales_per_octave)
-    for level in (5, 6, 7):
-        if config.anchor_size * 2**level * octave >= largest:
-            return level
-    return 7
-
-
 def _choose_input_size(recipe: _Recipe, survey: DatasetSurvey, scale: float, reason: str):
     height, width = np.median(survey.image_sizes, axis=0)
-    multiple = 2 ** max(recipe.value("model.max_level"), 5)
-    if "model.max_level" not in recipe.choices:
-        multiple = 32  # The anchors are not chosen yet.
+    multiple = 32  # Until the anchors are chosen, and for networks without levels.
+    if "model.max_level" in recipe.choices:
+        multiple = 2 ** max(recipe.value("model.max_level"), 5)
     size = [max(multiple, round(side * scale / multiple) * multiple) for side in (height, width)]
     channels = recipe.value("model.input_shape")[2]
     recipe.choose(
         "model.input_shape", (*size, channels),
         f"{reason}; sides rounded to multiples of {multiple} (the coarsest stride, which "
         "the model pads to), so the aspect is kept and no padding is computed",
-    )
-
-
-def anchor_coverage(survey: DatasetSurvey, model_config, positive_iou: float) -> float:
-    """Share of the boxes that get a positive anchor at `positive_iou` (no forced matches).
-
-    Matched by the pipeline's own `encode_detection_targets` on the anchors of
-    `model_config`, with the box index as class: a box is covered when some anchor's
-    best box is it and their IoU is at least `positive_iou`. Reads the boxes of up to
-    `COVERAGE_IMAGES` images spread over the split.
-    """
-    images = np.unique(survey.box_images)
-    images = images[np.linspace(0, len(images) - 1, min(len(images), COVERAGE_IMAGES)).astype(int)]
-    most = max(int(np.sum(survey.box_images == image)) for image in images)
-    height, width = model_config.input_shape[:2]
-    padded = np.zeros((len(images), most, 4), np.float32)
-    indices = np.full((len(images), most), -1, np.int32)
-    for row, image in enumerate(images):
-        boxes = survey.boxes[survey.box_images == image] * [height, width, height, width]
-        padded[row, : len(boxes)] = boxes
-        indices[row, : len(boxes)] = np.arange(len(boxes))
-    anchors = tf.constant(anchors_for_config(model_config))
-
-    def covered(boxes, box_indices):
-        _, matched = encode_detection_targets(
-            boxes, box_indices, anchors, positive_iou, positive_iou,
-            allow_low_quality_matches=False,
-        )
-        hits = tf.reduce_any(matched[:, None] == tf.range(most)[None, :], axis=0)
-        return tf.reduce_sum(tf.cast(hits & (box_indices >= 0), tf.int32))
-
-    counts = tf.data.Dataset.from_tensor_slices((padded, indices)).map(
-        covered, num_parallel_calls=tf.data.AUTOTUNE
-    )
-    return sum(int(count) for count in counts.as_numpy_iterator()) / int(np.sum(indices >= 0))
-
-
-def _aspect_ratios(survey: DatasetSurvey, recipe: _Recipe) -> tuple:
-    sides = _input_box_sides(recipe, survey)
-    log_ratios = np.log2(np.maximum(sides[:, 1], 1e-3) / np.maximum(sides[:, 0], 1e-3))
-    nearest = np.abs(log_ratios[:, None] - np.log2(ANCHOR_RATIOS)[None, :]).argmin(axis=1)
-    shares = np.bincount(nearest, minlength=len(ANCHOR_RATIOS)) / len(nearest)
-    return tuple(
-        ratio for ratio, share in zip(ANCHOR_RATIOS, shares) if share >= RATIO_SHARE or ratio == 1
-    )
-
-
-def _choose_anchor_shapes(recipe: _Recipe, survey: DatasetSurvey):
-    ratios = _aspect_ratios(survey, recipe)
-    recipe.choose(
-        "model.anchor_aspect_ratios", ratios,
-        f"width/height ratios nearest to at least {RATIO_SHARE:.0%} of the boxes, and 1",
-    )
-    config = recipe.experiment.model
-    coverage = {}
-    for size in ANCHOR_SIZES:
-        candidate = dataclasses.replace(config, anchor_size=size)
-        coverage[size] = anchor_coverage(survey, candidate, POSITIVE_IOUS[0])
-    best = max(ANCHOR_SIZES, key=lambda size: (round(coverage[size], 2), -size))
-    recipe.choose(
-        "model.anchor_size", best,
-        "the size (in strides) that gives the most boxes an anchor of IoU >= "
-        f"{POSITIVE_IOUS[0]}: " + ", ".join(f"{s:g}: {c:.2f}" for s, c in coverage.items()),
-    )
-
-
-def _choose_positive_iou(recipe: _Recipe, survey: DatasetSurvey):
-    config = recipe.experiment.model
-    at_iou = {iou: anchor_coverage(survey, config, iou) for iou in POSITIVE_IOUS}
-    iou = next((iou for iou in POSITIVE_IOUS if at_iou[iou] >= COVERAGE_TARGET), POSITIVE_IOUS[-1])
-    measured = ", ".join(f"{at_iou[i]:.0%} at IoU {i}" for i in POSITIVE_IOUS)
-    recipe.choose(
-        "model.positive_iou", iou,
-        f"boxes with a positive anchor: {measured}; the highest IoU reaching "
-        f"{COVERAGE_TARGET:.0%}, else {POSITIVE_IOUS[-1]} (each box also keeps its best "
-        "anchor in training)",
-    )
-    recipe.choose(
-        "model.negative_iou", round(recipe.value("model.positive_iou") - 0.1, 2),
-        "0.1 below the positive IoU, as RetinaNet's 0.5/0.4",
     )
 
 

@@ -1,17 +1,15 @@
+import dataclasses
 import math
 
 import numpy as np
 import pytest
 
+from defect_aux_net.anchor_recipe import anchor_coverage
 from defect_aux_net.config import DefectAuxNetConfig
 from defect_aux_net.data.dataset_survey import DatasetSurvey
 from defect_aux_net.experiments import ExperimentConfig
-from defect_aux_net.recipes import (
-    anchor_coverage,
-    choose_recipe,
-    input_scale,
-    scale_for_epochs,
-)
+from defect_aux_net.models.model_builders import model_config
+from defect_aux_net.recipes import choose_recipe, input_scale, scale_for_epochs
 
 
 def make_survey(image_size, boxes_pixels, num_examples, defective, with_masks=0, classes=1):
@@ -81,6 +79,30 @@ def test_tall_images_with_rare_small_defects():
     assert "78 MiB" in choices["cache"]["reason"]
     assert experiment.model.positive_iou in (0.5, 0.4)
     assert experiment.model.negative_iou == pytest.approx(experiment.model.positive_iou - 0.1)
+
+
+@pytest.mark.parametrize("name", ["resnet50", "unet"])
+def test_another_network_takes_the_choices_its_config_has(name):
+    survey = make_survey(
+        (1000, 500), [[100, 100, 140, 140]] * 10, num_examples=100, defective=10, with_masks=100
+    )
+    auto = ExperimentConfig.from_preset("auto")
+    start = dataclasses.replace(
+        auto, model_name=name, model=model_config(name, "small", num_classes=1)
+    )
+    experiment, choices = choose_recipe(survey, start)
+    tasks = start.model.tasks  # A single-head network keeps its head...
+    assert experiment.model.tasks == tasks
+    assert "keeps its own: it refuses" in choices["model.tasks"]["reason"]
+    # ...and gets the rest of the recipe of the same survey, as Defect-Aux-Net would.
+    expected, _ = choose_recipe(survey, auto)
+    assert experiment.model.input_shape == expected.model.input_shape == (320, 160, 3)
+    assert (experiment.batch_size, experiment.negative_sampling, experiment.cache) == (
+        expected.batch_size, expected.negative_sampling, expected.cache
+    )
+    # Fields of Defect-Aux-Net's heads that this config lacks are not chosen.
+    assert not {"model.max_level", "model.anchor_size", "model.positive_iou"} & set(choices)
+    assert ("model.segmentation_loss" in choices) == (name == "unet")
 
 
 def test_flags_given_are_kept_and_say_so():

@@ -25,7 +25,7 @@ from defect_aux_net.data import datasets
 from defect_aux_net.data.dataset_survey import survey_split
 from defect_aux_net.data.pipeline import make_dataset
 from defect_aux_net.models.model_builders import build_model
-from defect_aux_net.recipes import GIVEN, choose_recipe, scale_for_epochs
+from defect_aux_net.recipes import GIVEN, choose_recipe, has_field, scale_for_epochs
 from defect_aux_net.training import run_files
 from defect_aux_net.training.lr_finder import (
     LRFinderResult,
@@ -186,12 +186,16 @@ def apply_recipe(
     if reused is not None:
         experiment = reused
     else:
-        if field in keep or len(tasks) == 1:
+        if not has_field(experiment, field):
+            weights = None  # A network that weighs its losses itself.
+            reason = f"{type(experiment.model).__name__} weighs its losses itself"
+        elif field in keep or len(tasks) == 1:
             weights = experiment.model.loss_weights
             reason = GIVEN if field in keep else "one head: nothing to balance"
         else:
             weights, reason = balanced_loss_weights(measure_initial_losses(data))
-        experiment = _replace(experiment, field, weights)
+        if weights is not None:
+            experiment = _replace(experiment, field, weights)
         choice = {field: {"value": weights, "reason": reason}}
         experiment = dataclasses.replace(experiment, recipe=experiment.recipe | choice)
     logging.info("Training split surveyed: %s", experiment.recipe["survey"])
