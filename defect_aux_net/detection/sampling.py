@@ -37,7 +37,7 @@ def random_keys(shape, seed):
     """Distinct pseudo-random int64 keys in [0, 2**32), the same eagerly and under XLA.
 
     Args:
-      shape: static `[B, N]`.
+      shape: `[B, N]`, static or an int64 tensor.
       seed: int `[2]`.
     """
     seed = tf.cast(seed, tf.int64)
@@ -74,10 +74,13 @@ def balanced_sample_mask(positive, negative, num_samples: int, positive_fraction
     _check_arguments(num_samples, positive_fraction)
     positive = tf.convert_to_tensor(positive, tf.bool)
     negative = tf.convert_to_tensor(negative, tf.bool)
-    if not positive.shape.is_fully_defined():
-        raise ValueError(f"Sampling needs static shapes, got candidates {positive.shape}.")
-    # A random order of each image's candidates.
-    order = tf.argsort(random_keys(positive.shape.as_list(), seed), axis=1)
+    if positive.shape.rank != 2 or positive.shape[1] is None:
+        raise ValueError(
+            f"Sampling needs a static candidate count, got candidates {positive.shape}."
+        )
+    # A random order of each image's candidates. The batch may be dynamic (evaluation
+    # keeps its last, partial batch); the keys are the same as with a static one.
+    order = tf.argsort(random_keys(tf.shape(positive, out_type=tf.int64), seed), axis=1)
     positive_in_order = tf.cast(tf.gather(positive, order, batch_dims=1), tf.int32)
     negative_in_order = tf.cast(tf.gather(negative, order, batch_dims=1), tf.int32)
     max_positives = int(num_samples * positive_fraction)

@@ -78,3 +78,19 @@ def test_bad_arguments():
         balanced_sample_mask(positive, negative, 4, 1.5, SEED)
     with pytest.raises(ValueError, match="num_samples"):
         balanced_sample_mask(positive, negative, 0, 0.5, SEED)
+
+
+def test_a_dynamic_batch_draws_as_a_static_one():
+    # Evaluation keeps its last, partial batch: the batch size is unknown when traced.
+    positive, negative = candidates(10, 100, 5)
+    positive, negative = np.repeat(positive, 3, axis=0), np.repeat(negative, 3, axis=0)
+    spec = tf.TensorSpec([None, positive.shape[1]], tf.bool)
+    traced = tf.function(
+        lambda p, n: balanced_sample_mask(p, n, 16, 0.5, SEED), input_signature=[spec, spec]
+    )
+    for dynamic, static in zip(traced(positive, negative), balanced_sample_mask(
+        positive, negative, 16, 0.5, SEED
+    )):
+        np.testing.assert_array_equal(dynamic, static)
+    # The images of one batch draw differently.
+    assert not np.array_equal(static[0], static[1])
