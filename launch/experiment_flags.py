@@ -19,7 +19,7 @@ from defect_aux_net.config import (
 )
 from defect_aux_net.config_errors import ConfigError
 from defect_aux_net.experiments import PRESETS, ExperimentConfig
-from defect_aux_net.models.model_builders import DEFAULT_MODEL, MODELS, model_config
+from defect_aux_net.models.model_builders import MODELS, model_config
 from defect_aux_net.training import auto_recipe, time_budget, training_run
 from launch import flag_errors
 
@@ -28,10 +28,15 @@ from launch import flag_errors
 MODEL_PRESETS = {"segdec": "segdec_kolektor"}
 
 MODEL = flags.DEFINE_enum(
-    "model", None, list(MODELS), "Network: defect_aux_net (default: classification, "
-    "segmentation and detection heads on an attention ResNet with FPN) or segdec (the "
-    "segmentation + decision network of Bozic et al.; default preset segdec_kolektor). "
-    "Default: the preset's.",
+    "model", None, list(MODELS), "Network (README 'Models'): defect_aux_net (default: "
+    "classification, segmentation and detection heads on an attention ResNet with FPN), "
+    "segdec (Bozic et al.; default preset segdec_kolektor), the papers' baselines and "
+    "detectors. Default: the preset's.",
+)
+MODEL_PRESET = flags.DEFINE_string(
+    "model_preset", None, "Named preset of the network's config (every network has "
+    "'small', for CPUs; e.g. tekerreka, severstal, severstal_resnet101). Default: the "
+    "network's defaults at the experiment preset's input size.",
 )
 PRESET = flags.DEFINE_enum(
     "preset", None, sorted(PRESETS), "Experiment preset (default: auto, the recipe derived "
@@ -225,24 +230,24 @@ def experiment_from_flags(test_split: str | None = None) -> ExperimentConfig:
 
 
 def with_model(preset: ExperimentConfig) -> ExperimentConfig:
-    """`preset` with --model's network, at the preset's input shape, when they differ.
+    """`preset` with --model's network and --model_preset's config of it, when given.
 
-    Raises:
-      ValueError: for --preset=auto with another model (its recipe sets
-        Defect-Aux-Net's fields).
+    Without --model_preset the network's defaults take the preset's input shape; with
+    it, the model preset's. (The automatic recipe then chooses the size either way.)
     """
-    if MODEL.value is None or MODEL.value == preset.model_name:
+    name = MODEL.value or preset.model_name
+    if name == preset.model_name and MODEL_PRESET.value is None:
         return preset
-    if preset_name() == "auto":
-        raise ValueError(
-            f"--model={MODEL.value} has no automatic recipe (--preset=auto, the default with "
-            f"--dataset, derives {DEFAULT_MODEL}'s): give --preset, e.g. "
-            f"--preset={MODEL_PRESETS.get(MODEL.value, 'quickstart')}."
-        )
-    model = model_config(
-        MODEL.value, num_classes=preset.model.num_classes, input_shape=preset.model.input_shape
-    )
-    return dataclasses.replace(preset, model=model, model_name=MODEL.value)
+    fields = {"num_classes": preset.model.num_classes}
+    if MODEL_PRESET.value is None:
+        fields["input_shape"] = preset.model.input_shape
+    try:
+        model = model_config(name, MODEL_PRESET.value, **fields)
+    except ConfigError as error:
+        if error.field == "preset":  # The config class's presets, not --preset's.
+            raise ValueError(f"--model_preset: {error}") from error
+        raise ValueError(flag_errors.flag_message(error)) from error
+    return dataclasses.replace(preset, model=model, model_name=name)
 
 
 def _check_model_flags(preset: ExperimentConfig):

@@ -2,6 +2,7 @@ import pytest
 from absl import flags
 from absl.testing import flagsaver
 
+from defect_aux_net.models.model_builders import model_config
 from launch import experiment_flags
 
 
@@ -99,12 +100,24 @@ def test_models_sharing_a_config_class_get_their_own_network_and_round_trip():
         (["--backbone=resnet50"], "--backbone does not apply to --model=segdec"),
         (["--loss_weights=1,1,1"], "--loss_weights does not apply"),
         (["--tasks=segmentation"], "always"),
-        (["--dataset=neu_det", "--preset=auto"], "--model=segdec has no automatic recipe"),
     ],
 )
 def test_defect_aux_net_flags_are_refused_with_model_segdec(args, message):
     parse("--model=segdec", *args)
     with pytest.raises(ValueError, match=message):
+        experiment_flags.experiment_from_flags()
+
+
+@flagsaver.flagsaver
+def test_model_preset_picks_the_networks_config_and_the_recipe_serves_every_network():
+    parse("--model=se_resnet50", "--model_preset=small", "--dataset=neu_det")
+    experiment = experiment_flags.experiment_from_flags()
+    assert experiment_flags.preset_name() == "auto"
+    expected = model_config("se_resnet50", "small", num_classes=experiment.model.num_classes)
+    assert (experiment.model_name, experiment.model) == ("se_resnet50", expected)
+    parse("--model=se_resnet50", "--model_preset=tiny", "--dataset=neu_det")
+    with pytest.raises(ValueError, match="--model_preset: .*Unknown ImageClassifierConfig preset "
+                       "'tiny'; choose one of severstal, small, tekerreka"):
         experiment_flags.experiment_from_flags()
 
 
