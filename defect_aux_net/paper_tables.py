@@ -16,7 +16,7 @@ from typing import Optional
 
 from defect_aux_net.config_errors import ConfigError
 from defect_aux_net.experiments import ExperimentConfig
-from defect_aux_net.models.model_builders import MODELS, model_config
+from defect_aux_net.models.model_builders import DEFAULT_MODEL, MODELS, model_config
 
 # The parameter count of the trained model (best.keras), in millions; every other
 # metric key is a dotted key of the run's metrics_<split>.json.
@@ -32,6 +32,8 @@ BUDGETS = ("cpu", "paper", "smoke")
 CPU_ROW_SECONDS = 600.0
 SMOKE_INPUT_SIZE = (64, 64)
 SMOKE_EPOCHS = 1
+# The model preset of other networks' rows at the cpu and smoke budgets.
+SMALL_PRESET = "small"
 # What every row of a table repeats from the first row's run where the recipe chose it
 # (it reads each row's training split: Fig. 10's fractions could get other batches).
 SCHEDULE_FIELDS = ("epochs", "batch_size", "learning_rate")
@@ -117,21 +119,23 @@ def check_models(table: PaperTable):
         )
 
 
-def apply_fields(experiment: ExperimentConfig, fields: dict) -> ExperimentConfig:
+def apply_fields(
+    experiment: ExperimentConfig, fields: dict, model_preset: Optional[str] = None
+) -> ExperimentConfig:
     """`experiment` with `fields` set (dotted `model.*` on its model config).
 
-    A `model_name` other than the experiment's makes that network's config at the
-    experiment's classes and input shape first, as `launch.train --model` does.
+    A `model_name` other than the experiment's, or a `model_preset`, makes that
+    network's config first, at the experiment's classes, and at its input shape unless
+    the model preset has one: as `launch.train --model --model_preset` does.
 
     Raises:
       ValueError: naming a field the experiment or its model config does not have.
     """
     model_name = fields.get("model_name", experiment.model_name)
     model = experiment.model
-    if model_name != experiment.model_name:
-        model = model_config(
-            model_name, num_classes=model.num_classes, input_shape=model.input_shape
-        )
+    if model_name != experiment.model_name or model_preset is not None:
+        shape = {} if model_preset is not None else {"input_shape": model.input_shape}
+        model = model_config(model_name, model_preset, num_classes=model.num_classes, **shape)
     model_fields = {field.name for field in dataclasses.fields(model)}
     experiment_fields = {field.name for field in dataclasses.fields(experiment)}
     model_changes, changes = {}, {"model_name": model_name}
@@ -157,11 +161,14 @@ class RowRun:
       preset: the `ExperimentConfig` preset it starts from ("auto": the recipe).
       fields: the fields set on the preset (the command's flags): the budget's, the
         dataset's splits and the row's. With the "auto" preset the recipe keeps them.
+      model_preset: the named config of the row's network (`--model_preset`), or None
+        for its defaults.
     """
 
     row: Row
     preset: str
     fields: dict
+    model_preset: Optional[str] = None
 
     def experiment(self) -> ExperimentConfig:
         """The preset with the fields set; given epochs replace the preset's time budget,
@@ -169,7 +176,7 @@ class RowRun:
         fields = self.fields
         if "epochs" in fields and "time_budget" not in fields:
             fields = {**fields, "time_budget": None}
-        return apply_fields(ExperimentConfig.from_preset(self.preset), fields)
+        return apply_fields(ExperimentConfig.from_preset(self.preset), fields, self.model_preset)
 
 
 def row_run(
@@ -225,7 +232,10 @@ def row_run(
         fields["time_budget"] = CPU_ROW_SECONDS
     else:  # Given epochs, or the smoke budget's.
         fields["epochs"] = SMOKE_EPOCHS if epochs is None else epochs
-    return RowRun(row, preset, {**fields, **row.fields})
+    # Another network than the recipe's at a CPU budget: its small config, as the
+    # recipe's own Defect-Aux-Net is the small one (ResNet-18).
+    other = row.fields.get("model_name", DEFAULT_MODEL) != DEFAULT_MODEL
+    return RowRun(row, preset, {**fields, **row.fields}, SMALL_PRESET if other else None)
 
 
 def _epochs(epochs) -> dict:

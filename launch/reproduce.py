@@ -83,6 +83,8 @@ def flag_of(field: str, value) -> str:
 def train_command(run, model_dir: str) -> str:
     """The launch.train command that trains (or, when complete, finds) the row's run."""
     command = ["python", "-m", "launch.train", f"--preset={run.preset}"]
+    if run.model_preset is not None:
+        command.append(f"--model_preset={run.model_preset}")
     command += [flag_of(field, value) for field, value in run.fields.items()]
     if DATA_DIR.value:
         command.append(f"--data_dir={DATA_DIR.value}")

@@ -167,6 +167,25 @@ def test_a_row_of_another_network_sets_model_name():
     assert experiment.model.input_shape == (128, 128, 3)  # The preset's.
 
 
+@pytest.mark.parametrize("budget", ["cpu", "smoke"])
+def test_other_networks_rows_at_a_cpu_budget_are_their_small_config(budget):
+    table = TABLES["T3"]
+    row = next(row for row in table.rows if row.fields.get("model_name") == "se_resnet50")
+    schedule = {"batch_size": 8, "learning_rate": 1e-3, "epochs": 2}
+    run = row_run(table, row, budget, "neu_det", schedule=schedule)
+    assert run.model_preset == "small"
+    experiment = run.experiment()
+    small = model_builders.model_config("se_resnet50", "small")
+    assert experiment.model_name == "se_resnet50"
+    assert (experiment.model.backbone, experiment.model.attention) == ("resnet18", "se")
+    size = (64, 64, 3) if budget == "smoke" else small.input_shape
+    assert experiment.model.input_shape == size
+    # The Defect-Aux-Net row is the recipe's own (small) network: no model preset.
+    assert row_run(table, table.rows[0], budget, "neu_det").model_preset is None
+    # At the paper budget every network is the paper's size.
+    assert row_run(table, row, "paper", "neu_det").model_preset is None
+
+
 def test_an_unknown_field_is_named():
     experiment = RowRun(Row("a", "a", {}, {}), "quickstart", {}).experiment()
     assert isinstance(experiment.model, DefectAuxNetConfig)
