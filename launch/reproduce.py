@@ -4,11 +4,13 @@ r"""Trains every row of one of the paper's tables and writes ours beside the pap
     --output_dir=runs/table4
 
 Tables (`defect_aux_net.paper_tables`): T1, the five segmentation losses (the dataset
-needs masks); T4, the four attention variants; F10, 90/75/50 % of the training data.
+needs masks); T2, the segmentation networks; T3, the classification networks; T4, the
+four attention variants; F10, 90/75/50 % of the training data; F11, the detectors.
 Each row is a launch.train run in <output_dir>/<row>, all with the same schedule:
 --budget=cpu is the automatic recipe (small network, input size from the data), the
 first row's epochs fitted to 10 minutes and every other row trained with the first
-row's epochs, batch size and learning rate; --budget=paper is the paper's preset
+row's epochs, batch size and learning rate (other networks as their small config);
+--budget=paper is the paper's preset
 (ResNet-50, 50 epochs, batch 128: TPU/GPU); --budget=smoke trains one epoch at 64x64,
 to check that a table runs on your data.
 Rows are measured on the test split, or on the validation split (selecting the best
