@@ -140,7 +140,7 @@ class FasterRCNN(keras.Model):
             background_iou_high=config.roi_foreground_iou,
         )
         roi_features = [pyramid[f"P{level}"] for level in _levels(ROI_LEVELS)]
-        crops = self.get_layer("roi_align")(roi_features, rois["rois"])
+        crops = self.get_layer("roi_align")(roi_features, rois["rois"], training=True)
         class_logits, box_deltas = self.get_layer("box_head")(crops, training=training)
         return {
             "rpn_logits": tf.concat(logits, axis=1),

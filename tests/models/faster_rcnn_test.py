@@ -14,7 +14,7 @@ import tensorflow as tf
 from defect_aux_net.config_errors import ConfigError
 from defect_aux_net.data.pipeline import training_inputs
 from defect_aux_net.layers.two_stage_heads import BoxHead, RpnHead
-from defect_aux_net.layers.two_stage_ops import DecodedDetections
+from defect_aux_net.layers.two_stage_ops import DecodedDetections, MultilevelRoIAlign
 from defect_aux_net.losses.two_stage import box_head_losses, rpn_losses, smooth_l1
 from defect_aux_net.models.faster_rcnn import LOSS_PARTS, FasterRCNN
 from defect_aux_net.models.faster_rcnn_config import FasterRCNNConfig
@@ -69,6 +69,17 @@ def test_decoded_detections_by_hand():
     np.testing.assert_allclose(boxes[0, 0, 1], [1, 0, 11, 30], atol=1e-4)
     np.testing.assert_allclose(scores[0, 0], [0.5, 0.25], atol=1e-6)
     np.testing.assert_array_equal(scores[0, 1], [0, 0])  # A padding proposal.
+
+
+def test_roi_align_crops_one_image_at_a_time_at_inference_as_the_batch_in_training():
+    rng = np.random.default_rng(4)
+    features = [rng.normal(size=(3, 16 >> i, 16 >> i, 2)).astype(np.float32) for i in range(4)]
+    boxes = np.sort(rng.uniform(0, 64, size=(3, 5, 2, 2)), axis=2)
+    boxes = boxes.transpose(0, 1, 3, 2).reshape(3, 5, 4)[..., [0, 2, 1, 3]].astype(np.float32)
+    layer = MultilevelRoIAlign(output_size=2)
+    np.testing.assert_allclose(
+        layer(features, boxes, training=False), layer(features, boxes, training=True), atol=UNIT
+    )
 
 
 def test_smooth_l1_and_the_losses_by_hand():
