@@ -93,6 +93,14 @@ def export_edge_model(
       FileExistsError: `export_dir` exists.
     """
     _check_arguments(format, precision, calibration_images)
+    if "detection" in model.config.tasks and model.anchors is None:
+        # The edge runtimes decode raw per-anchor outputs with anchors.npy; a two-stage
+        # detector decodes inside its graph (proposals, NMS), which is not carried over.
+        raise ValueError(
+            f"{type(model).__name__} decodes its boxes inside the model (no anchors to "
+            "decode its outputs with): ONNX, LiteRT and OpenVINO exports are for models "
+            "that detect on anchors; export a SavedModel (serving_default) instead."
+        )
     export_dir = os.fspath(export_dir)
     if tf.io.gfile.exists(export_dir):
         raise FileExistsError(f"{export_dir} exists already: export to a new folder.")
