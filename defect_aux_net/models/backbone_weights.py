@@ -66,3 +66,15 @@ def load_backbone_weights(backbone: keras.Model, depth: str, weights: str) -> in
         target.set_weights(layer.get_weights())
         copied += 1
     return copied
+
+
+def config_for_saving(config) -> dict:
+    """A model config's dict as its `.keras` file stores it: without backbone weights.
+
+    The weights come from the saved file, so a reload never downloads them; the input
+    normalisation those weights implied is written out, so it stays.
+    """
+    values = config.to_dict() | {"backbone_weights": None}
+    if config.backbone_weights is not None and "input_normalization" in values:
+        values["input_normalization"] = config.resolved_input_normalization
+    return values

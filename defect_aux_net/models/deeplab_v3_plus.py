@@ -8,6 +8,7 @@ from defect_aux_net.layers.imagenet_normalization import ImageNetNormalization
 from defect_aux_net.layers.label_map_probabilities import LabelMapProbabilities
 from defect_aux_net.losses.label_map import label_map_loss
 from defect_aux_net.losses.segmentation import SEGMENTATION_LOSS_FUNCTIONS
+from defect_aux_net.models.backbone_weights import config_for_saving
 from defect_aux_net.models.deeplab_backbones import build_deeplab_backbone
 from defect_aux_net.models.deeplab_config import OUTPUT_STRIDE, DeepLabV3PlusConfig
 from defect_aux_net.models.defect_aux_net import scale_for_replicas
@@ -141,9 +142,7 @@ class DeepLabV3Plus(keras.Model):
         return super().metrics + list(self.task_loss_trackers.values())
 
     def get_config(self):
-        # Weights come from the saved file: never download backbone weights on reload.
-        # The graph does not depend on them (`build_deeplab_backbone`).
-        config = self.config.to_dict() | {"backbone_weights": None}
+        config = config_for_saving(self.config)
         return {"config": config, "name": self.name, "trainable": self.trainable}
 
     @classmethod

@@ -11,7 +11,7 @@ from defect_aux_net.layers.prediction_head import PredictionHead
 from defect_aux_net.layers.segmentation_head import SegmentationHead
 from defect_aux_net.losses.multi_task import MultiTaskLoss
 from defect_aux_net.models.backbone import build_backbone
-from defect_aux_net.models.backbone_weights import load_backbone_weights
+from defect_aux_net.models.backbone_weights import config_for_saving, load_backbone_weights
 
 # RetinaNet's initial foreground probability of the class subnet.
 PRIOR_PROBABILITY = 0.01
@@ -149,11 +149,7 @@ class DefectAuxNet(keras.Model):
         return super().metrics + list(self.task_loss_trackers.values())
 
     def get_config(self):
-        # Weights come from the saved file: never download backbone weights on reload.
-        config = self.config.to_dict() | {"backbone_weights": None}
-        if self.config.backbone_weights is not None:
-            # The normalisation those weights implied stays.
-            config["input_normalization"] = self.config.resolved_input_normalization
+        config = config_for_saving(self.config)
         return {"config": config, "name": self.name, "trainable": self.trainable}
 
     @classmethod

@@ -15,7 +15,7 @@ from defect_aux_net.layers.two_stage_ops import (
 )
 from defect_aux_net.losses.two_stage import box_head_losses, rpn_losses
 from defect_aux_net.models.backbone import build_backbone
-from defect_aux_net.models.backbone_weights import load_backbone_weights
+from defect_aux_net.models.backbone_weights import config_for_saving, load_backbone_weights
 from defect_aux_net.models.defect_aux_net import scale_for_replicas
 from defect_aux_net.models.faster_rcnn_config import ROI_LEVELS, RPN_LEVELS, FasterRCNNConfig
 
@@ -198,10 +198,7 @@ class FasterRCNN(keras.Model):
         return [self.loss_tracker, *self.part_trackers.values()]
 
     def get_config(self):
-        # Weights come from the saved file: never download backbone weights on reload.
-        config = self.config.to_dict() | {"backbone_weights": None}
-        if self.config.backbone_weights is not None:
-            config["input_normalization"] = self.config.resolved_input_normalization
+        config = config_for_saving(self.config)
         return {"config": config, "name": self.name, "trainable": self.trainable}
 
     @classmethod

@@ -10,7 +10,7 @@ from defect_aux_net.layers.classification_head import ClassificationHead
 from defect_aux_net.layers.imagenet_normalization import ImageNetNormalization
 from defect_aux_net.losses.multi_task import classification_loss
 from defect_aux_net.models.backbone import build_backbone
-from defect_aux_net.models.backbone_weights import load_backbone_weights
+from defect_aux_net.models.backbone_weights import config_for_saving, load_backbone_weights
 from defect_aux_net.models.deeplab_backbones import copy_weights
 from defect_aux_net.models.defect_aux_net import scale_for_replicas
 from defect_aux_net.models.image_classifier_config import EFFICIENTNET, ImageClassifierConfig
@@ -91,11 +91,7 @@ class ImageClassifier(keras.Model):
         return super().metrics + list(self.task_loss_trackers.values())
 
     def get_config(self):
-        # Weights come from the saved file: never download backbone weights on reload.
-        config = self.config.to_dict() | {"backbone_weights": None}
-        if self.config.backbone_weights is not None:
-            # The normalisation those weights implied stays.
-            config["input_normalization"] = self.config.resolved_input_normalization
+        config = config_for_saving(self.config)
         return {"config": config, "name": self.name, "trainable": self.trainable}
 
     @classmethod

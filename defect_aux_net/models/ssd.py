@@ -7,7 +7,7 @@ from defect_aux_net.detection.default_boxes import boxes_per_location
 from defect_aux_net.layers.softmax_foreground_logits import SoftmaxForegroundLogits
 from defect_aux_net.losses.multibox import multibox_loss
 from defect_aux_net.models.backbone import BN_EPSILON, build_backbone
-from defect_aux_net.models.backbone_weights import load_backbone_weights
+from defect_aux_net.models.backbone_weights import config_for_saving, load_backbone_weights
 from defect_aux_net.models.defect_aux_net import scale_for_replicas
 from defect_aux_net.models.ssd_config import BACKBONE_MAPS, SsdConfig
 
@@ -131,10 +131,7 @@ class Ssd(keras.Model):
         return super().metrics + [self.detection_loss_tracker]
 
     def get_config(self):
-        # Weights come from the saved file: never download backbone weights on reload.
-        config = self.config.to_dict() | {"backbone_weights": None}
-        if self.config.backbone_weights is not None:
-            config["input_normalization"] = self.config.resolved_input_normalization
+        config = config_for_saving(self.config)
         return {"config": config, "name": self.name, "trainable": self.trainable}
 
     @classmethod
