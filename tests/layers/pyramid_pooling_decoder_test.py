@@ -1,3 +1,4 @@
+import keras
 import numpy as np
 import pytest
 
@@ -89,6 +90,7 @@ def test_pyramid_pooling_decoder_matches_its_definition_computed_in_numpy():
     # concatenated after C5, merged (centre taps only), and the logits upsampled 32x.
     rng = np.random.default_rng(0)
     c5 = rng.normal(size=(1, 4, 4, 4)).astype("float32")
+    keras.utils.set_random_seed(0)  # The bin convs keep their initial weights.
     layer = PyramidPoolingDecoder(num_classes=1, bins=(1, 2))
     layer({"C5": c5})
     merge = np.zeros((3, 3, 6, 1), "float32")
