@@ -27,7 +27,8 @@ from absl import app, flags
 
 import launch
 from defect_aux_net import config
-from defect_aux_net.paper_tables import BUDGETS, TABLES
+from defect_aux_net.paper_tables import TABLES
+from defect_aux_net.row_runs import BUDGETS
 from launch import flag_errors, run_flags
 
 flags.adopt_module_key_flags(run_flags)

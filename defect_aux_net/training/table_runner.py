@@ -1,6 +1,6 @@
 """Trains the rows of a paper table, each in its own run folder, and reports them.
 
-Each row (`paper_tables.RowRun`) is a training run in `<output_dir>/<row.folder>`,
+Each row (`row_runs.RowRun`) is a training run in `<output_dir>/<row.folder>`,
 made by the library's steps in `launch.train`'s order: `prepare_training_data`, the
 automatic recipe, the time budget, `run_training`. A killed runner therefore resumes
 the row it was training from its last epoch, and a row with complete.json is read,
@@ -19,14 +19,8 @@ from defect_aux_net.config import TASKS
 from defect_aux_net.config_errors import ConfigError
 from defect_aux_net.data import datasets
 from defect_aux_net.data.holdout import Holdout
-from defect_aux_net.paper_tables import (
-    PARAMETERS,
-    SCHEDULE_FIELDS,
-    PaperTable,
-    RowRun,
-    check_models,
-    row_run,
-)
+from defect_aux_net.paper_tables import PARAMETERS, PaperTable
+from defect_aux_net.row_runs import SCHEDULE_FIELDS, RowRun, check_models, row_run
 from defect_aux_net.training import auto_recipe, run_files, time_budget, training_run
 
 
@@ -152,7 +146,7 @@ def run_table(
 
     Args:
       table: the table.
-      budget: one of `paper_tables.BUDGETS`.
+      budget: one of `row_runs.BUDGETS`.
       dataset: TFDS name of a built dataset.
       data_dir: its TFDS data_dir, or None.
       output_dir: where each row's run folder goes.

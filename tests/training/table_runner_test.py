@@ -5,7 +5,8 @@ import pytest
 
 from defect_aux_net.config_errors import ConfigError
 from defect_aux_net.data import datasets
-from defect_aux_net.paper_tables import PARAMETERS, TABLES, row_run
+from defect_aux_net.paper_tables import PARAMETERS, TABLES
+from defect_aux_net.row_runs import row_run
 from defect_aux_net.training import table_runner
 from defect_aux_net.training.table_runner import RowResult
 
