@@ -4,7 +4,7 @@ import os
 
 from absl import flags
 
-from defect_aux_net.training import run_files
+from defect_aux_net.training import run_files, thresholds_file
 
 MODEL_DIR = flags.DEFINE_string(
     "model_dir", None, "A launch.train model_dir: its best.keras, config and thresholds."
@@ -41,18 +41,18 @@ def load_trained_model() -> tuple:
     experiment, class_names, thresholds = None, None, None
     if MODEL_DIR.value or run_files.has_config(model_dir):
         experiment, class_names = run_files.read_config(model_dir)
-        thresholds = run_files.read_thresholds(model_dir, class_names)
+        thresholds = thresholds_file.read_thresholds(model_dir, class_names)
     else:
         class_names = tuple(f"class_{index}" for index in range(model.config.num_classes))
     return model, experiment, class_names, thresholds
 
 
 def load_image_rule():
-    """The image rule of the run folder's thresholds.json (`run_files.read_image_rule`).
+    """The image rule of the run folder's thresholds.json (`thresholds_file.read_image_rule`).
 
     None without one, or without launch.train's files: the per-class rule decides.
     """
     model_dir = run_dir()
     if MODEL_DIR.value or run_files.has_config(model_dir):
-        return run_files.read_image_rule(model_dir)
+        return thresholds_file.read_image_rule(model_dir)
     return None

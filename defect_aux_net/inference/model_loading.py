@@ -24,7 +24,7 @@ from defect_aux_net.export.serving import (
 )
 from defect_aux_net.inference.postprocessing import decode_outputs
 from defect_aux_net.models.model_builders import DEFAULT_MODEL, config_class
-from defect_aux_net.training import run_files
+from defect_aux_net.training import run_files, thresholds_file
 
 
 @dataclasses.dataclass(frozen=True)
@@ -184,8 +184,8 @@ def _names_and_rules(path, num_classes, class_names) -> tuple:
             if run_files.has_config(model_dir):
                 config_path = run_files.model_dir_paths(model_dir)["config"]
                 class_names = run_files.read_json(config_path)["class_names"]
-                thresholds = run_files.read_thresholds(model_dir, class_names)
-                image_rule = run_files.read_image_rule(model_dir)
+                thresholds = thresholds_file.read_thresholds(model_dir, class_names)
+                image_rule = thresholds_file.read_image_rule(model_dir)
                 break
         else:
             class_names = [f"class_{index}" for index in range(num_classes)]

@@ -17,7 +17,7 @@ from defect_aux_net.data.pipeline import InputOptions, make_dataset
 from defect_aux_net.models.defect_aux_net import build_defect_aux_net
 from defect_aux_net.models.gated_inference import GatedDefectAuxNet
 from defect_aux_net.performance.measurement import median_seconds, to_numpy
-from defect_aux_net.training import run_files
+from defect_aux_net.training import run_files, thresholds_file
 
 # The gasket paper's defect rates (its Table: 5 %, 12 % and 50 % defective images).
 STREAM_DEFECT_RATES = (0.05, 0.12, 0.5)
@@ -169,7 +169,7 @@ def gated_streams_of_run(
     """
     model = run_files.load_model(run_files.model_dir_paths(model_dir)["best"])
     experiment, class_names = run_files.read_config(model_dir)
-    thresholds = run_files.read_thresholds(model_dir, class_names)
+    thresholds = thresholds_file.read_thresholds(model_dir, class_names)
     if thresholds is None:
         raise ValueError(f"{model_dir} has no thresholds.json: train it with launch.train.")
     builder = datasets.load_builder(experiment.dataset, data_dir)

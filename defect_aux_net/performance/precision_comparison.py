@@ -36,7 +36,7 @@ from defect_aux_net.performance.measurement import (
     run_isolated,
     to_numpy,
 )
-from defect_aux_net.training import run_files
+from defect_aux_net.training import run_files, thresholds_file
 
 FLOAT32 = "float32"
 # Variant -> (OpenVINO export precision, inference precision hint), None for Keras.
@@ -195,7 +195,7 @@ def variant_latency(model_dir, variant, export_dirs, image, warmup, repeats, thr
 def variant_metrics(model_dir, data_dir, split, export_dirs, variants, batch_size=16) -> dict:
     """`evaluate_model`'s result of each of `variants` on `split`, with the run's thresholds."""
     experiment, class_names = run_files.read_config(model_dir)
-    thresholds = run_files.read_thresholds(model_dir, class_names)
+    thresholds = thresholds_file.read_thresholds(model_dir, class_names)
     builder = datasets.load_builder(experiment.dataset, data_dir)
     return {
         variant: evaluate_model(

@@ -45,12 +45,11 @@ from defect_aux_net.training.run_files import (
     model_dir_paths,
     model_dir_state,
     next_export_dir,
-    read_thresholds,
     write_completion,
     write_config,
-    write_thresholds,
 )
 from defect_aux_net.training.strategies import is_chief, supports_xla, worker_index_and_count
+from defect_aux_net.training.thresholds_file import read_thresholds, write_thresholds
 
 # Batches of training steps run per TPU call: host round trips dominate otherwise.
 TPU_STEPS_PER_EXECUTION = 32

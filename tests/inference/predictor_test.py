@@ -13,7 +13,7 @@ from defect_aux_net.export.edge_formats import export_edge_model
 from defect_aux_net.export.saved_model import export_saved_model
 from defect_aux_net.inference.model_loading import ServingFunctions
 from defect_aux_net.inference.postprocessing import ImageRule
-from defect_aux_net.training import run_files
+from defect_aux_net.training import run_files, thresholds_file
 from defect_aux_net.visualization.overlays import draw_overlay
 from tests import tolerances
 from tests.conftest import shared_across_workers
@@ -39,7 +39,7 @@ def run_dir(tmp_path_factory):
         run = folder / "run"
         run.mkdir()
         (run / "config.json").write_text(json.dumps({"class_names": CLASS_NAMES}))
-        run_files.write_thresholds(
+        thresholds_file.write_thresholds(
             CLASS_NAMES, THRESHOLDS, str(run / "thresholds.json"), IMAGE_RULE
         )
         model.save(str(run / "best.keras"))

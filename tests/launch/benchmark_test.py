@@ -6,7 +6,7 @@ from defect_aux_net.data import datasets
 from defect_aux_net.evaluation.model_evaluation import evaluate_model
 from defect_aux_net.export.precision import with_precision
 from defect_aux_net.performance.precision_comparison import cpu_features, headline_metrics
-from defect_aux_net.training import run_files
+from defect_aux_net.training import run_files, thresholds_file
 from tests.launch.conftest import check_success, run_launch
 
 PRECISION_SPLIT = "test[:16]"
@@ -86,7 +86,7 @@ def check_precision(model_dir, synthetic_data_dir, results, report):
     assert precision["cpu_features_needed"]["int8"] == ["avx512_vnni", "amx_int8"]
     # float32 and bfloat16 metrics are evaluate_model's on the run's best model.
     experiment, class_names = run_files.read_config(model_dir)
-    thresholds = run_files.read_thresholds(model_dir, class_names)
+    thresholds = thresholds_file.read_thresholds(model_dir, class_names)
     builder = datasets.load_builder(experiment.dataset, synthetic_data_dir)
     model = run_files.load_model(run_files.model_dir_paths(model_dir)["best"])
     for name in ("float32", "bfloat16"):
