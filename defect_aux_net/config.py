@@ -140,11 +140,8 @@ class DefectAuxNetConfig(PresetConfig):
         return self.anchor_scales_per_octave * len(self.anchor_aspect_ratios)
 
     def _validate(self):
-        _check_choice("backbone", self.backbone, BACKBONES)
         _check_choice("attention", self.attention, ATTENTIONS)
         _check_choice("segmentation_loss", self.segmentation_loss, SEGMENTATION_LOSSES)
-        if self.input_normalization is not None:
-            _check_choice("input_normalization", self.input_normalization, INPUT_NORMALIZATIONS)
         if not isinstance(self.num_classes, int) or self.num_classes < 1:
             raise ConfigError(
                 f"{_C}.num_classes",
@@ -179,25 +176,7 @@ class DefectAuxNetConfig(PresetConfig):
                 f"{_C}.loss_weights must be three non-negative numbers (classification, "
                 f"segmentation, detection), got {self.loss_weights!r}."
             )
-        if self.backbone_weights == "imagenet" and self.input_shape[2] != 3:
-            raise ConfigError(
-                f"{_C}.backbone_weights",
-                f'{_C}.backbone_weights="imagenet" needs 3 input channels, got input_shape '
-                f"{self.input_shape!r}; convert grey images to 3 channels."
-            )
-        if self.resolved_input_normalization in RGB_NORMALIZATIONS and self.input_shape[2] != 3:
-            raise ConfigError(
-                f"{_C}.input_normalization",
-                f"{_C}.input_normalization={self.resolved_input_normalization!r} (given, or what "
-                "backbone_weights expect) subtracts per-channel ImageNet means: it needs 3 "
-                f"input channels, got input_shape {self.input_shape!r}."
-            )
-        if self.backbone_weights == "imagenet" and self.backbone not in IMAGENET_BACKBONES:
-            raise ConfigError(
-                f"{_C}.backbone_weights",
-                f'{_C}.backbone_weights="imagenet" is available for {IMAGENET_BACKBONES} '
-                f"(keras.applications), not for backbone={self.backbone!r}."
-            )
+        check_backbone_fields(self, _C)
         if not 2 <= self.min_level <= 5 or self.max_level < max(self.min_level, 5):
             raise ConfigError(
                 f"{_C}.min_level",
@@ -239,8 +218,68 @@ def _check_choice(field: str, value, allowed: tuple):
     if value not in allowed:
         raise ConfigError(
             f"{_C}.{field}",
-            f"Unknown {_C}.{field} {value!r}; allowed values: {', '.join(allowed)}.",
+            f"{_C}.{field}={value!r} is unknown; allowed values: {', '.join(allowed)}.",
         )
+
+
+def check_backbone_fields(
+    config,
+    class_name: str,
+    backbones: tuple = BACKBONES,
+    normalizations: tuple = INPUT_NORMALIZATIONS,
+    weight_backbones: tuple = IMAGENET_BACKBONES,
+):
+    """Checks the fields `backbone`, `backbone_weights` and `input_normalization`.
+
+    Every model config with a backbone has these three, and the same rules bind them:
+    known names, keras.applications weights only where they exist, and 3 input
+    channels for those weights and for the normalisations with per-channel ImageNet
+    statistics. Call it after `input_shape` is checked: it reads the channels.
+
+    Example:
+    ```python
+    def _validate(self):
+        ...  # input_shape first
+        check_backbone_fields(self, "SsdConfig")
+    ```
+
+    Args:
+      config: a config with those fields, `input_shape` and `resolved_input_normalization`.
+      class_name: the config class's name, as the errors name its fields.
+      backbones: the backbone names the model builds.
+      normalizations: the input normalisations that suit the backbone; None (what the
+        weights expect) is always allowed.
+      weight_backbones: the backbones with keras.applications weights.
+
+    Raises:
+      ConfigError: naming `<class_name>.<field>` of the first field that cannot work.
+    """
+
+    def fail(field: str, message: str):
+        name = f"{class_name}.{field}"
+        raise ConfigError(name, f"{name}{message}")
+
+    if config.backbone not in backbones:
+        fail("backbone", f"={config.backbone!r} is unknown; allowed values: "
+                         f"{', '.join(backbones)}.")
+    if config.input_normalization not in (None, *normalizations):
+        fail("input_normalization", f"={config.input_normalization!r} does not suit "
+                                    f"backbone={config.backbone!r}; allowed values: None, "
+                                    f"{', '.join(normalizations)}.")
+    weights, channels = config.backbone_weights, config.input_shape[2]
+    if weights is not None and config.backbone not in weight_backbones:
+        fail("backbone_weights", f"={weights!r}: keras.applications has weights for "
+                                 f"{', '.join(weight_backbones)}, not for "
+                                 f"backbone={config.backbone!r}.")
+    if weights is not None and channels != 3:
+        fail("backbone_weights", f"={weights!r} were trained on RGB images: they need 3 input "
+                                 f"channels, got input_shape {config.input_shape!r}; convert "
+                                 "grey images to 3 channels.")
+    normalization = config.resolved_input_normalization
+    if normalization in RGB_NORMALIZATIONS and channels != 3:
+        fail("input_normalization", f"={normalization!r} (given, or what backbone_weights "
+                                    "expect) subtracts per-channel ImageNet means: it needs 3 "
+                                    f"input channels, got input_shape {config.input_shape!r}.")
 
 
 PRESETS = {

@@ -17,7 +17,7 @@ from defect_aux_net.config_errors import ConfigError
     ],
 )
 def test_unknown_names_list_allowed_values(overrides, field, allowed):
-    message = f"Unknown DefectAuxNetConfig.{field}.*{re.escape(allowed)}"
+    message = f"DefectAuxNetConfig.{field}=.*{re.escape(allowed)}"
     with pytest.raises(ConfigError, match=message) as error:
         DefectAuxNetConfig(**overrides)
     assert error.value.field == f"DefectAuxNetConfig.{field}"
@@ -37,7 +37,8 @@ def test_unknown_names_list_allowed_values(overrides, field, allowed):
         ({"backbone_weights": "imagenet", "backbone": "resnet18"}, "not for backbone='resnet18'"),
         ({"input_normalization": "caffe", "input_shape": (64, 64, 1)}, "caffe.*3 input channels"),
         ({"input_normalization": "torch", "input_shape": (64, 64, 1)}, "torch.*3 input channels"),
-        ({"backbone_weights": "w.h5", "input_shape": (64, 64, 1)}, "caffe.*3 input channels"),
+        ({"backbone_weights": "w.h5", "input_shape": (64, 64, 1)}, "RGB images.*3 input channels"),
+        ({"backbone_weights": "w.h5", "backbone": "resnet18"}, "not for backbone='resnet18'"),
         ({"min_level": 1}, "min_level"),
         ({"positive_iou": 0.3, "negative_iou": 0.4}, "negative_iou <= positive_iou"),
         ({"batch_norm_momentum": 1.0}, r"batch_norm_momentum must be in \[0, 1\), got 1.0"),
@@ -46,9 +47,10 @@ def test_unknown_names_list_allowed_values(overrides, field, allowed):
 def test_invalid_values_name_the_field(overrides, message):
     with pytest.raises(ConfigError, match=message) as error:
         DefectAuxNetConfig(**overrides)
-    # The field is the first one changed; the normalisation's where weights imply it.
+    # The field is the first one changed; the weights' or the normalisation's where they
+    # need 3 channels.
     field = "input_normalization" if "3 input channels" in message else next(iter(overrides))
-    if overrides.get("backbone_weights") == "imagenet":
+    if "backbone_weights" in overrides:
         field = "backbone_weights"
     field = {"positive_iou": "negative_iou"}.get(field, field)
     assert error.value.field == f"DefectAuxNetConfig.{field}"

@@ -2,11 +2,7 @@
 
 import dataclasses
 
-from defect_aux_net.config import (
-    INPUT_NORMALIZATIONS,
-    RGB_NORMALIZATIONS,
-    SEGMENTATION_LOSSES,
-)
+from defect_aux_net.config import SEGMENTATION_LOSSES, check_backbone_fields
 from defect_aux_net.config_errors import ConfigError
 from defect_aux_net.preset_configs import PresetConfig
 
@@ -92,19 +88,10 @@ class DeepLabV3PlusConfig(PresetConfig):
         return BACKBONE_NORMALIZATIONS[self.backbone]
 
     def _validate(self):
-        _check_choice("backbone", self.backbone, BACKBONES)
         _check_choice("output", self.output, OUTPUTS)
         _check_choice("segmentation_loss", self.segmentation_loss, SEGMENTATION_LOSSES)
-        if self.input_normalization is not None:
-            _check_choice("input_normalization", self.input_normalization, INPUT_NORMALIZATIONS)
         if self.backbone_weights not in (None, "imagenet"):
             _fail("backbone_weights", f'must be None or "imagenet", got {self.backbone_weights!r}.')
-        if self.backbone_weights == "imagenet" and self.backbone not in IMAGENET_BACKBONES:
-            _fail(
-                "backbone_weights",
-                f'"imagenet" is available for {", ".join(IMAGENET_BACKBONES)} '
-                f"(keras.applications), not for backbone={self.backbone!r}.",
-            )
         if not isinstance(self.num_classes, int) or self.num_classes < 1:
             _fail("num_classes", f"must be an integer >= 1, got {self.num_classes!r}.")
         if len(self.input_shape) != 3 or any(
@@ -128,12 +115,9 @@ class DeepLabV3PlusConfig(PresetConfig):
                 f"backbone={self.backbone!r} (keras.applications) takes RGB images: "
                 f"3 channels, got {self.input_shape!r}; grey images are repeated to 3.",
             )
-        if self.resolved_input_normalization in RGB_NORMALIZATIONS and channels != 3:
-            _fail(
-                "input_normalization",
-                f"{self.resolved_input_normalization!r} subtracts per-channel ImageNet "
-                f"means: it needs 3 input channels, got input_shape {self.input_shape!r}.",
-            )
+        check_backbone_fields(
+            self, "DeepLabV3PlusConfig", BACKBONES, weight_backbones=IMAGENET_BACKBONES
+        )
         if not self.aspp_rates or any(
             not isinstance(rate, int) or rate < 1 for rate in self.aspp_rates
         ):

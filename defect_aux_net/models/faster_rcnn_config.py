@@ -6,11 +6,9 @@ from typing import ClassVar, Optional
 
 from defect_aux_net.config import (
     ATTENTIONS,
-    BACKBONES,
-    IMAGENET_BACKBONES,
-    INPUT_NORMALIZATIONS,
     MIN_INPUT_SIZE,
-    RGB_NORMALIZATIONS,
+    DefectAuxNetConfig,
+    check_backbone_fields,
 )
 from defect_aux_net.config_errors import ConfigError
 from defect_aux_net.preset_configs import PresetConfig
@@ -114,18 +112,11 @@ class FasterRCNNConfig(PresetConfig):
         stride = 2 ** RPN_LEVELS[1]
         return tuple(math.ceil(size / stride) * stride for size in self.input_shape[:2])
 
-    @property
-    def resolved_input_normalization(self) -> str:
-        """The input normalisation in use: the field, or what the backbone weights expect."""
-        if self.input_normalization is not None:
-            return self.input_normalization
-        return "caffe" if self.backbone_weights is not None else "min_max"
+    # What the backbone weights expect, as Defect-Aux-Net decides it.
+    resolved_input_normalization = DefectAuxNetConfig.resolved_input_normalization
 
     def _validate(self):
-        _choice("backbone", self.backbone, BACKBONES)
         _choice("attention", self.attention, ATTENTIONS)
-        if self.input_normalization is not None:
-            _choice("input_normalization", self.input_normalization, INPUT_NORMALIZATIONS)
         if not isinstance(self.num_classes, int) or self.num_classes < 1:
             _fail("num_classes", f"={self.num_classes!r} must be an integer >= 1.")
         if len(self.input_shape) != 3 or any(
@@ -136,17 +127,10 @@ class FasterRCNNConfig(PresetConfig):
         if min(self.input_shape[:2]) < MIN_INPUT_SIZE:
             _fail("input_shape", f"={self.input_shape!r}: height and width must be at least "
                                  f"{MIN_INPUT_SIZE} pixels (the backbone's coarsest stride).")
+        check_backbone_fields(self, "FasterRCNNConfig")
         if self.tasks != FASTER_RCNN_TASKS:
             _fail("tasks", f"={self.tasks!r}: Faster R-CNN has the detection task only, "
                            f"{FASTER_RCNN_TASKS}.")
-        if self.backbone_weights is not None and self.backbone not in IMAGENET_BACKBONES:
-            _fail("backbone_weights", f"={self.backbone_weights!r}: keras.applications has "
-                                      f"weights for {', '.join(IMAGENET_BACKBONES)}, not "
-                                      f"backbone={self.backbone!r}.")
-        if self.resolved_input_normalization in RGB_NORMALIZATIONS and self.input_shape[2] != 3:
-            _fail("input_shape", f"={self.input_shape!r}: input normalization "
-                                 f"{self.resolved_input_normalization!r} subtracts per-channel "
-                                 "ImageNet means: 3 channels.")
         if not 0 <= self.rpn_negative_iou <= self.rpn_positive_iou <= 1:
             _fail("rpn_negative_iou", f"={self.rpn_negative_iou!r}: need 0 <= rpn_negative_iou "
                                       f"<= rpn_positive_iou={self.rpn_positive_iou!r} <= 1.")

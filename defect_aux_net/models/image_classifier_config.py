@@ -4,7 +4,12 @@ a dataclass with named presets."""
 import dataclasses
 from typing import Optional
 
-from defect_aux_net.config import BACKBONES, IMAGENET_BACKBONES, MIN_INPUT_SIZE
+from defect_aux_net.config import (
+    BACKBONES,
+    IMAGENET_BACKBONES,
+    MIN_INPUT_SIZE,
+    check_backbone_fields,
+)
 from defect_aux_net.config_errors import ConfigError
 from defect_aux_net.preset_configs import PresetConfig
 
@@ -88,16 +93,6 @@ class ImageClassifierConfig(PresetConfig):
         return "raw" if self.backbone == EFFICIENTNET else "caffe"
 
     def _validate(self):
-        if self.backbone not in CLASSIFIER_BACKBONES:
-            _fail("backbone", f"={self.backbone!r} is unknown; allowed values: "
-                              f"{', '.join(CLASSIFIER_BACKBONES)}.")
-        efficientnet = self.backbone == EFFICIENTNET
-        if efficientnet and self.attention is not None:
-            _fail("attention", f"={self.attention!r}: EfficientNet-B0 has squeeze-excitation "
-                               "in every block of its own and takes no attention: None.")
-        if not efficientnet and self.attention not in CLASSIFIER_ATTENTIONS:
-            _fail("attention", f"={self.attention!r} is unknown for a ResNet; allowed values: "
-                               f"{', '.join(CLASSIFIER_ATTENTIONS)}.")
         if not isinstance(self.num_classes, int) or self.num_classes < 1:
             _fail("num_classes", f"={self.num_classes!r} must be an integer >= 1.")
         if len(self.input_shape) != 3 or any(
@@ -108,6 +103,20 @@ class ImageClassifierConfig(PresetConfig):
         if min(self.input_shape[:2]) < MIN_INPUT_SIZE:
             _fail("input_shape", f"={self.input_shape!r}: height and width must be at least "
                                  f"{MIN_INPUT_SIZE} pixels (the backbone's coarsest stride).")
+        efficientnet = self.backbone == EFFICIENTNET
+        check_backbone_fields(
+            self,
+            "ImageClassifierConfig",
+            CLASSIFIER_BACKBONES,
+            EFFICIENTNET_NORMALIZATIONS if efficientnet else RESNET_NORMALIZATIONS,
+            (*IMAGENET_BACKBONES, EFFICIENTNET),
+        )
+        if efficientnet and self.attention is not None:
+            _fail("attention", f"={self.attention!r}: EfficientNet-B0 has squeeze-excitation "
+                               "in every block of its own and takes no attention: None.")
+        if not efficientnet and self.attention not in CLASSIFIER_ATTENTIONS:
+            _fail("attention", f"={self.attention!r} is unknown for a ResNet; allowed values: "
+                               f"{', '.join(CLASSIFIER_ATTENTIONS)}.")
         if self.tasks != CLASSIFIER_TASKS:
             _fail("tasks", f"={self.tasks!r}: a classifier has the classification head "
                            f"only, {CLASSIFIER_TASKS}.")
@@ -115,23 +124,6 @@ class ImageClassifierConfig(PresetConfig):
             _fail("se_ratio", f"={self.se_ratio!r} must be an integer >= 1.")
         if not 0 <= self.batch_norm_momentum < 1:
             _fail("batch_norm_momentum", f"={self.batch_norm_momentum!r} must be in [0, 1).")
-        allowed = EFFICIENTNET_NORMALIZATIONS if efficientnet else RESNET_NORMALIZATIONS
-        if self.input_normalization not in (None, *allowed):
-            _fail("input_normalization", f"={self.input_normalization!r} does not suit "
-                                         f"backbone={self.backbone!r}; allowed values: None, "
-                                         f"{', '.join(allowed)}.")
-        if self.backbone_weights is not None:
-            if self.backbone not in (*IMAGENET_BACKBONES, EFFICIENTNET):
-                _fail("backbone_weights", f"={self.backbone_weights!r}: keras.applications "
-                                          f"has weights for {', '.join(IMAGENET_BACKBONES)} "
-                                          f"and {EFFICIENTNET}, not backbone={self.backbone!r}.")
-            if self.input_shape[2] != 3:
-                _fail("input_shape", f"={self.input_shape!r}: backbone_weights were trained "
-                                     "on RGB images: 3 channels.")
-        if self.resolved_input_normalization == "caffe" and self.input_shape[2] != 3:
-            _fail("input_shape", f"={self.input_shape!r}: caffe input normalization "
-                                 "subtracts per-channel ImageNet means: 3 channels.")
-
 
 def _fail(field: str, message: str):
     name = f"ImageClassifierConfig.{field}"

@@ -6,13 +6,10 @@ from typing import Optional
 
 from defect_aux_net.config import (
     ATTENTIONS,
-    BACKBONES,
-    IMAGENET_BACKBONES,
-    INPUT_NORMALIZATIONS,
     MIN_INPUT_SIZE,
-    RGB_NORMALIZATIONS,
     SEGMENTATION_LOSSES,
     DefectAuxNetConfig,
+    check_backbone_fields,
 )
 from defect_aux_net.config_errors import ConfigError
 from defect_aux_net.preset_configs import PresetConfig
@@ -89,17 +86,12 @@ class SegmentationNetworkConfig(PresetConfig):
     def _validate(self):
         for field, allowed in (
             ("decoder", DECODERS),
-            ("backbone", BACKBONES),
             ("attention", ATTENTIONS),
             ("segmentation_loss", SEGMENTATION_LOSSES),
         ):
             if getattr(self, field) not in allowed:
                 _fail(field, f"={getattr(self, field)!r} is unknown; allowed values: "
                              f"{', '.join(allowed)}.")
-        if self.input_normalization not in (None, *INPUT_NORMALIZATIONS):
-            allowed = ", ".join(("None", *INPUT_NORMALIZATIONS))
-            _fail("input_normalization",
-                  f"={self.input_normalization!r} is unknown; allowed values: {allowed}.")
         if not isinstance(self.num_classes, int) or self.num_classes < 1:
             _fail("num_classes", f"={self.num_classes!r} must be an integer >= 1.")
         if len(self.input_shape) != 3 or any(
@@ -110,6 +102,7 @@ class SegmentationNetworkConfig(PresetConfig):
         if min(self.input_shape[:2]) < MIN_INPUT_SIZE:
             _fail("input_shape", f"={self.input_shape!r}: height and width must be at least "
                                  f"{MIN_INPUT_SIZE} pixels (C5's stride).")
+        check_backbone_fields(self, "SegmentationNetworkConfig")
         if self.tasks != SEGMENTATION_NETWORK_TASKS:
             _fail("tasks", f"={self.tasks!r}: a segmentation network has the segmentation "
                            f"head only, {SEGMENTATION_NETWORK_TASKS}.")
@@ -119,14 +112,6 @@ class SegmentationNetworkConfig(PresetConfig):
                 _fail(field, f"={value!r} must be an integer >= 1.")
         if not 0 <= self.batch_norm_momentum < 1:
             _fail("batch_norm_momentum", f"={self.batch_norm_momentum!r} must be in [0, 1).")
-        if self.backbone_weights == "imagenet" and self.backbone not in IMAGENET_BACKBONES:
-            _fail("backbone_weights", f"='imagenet' is available for {IMAGENET_BACKBONES} "
-                                      f"(keras.applications), not for backbone={self.backbone!r}.")
-        normalization = self.resolved_input_normalization
-        if normalization in RGB_NORMALIZATIONS and self.input_shape[2] != 3:
-            _fail("input_shape", f"={self.input_shape!r}: input_normalization="
-                                 f"{normalization!r} (given, or what backbone_weights expect) "
-                                 "subtracts per-channel ImageNet means: it needs 3 channels.")
 
 
 def _fail(field: str, message: str):

@@ -3,13 +3,7 @@
 import dataclasses
 from typing import Optional
 
-from defect_aux_net.config import (
-    BACKBONES,
-    IMAGENET_BACKBONES,
-    INPUT_NORMALIZATIONS,
-    MIN_INPUT_SIZE,
-    RGB_NORMALIZATIONS,
-)
+from defect_aux_net.config import MIN_INPUT_SIZE, DefectAuxNetConfig, check_backbone_fields
 from defect_aux_net.config_errors import ConfigError
 from defect_aux_net.detection.default_boxes import feature_map_sizes, generate_default_boxes
 from defect_aux_net.preset_configs import PresetConfig
@@ -82,11 +76,8 @@ class SsdConfig(PresetConfig):
             object.__setattr__(self, name, tuple(getattr(self, name)))
         self._validate()
 
-    @property
-    def resolved_input_normalization(self) -> str:
-        if self.input_normalization is not None:
-            return self.input_normalization
-        return "caffe" if self.backbone_weights is not None else "min_max"
+    # What the backbone weights expect, as Defect-Aux-Net decides it.
+    resolved_input_normalization = DefectAuxNetConfig.resolved_input_normalization
 
     @property
     def feature_map_sizes(self) -> list:
@@ -103,9 +94,6 @@ class SsdConfig(PresetConfig):
         )
 
     def _validate(self):
-        _check_choice("backbone", self.backbone, BACKBONES)
-        if self.input_normalization is not None:
-            _check_choice("input_normalization", self.input_normalization, INPUT_NORMALIZATIONS)
         if not isinstance(self.num_classes, int) or self.num_classes < 1:
             _fail("num_classes", f"must be an integer >= 1, got {self.num_classes!r}.")
         if len(self.input_shape) != 3 or any(
@@ -118,13 +106,7 @@ class SsdConfig(PresetConfig):
                   f"be at least {MIN_INPUT_SIZE} pixels (the backbone's stride at C5).")
         if self.tasks != SSD_TASKS:
             _fail("tasks", f"of SSD are always {SSD_TASKS}, got {self.tasks!r}.")
-        if self.backbone_weights == "imagenet" and self.backbone not in IMAGENET_BACKBONES:
-            _fail("backbone_weights", f'"imagenet" is available for {IMAGENET_BACKBONES}, '
-                  f"not for backbone={self.backbone!r}.")
-        if self.resolved_input_normalization in RGB_NORMALIZATIONS and self.input_shape[2] != 3:
-            _fail("input_normalization", f"{self.resolved_input_normalization!r} (given, or "
-                  "what backbone_weights expect) needs 3 input channels, got input_shape "
-                  f"{self.input_shape!r}.")
+        check_backbone_fields(self, _C)
         if any(not isinstance(width, int) or width < 2 for width in self.extra_channels):
             _fail("extra_channels", f"must be integers >= 2, got {self.extra_channels!r}.")
         if not 0 < self.min_scale <= self.max_scale <= 1:
@@ -150,11 +132,6 @@ class SsdConfig(PresetConfig):
 
 def _fail(field: str, message: str):
     raise ConfigError(f"{_C}.{field}", f"{_C}.{field} {message}")
-
-
-def _check_choice(field: str, value, allowed: tuple):
-    if value not in allowed:
-        _fail(field, f"{value!r} is unknown; allowed values: {', '.join(allowed)}.")
 
 
 PRESETS = {

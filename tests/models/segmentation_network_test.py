@@ -94,8 +94,8 @@ def test_the_paper_presets_are_resnet50_with_se_and_sa_at_tables_ii_sizes():
         ({"batch_norm_momentum": 1.0}, "batch_norm_momentum"),
         ({"input_normalization": "zscore"}, "input_normalization"),
         ({"backbone_weights": "imagenet", "backbone": "resnet18"}, "backbone_weights"),
-        ({"input_normalization": "caffe", "input_shape": (64, 64, 1)}, "input_shape"),
-        ({"input_normalization": "torch", "input_shape": (64, 64, 1)}, "input_shape"),
+        ({"input_normalization": "caffe", "input_shape": (64, 64, 1)}, "input_normalization"),
+        ({"input_normalization": "torch", "input_shape": (64, 64, 1)}, "input_normalization"),
     ],
 )
 def test_bad_fields_raise_config_errors_naming_them(fields, field):
