@@ -2,9 +2,13 @@ import pytest
 
 from defect_aux_net.config import DefectAuxNetConfig
 from defect_aux_net.models.defect_aux_net import build_defect_aux_net
+from defect_aux_net.models.image_classifier_config import ImageClassifierConfig
+from defect_aux_net.models.model_builders import model_name
 from defect_aux_net.performance.inference_latency import (
     MULTI_TASK,
+    PAPER_TABLE6,
     inference_latency,
+    paper_networks,
     table6,
     task_networks,
 )
@@ -23,6 +27,40 @@ def test_task_networks_have_one_head_each_and_the_same_rest():
         assert network.backbone == "resnet18" and network.attention == "se+sa"
 
 
+@pytest.mark.parametrize("preset", ["small", "severstal"])
+def test_paper_networks_are_the_papers_at_defect_aux_nets_input(preset):
+    networks = paper_networks(preset)
+    multi_task = DefectAuxNetConfig.from_preset(preset)
+    assert {key: model_name(config) for key, config in networks.items()} == {
+        "classification": "resnet50",
+        "segmentation": "defect_aux_net",
+        "detection": "retinanet",
+        MULTI_TASK: "defect_aux_net",
+    }
+    assert networks[MULTI_TASK] == multi_task
+    # A plain FPN segmenter: no attention, the segmentation head only.
+    assert networks["segmentation"] == DefectAuxNetConfig.from_preset(
+        preset, tasks=("segmentation",), attention="none"
+    )
+    # The classifier's own preset (small: its ResNet-18 at 64x64, 4 classes), at
+    # Defect-Aux-Net's input (small: 128x128).
+    assert networks["classification"] == ImageClassifierConfig.from_preset(
+        preset, input_shape=multi_task.input_shape
+    )
+    assert networks["detection"].backbone == multi_task.backbone
+    assert {config.input_shape for config in networks.values()} == {multi_task.input_shape}
+
+
+def test_paper_table6_sums_and_ratios_are_the_papers():
+    latency, params = PAPER_TABLE6["latency_s"], PAPER_TABLE6["params_millions"]
+    tasks = ("classification", "segmentation", "detection")
+    assert sum(latency[task] for task in tasks) == pytest.approx(latency["single_task_sum"])
+    assert sum(params[task] for task in tasks) == pytest.approx(params["single_task_sum"])
+    # The text: 45.5 % less time (45.57 % cut to one decimal), 57.1 % fewer parameters.
+    assert 1 - latency[MULTI_TASK] / latency["single_task_sum"] == pytest.approx(0.4557, abs=1e-4)
+    assert 1 - params[MULTI_TASK] / params["single_task_sum"] == pytest.approx(0.571, abs=6e-4)
+
+
 def test_table6_sums_and_ratios_by_hand():
     measured = {
         "classification": {"latency_s": 1.0, "params": 10, "cpu_per_wall": 1.0},
@@ -35,6 +73,7 @@ def test_table6_sums_and_ratios_by_hand():
     assert table["params"]["single_task_sum"] == 60
     assert table["latency_ratio"] == pytest.approx(0.4)
     assert table["params_ratio"] == pytest.approx(0.25)
+    assert table["detection_latency_ratio"] == pytest.approx(0.8)
 
 
 def test_inference_latency_counts_the_model_parameters():
