@@ -5,6 +5,7 @@ import keras
 from defect_aux_net.layers.imagenet_normalization import ImageNetNormalization
 from defect_aux_net.layers.spatial_attention import SpatialAttention
 from defect_aux_net.layers.squeeze_excitation import SqueezeExcitation
+from defect_aux_net.models.backbone_weights import load_backbone_weights
 
 # Residual blocks per stage (conv2..conv5) and whether blocks are bottlenecks.
 RESNET_STAGES = {
@@ -99,6 +100,63 @@ def build_backbone(
             x = block_fn(x, filters, stride, name, conv_bn, attend)
         features[f"C{stage + 2}"] = x
     return keras.Model(inputs, features, name=f"{depth}_{attention.replace('+', '_')}")
+
+
+def apply_backbone(config, images, padded_size=None, extra_levels=None):
+    """A model config's bottom-up pathway, with its weights, applied to `images`.
+
+    How every model on this ResNet starts: the images padded bottom/right to
+    `padded_size` (a multiple of the coarsest stride, so that every level halves
+    exactly and box coordinates stay valid), `build_backbone` from the config's
+    fields, and the config's `backbone_weights` loaded into it.
+
+    Example:
+    ```python
+    inputs = keras.Input(config.input_shape, name="images")
+    backbone, features = apply_backbone(config, inputs, config.padded_size)
+    ```
+
+    Args:
+      config: a model config with `backbone`, `backbone_weights`, `input_shape`,
+        `batch_norm_momentum`, `resolved_input_normalization` and, where its model
+        has attention, `attention`, `se_ratio` and `spatial_attention_kernel_size`
+        (without `attention`, a plain ResNet).
+      images: the model's symbolic input.
+      padded_size: `(height, width)` to zero-pad to, in a layer named "pad"; None
+        for no padding.
+      extra_levels: `{name: layer name}` of further backbone outputs to return with
+        `C2..C5`, first (e.g. `{"C1": "conv1_relu"}`).
+
+    Returns:
+      `(backbone, features)`: the backbone model (a layer of the caller's model,
+      under its own name) and its dict of outputs on the (padded) images.
+    """
+    if padded_size is not None:
+        height, width = config.input_shape[:2]
+        images = keras.layers.ZeroPadding2D(
+            ((0, padded_size[0] - height), (0, padded_size[1] - width)), name="pad"
+        )(images)
+    # The attention settings a config lacks are those its attention never uses.
+    attention_fields = {
+        name: getattr(config, name)
+        for name in ("se_ratio", "spatial_attention_kernel_size")
+        if hasattr(config, name)
+    }
+    backbone = build_backbone(
+        config.backbone,
+        getattr(config, "attention", "none"),
+        config.input_shape[2],
+        batch_norm_momentum=config.batch_norm_momentum,
+        input_normalization=config.resolved_input_normalization,
+        **attention_fields,
+    )
+    if config.backbone_weights is not None:
+        load_backbone_weights(backbone, config.backbone, config.backbone_weights)
+    if extra_levels:
+        # The same layers with more outputs.
+        extra = {level: backbone.get_layer(name).output for level, name in extra_levels.items()}
+        backbone = keras.Model(backbone.input, {**extra, **backbone.output}, name=backbone.name)
+    return backbone, backbone(images)
 
 
 def _bottleneck_block(x, filters, stride, name, conv_bn, attend):

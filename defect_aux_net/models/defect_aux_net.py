@@ -10,8 +10,8 @@ from defect_aux_net.layers.feature_pyramid import FeaturePyramid
 from defect_aux_net.layers.prediction_head import PredictionHead
 from defect_aux_net.layers.segmentation_head import SegmentationHead
 from defect_aux_net.losses.multi_task import MultiTaskLoss
-from defect_aux_net.models.backbone import build_backbone
-from defect_aux_net.models.backbone_weights import config_for_saving, load_backbone_weights
+from defect_aux_net.models.backbone import apply_backbone
+from defect_aux_net.models.backbone_weights import config_for_saving
 
 # RetinaNet's initial foreground probability of the class subnet.
 PRIOR_PROBABILITY = 0.01
@@ -48,23 +48,7 @@ class DefectAuxNet(keras.Model):
         inputs = keras.Input(config.input_shape, name="images")
         height, width = config.input_shape[:2]
         padded_height, padded_width = config.padded_size
-        # Pad bottom/right to a multiple of the coarsest stride: box coordinates stay
-        # valid and every level halves exactly.
-        padded = keras.layers.ZeroPadding2D(
-            ((0, padded_height - height), (0, padded_width - width)), name="pad"
-        )(inputs)
-        backbone = build_backbone(
-            config.backbone,
-            config.attention,
-            config.input_shape[2],
-            config.se_ratio,
-            config.spatial_attention_kernel_size,
-            config.batch_norm_momentum,
-            config.resolved_input_normalization,
-        )
-        if config.backbone_weights is not None:
-            load_backbone_weights(backbone, config.backbone, config.backbone_weights)
-        features = backbone(padded)
+        _, features = apply_backbone(config, inputs, config.padded_size)
 
         outputs = {}
         if "classification" in config.tasks:

@@ -14,8 +14,8 @@ from defect_aux_net.layers.two_stage_ops import (
     RegionProposals,
 )
 from defect_aux_net.losses.two_stage import box_head_losses, rpn_losses
-from defect_aux_net.models.backbone import build_backbone
-from defect_aux_net.models.backbone_weights import config_for_saving, load_backbone_weights
+from defect_aux_net.models.backbone import apply_backbone
+from defect_aux_net.models.backbone_weights import config_for_saving
 from defect_aux_net.models.defect_aux_net import scale_for_replicas
 from defect_aux_net.models.faster_rcnn_config import ROI_LEVELS, RPN_LEVELS, FasterRCNNConfig
 
@@ -58,20 +58,10 @@ class FasterRCNN(keras.Model):
             config = FasterRCNNConfig(**config)
         inputs = keras.Input(config.input_shape, name="images")
         height, width = config.input_shape[:2]
-        padded_height, padded_width = config.padded_size
-        padded = keras.layers.ZeroPadding2D(
-            ((0, padded_height - height), (0, padded_width - width)), name="pad"
-        )(inputs)
-        backbone = build_backbone(
-            config.backbone, config.attention, config.input_shape[2], config.se_ratio,
-            config.spatial_attention_kernel_size, config.batch_norm_momentum,
-            config.resolved_input_normalization,
-        )
-        if config.backbone_weights is not None:
-            load_backbone_weights(backbone, config.backbone, config.backbone_weights)
+        backbone, features = apply_backbone(config, inputs, config.padded_size)
         pyramid = FeaturePyramid(
             config.pyramid_channels, RPN_LEVELS[1], RPN_LEVELS[0], name="feature_pyramid"
-        )(backbone(padded))
+        )(features)
         rpn_head = RpnHead(
             len(config.anchor_aspect_ratios), config.pyramid_channels, name="rpn_head"
         )

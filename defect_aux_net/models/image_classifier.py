@@ -9,8 +9,8 @@ from defect_aux_net.config_errors import ConfigError
 from defect_aux_net.layers.classification_head import ClassificationHead
 from defect_aux_net.layers.imagenet_normalization import ImageNetNormalization
 from defect_aux_net.losses.multi_task import classification_loss
-from defect_aux_net.models.backbone import build_backbone
-from defect_aux_net.models.backbone_weights import config_for_saving, load_backbone_weights
+from defect_aux_net.models.backbone import apply_backbone
+from defect_aux_net.models.backbone_weights import config_for_saving
 from defect_aux_net.models.deeplab_backbones import copy_weights
 from defect_aux_net.models.defect_aux_net import scale_for_replicas
 from defect_aux_net.models.image_classifier_config import EFFICIENTNET, ImageClassifierConfig
@@ -50,17 +50,8 @@ class ImageClassifier(keras.Model):
             scaled = ImageNetNormalization("raw", name="input_normalization")(inputs)
             features = build_efficientnet_b0(config)(scaled)
         else:
-            backbone = build_backbone(
-                config.backbone,
-                config.attention,
-                config.input_shape[2],
-                config.se_ratio,
-                batch_norm_momentum=config.batch_norm_momentum,
-                input_normalization=config.resolved_input_normalization,
-            )
-            if config.backbone_weights is not None:
-                load_backbone_weights(backbone, config.backbone, config.backbone_weights)
-            features = backbone(inputs)["C5"]
+            _, levels = apply_backbone(config, inputs)
+            features = levels["C5"]
         logits = ClassificationHead(config.num_classes, name="classification_head")(features)
         # Mixed precision computes in bfloat16; outputs and losses stay float32.
         probabilities = keras.layers.Activation(

@@ -7,8 +7,7 @@ from defect_aux_net.layers.linknet_decoder import LinkNetDecoder
 from defect_aux_net.layers.pyramid_pooling_decoder import PyramidPoolingDecoder
 from defect_aux_net.layers.unet_decoder import UNetDecoder
 from defect_aux_net.losses.multi_task import MultiTaskLoss
-from defect_aux_net.models.backbone import build_backbone
-from defect_aux_net.models.backbone_weights import load_backbone_weights
+from defect_aux_net.models.backbone import apply_backbone
 from defect_aux_net.models.defect_aux_net import DefectAuxNet, scale_for_replicas
 from defect_aux_net.models.segmentation_network_config import SegmentationNetworkConfig
 
@@ -48,25 +47,8 @@ class SegmentationNetwork(keras.Model):
         height, width = config.input_shape[:2]
         padded_height, padded_width = config.padded_size
         cropping = ((0, padded_height - height), (0, padded_width - width))
-        padded = keras.layers.ZeroPadding2D(cropping, name="pad")(inputs)
-        backbone = build_backbone(
-            config.backbone,
-            config.attention,
-            config.input_shape[2],
-            config.se_ratio,
-            config.spatial_attention_kernel_size,
-            config.batch_norm_momentum,
-            config.resolved_input_normalization,
-        )
-        if config.backbone_weights is not None:
-            load_backbone_weights(backbone, config.backbone, config.backbone_weights)
-        # The same layers with conv1's output as a fifth level.
-        backbone = keras.Model(
-            backbone.input,
-            {"C1": backbone.get_layer(C1_LAYER).output, **backbone.output},
-            name=backbone.name,
-        )
-        features = backbone(padded)
+        # conv1's output as a fifth level.
+        _, features = apply_backbone(config, inputs, config.padded_size, {"C1": C1_LAYER})
         decoder_args = dict(
             num_classes=config.num_classes,
             batch_norm_momentum=config.batch_norm_momentum,

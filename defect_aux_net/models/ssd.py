@@ -6,8 +6,8 @@ from keras import ops
 from defect_aux_net.detection.default_boxes import boxes_per_location
 from defect_aux_net.layers.softmax_foreground_logits import SoftmaxForegroundLogits
 from defect_aux_net.losses.multibox import multibox_loss
-from defect_aux_net.models.backbone import BN_EPSILON, build_backbone
-from defect_aux_net.models.backbone_weights import config_for_saving, load_backbone_weights
+from defect_aux_net.models.backbone import BN_EPSILON, apply_backbone
+from defect_aux_net.models.backbone_weights import config_for_saving
 from defect_aux_net.models.defect_aux_net import scale_for_replicas
 from defect_aux_net.models.ssd_config import BACKBONE_MAPS, SsdConfig
 
@@ -46,16 +46,8 @@ class Ssd(keras.Model):
         if isinstance(config, dict):
             config = SsdConfig(**config)
         inputs = keras.Input(config.input_shape, name="images")
-        backbone = build_backbone(
-            config.backbone,
-            "none",
-            config.input_shape[2],
-            batch_norm_momentum=config.batch_norm_momentum,
-            input_normalization=config.resolved_input_normalization,
-        )
-        if config.backbone_weights is not None:
-            load_backbone_weights(backbone, config.backbone, config.backbone_weights)
-        features = backbone(inputs)
+        # SsdConfig has no attention: a plain ResNet.
+        _, features = apply_backbone(config, inputs)
         maps = [features[name] for name in BACKBONE_MAPS]
         for index, channels in enumerate(config.extra_channels):
             maps.append(_extra_layer(maps[-1], channels, config.batch_norm_momentum, index))

@@ -2,7 +2,9 @@ import keras
 import numpy as np
 import pytest
 
-from defect_aux_net.models.backbone import build_backbone
+from defect_aux_net.models.backbone import apply_backbone, build_backbone
+from defect_aux_net.models.segmentation_network_config import SegmentationNetworkConfig
+from defect_aux_net.models.ssd_config import SsdConfig
 
 
 @pytest.mark.parametrize(
@@ -51,3 +53,23 @@ def test_batch_norm_momentum_reaches_every_batch_norm():
     norms = [layer for layer in backbone.layers if isinstance(layer, keras.layers.BatchNormalization)]
     assert len(norms) == 1 + 8 * 2 + 3  # stem, two per basic block, three projections
     assert {norm.momentum for norm in norms} == {0.9}
+
+
+def test_apply_backbone_builds_the_configs_resnet_pads_and_adds_levels():
+    # SsdConfig has no attention fields: a plain ResNet-18, the image unpadded.
+    ssd = SsdConfig.from_preset("small")
+    inputs = keras.Input(ssd.input_shape)
+    backbone, features = apply_backbone(ssd, inputs)
+    assert not any(layer.name.endswith(("_se", "_sa")) for layer in backbone.layers)
+    assert tuple(features["C5"].shape) == (None, 64 // 32, 64 // 32, 512)
+    # 40 x 70 padded bottom/right to multiples of 32: 64 x 96; conv1's output first.
+    config = SegmentationNetworkConfig.from_preset("small", input_shape=(40, 70, 3), se_ratio=8)
+    inputs = keras.Input(config.input_shape)
+    backbone, features = apply_backbone(config, inputs, config.padded_size, {"C1": "conv1_relu"})
+    model = keras.Model(inputs, features)
+    assert model.get_layer("pad").padding == ((0, 64 - 40), (0, 96 - 70))
+    assert list(features) == ["C1", "C2", "C3", "C4", "C5"]
+    assert tuple(features["C1"].shape) == (None, 64 // 2, 96 // 2, 64)
+    assert tuple(features["C5"].shape) == (None, 64 // 32, 96 // 32, 512)
+    assert backbone.get_layer("conv2_block1_se").ratio == 8
+    assert backbone.get_layer("conv2_block1_sa").kernel_size == config.spatial_attention_kernel_size
