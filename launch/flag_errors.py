@@ -14,7 +14,7 @@ from defect_aux_net.config_errors import ConfigError
 RENAMED = {"DefectAuxNetConfig.input_shape": "input_size", "ExperimentConfig.model_name": "model"}
 
 # Arguments of the library's functions that the scripts set from flags of that name.
-ARGUMENTS = ("model_dir", "overwrite", "strategy", "tpu")
+ARGUMENTS = ("model_dir", "overwrite", "rows", "strategy", "tpu")
 
 # Every config class of the library is named `...Config`.
 _CONFIG_FIELD = r"[A-Z]\w*Config\.\w+"

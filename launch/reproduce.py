@@ -17,8 +17,11 @@ Rows are measured on the test split, or on the validation split (selecting the b
 epoch on a holdout of train) where there is no test split.
 
 Running the same command again after a kill resumes the row it was training; finished
-rows are not trained again. <output_dir>/<table>.md and <table>.json hold the table
-and the launch.train command of each row.
+rows are not trained again (--overwrite trains them afresh). --rows=train_90,train_75
+trains only those rows (their folder names; an unknown name lists the table's rows).
+<output_dir>/<table>.md and <table>.json hold the table and the launch.train command
+of each row: every row whose folder is complete, whichever command trained it, and
+the rest marked as not run.
 """
 
 import shlex
@@ -48,6 +51,17 @@ DATA_DIR = flags.DEFINE_string(
 )
 EPOCHS = flags.DEFINE_integer(
     "epochs", None, "Every row's epochs, instead of the budget's.", lower_bound=1
+)
+ROWS = flags.DEFINE_list(
+    "rows", None, "Train only these rows (their folder names, e.g. train_90,train_75; "
+    "default: all). The table also reads rows other runs completed in --output_dir and "
+    "marks the rest as not run. At --budget=cpu or smoke the first row must be among "
+    "them or complete: the others take its schedule.",
+)
+OVERWRITE = flags.DEFINE_boolean(
+    "overwrite", False, "Train the rows (those of --rows, else all) afresh even where their "
+    "folder is complete, deleting what it holds. To resume a killed --overwrite run, run "
+    "it again without --overwrite, or it starts its finished rows over.",
 )
 TASKS = flags.DEFINE_list(
     "tasks", None, "Heads every row trains, a subset of classification,segmentation,"
@@ -115,6 +129,7 @@ def main(argv):
         results = table_runner.run_table(
             table, BUDGET.value, DATASET.value, DATA_DIR.value, OUTPUT_DIR.value,
             strategy, jit_compile, EPOCHS.value, TASKS.value and tuple(TASKS.value),
+            ROWS.value, OVERWRITE.value,
         )
     # Only what a flag can fix (the dataset, a folder of another run): any other error
     # keeps its traceback.

@@ -72,6 +72,11 @@ def has_config(model_dir: str) -> bool:
     return tf.io.gfile.exists(model_dir_paths(model_dir)["config"])
 
 
+def is_complete(model_dir: str) -> bool:
+    """Whether `model_dir` holds a complete run (`write_completion`), of any configuration."""
+    return tf.io.gfile.exists(model_dir_paths(model_dir)["complete"])
+
+
 # Fields added to the configs after run folders were first written, and the class
 # that has them: a config.json without them gets their defaults, which are what runs
 # did before (Adam's one cycle, Defect-Aux-Net, min-max input, no budget), so older

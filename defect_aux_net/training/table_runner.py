@@ -4,8 +4,10 @@ Each row (`row_runs.RowRun`) is a training run in `<output_dir>/<row.folder>`,
 made by the library's steps in `launch.train`'s order: `prepare_training_data`, the
 automatic recipe, the time budget, `run_training`. A killed runner therefore resumes
 the row it was training from its last epoch, and a row with complete.json is read,
-not trained again. The report puts the paper's numbers beside ours, with the command
-that trains each row: `<output_dir>/<table key>.md` and `.json`, written whole.
+not trained again (unless overwritten). A runner may train some rows only: the
+report holds every row whose folder is complete and names the others as not run.
+The report puts the paper's numbers beside ours, with the command that trains each
+row: `<output_dir>/<table key>.md` and `.json`, written whole.
 """
 
 import dataclasses
@@ -83,15 +85,19 @@ def annotated_tasks(builder, table: PaperTable, dataset: str) -> tuple:
     return tasks
 
 
-def train_row(run: RowRun, data_dir, model_dir: str, strategy, jit_compile) -> dict:
-    """Trains `run` in `model_dir` (or resumes it; a complete run is not retrained).
+def train_row(
+    run: RowRun, data_dir, model_dir: str, strategy, jit_compile, overwrite: bool = False
+) -> dict:
+    """Trains `run` in `model_dir` (or resumes it; a complete run is not retrained
+    unless `overwrite`, which deletes what `model_dir` holds and trains afresh).
 
     Returns:
       The outputs of its complete.json.
     """
     started = time.monotonic()
     stored = None
-    if run_files.has_config(model_dir):  # A rerun reuses its measured choices.
+    # A rerun reuses its measured choices; an overwritten one measures them again.
+    if not overwrite and run_files.has_config(model_dir):
         stored = run_files.read_stored_config(model_dir)
     data = training_run.prepare_training_data(run.experiment(), data_dir)
     if run.preset == "auto":
@@ -103,9 +109,28 @@ def train_row(run: RowRun, data_dir, model_dir: str, strategy, jit_compile) -> d
     auto_recipe.write_range_test_plot(data.experiment, model_dir)
     training_run.run_training(
         data, schedule, model_dir, strategy, export=False, jit_compile=jit_compile,
-        test_split=data.experiment.test_split,
+        test_split=data.experiment.test_split, overwrite=overwrite,
     )
     return run_files.read_completion(model_dir)
+
+
+def selected_rows(table: PaperTable, names) -> tuple:
+    """The rows of `table` whose folders `names` lists, in the table's order; all for None.
+
+    Raises:
+      ConfigError: naming `rows` and listing the table's rows, for a name it lacks.
+    """
+    if names is None:
+        return table.rows
+    folders = [row.folder for row in table.rows]
+    unknown = [name for name in names if name not in folders]
+    if unknown or not names:
+        problem = f"has no row {', '.join(map(repr, unknown))}" if unknown else "needs a row"
+        listed = ", ".join(f"{row.folder} ({row.name})" for row in table.rows)
+        raise ConfigError(
+            "rows", f"rows={','.join(names)}: table {table.key} {problem}; its rows: {listed}.",
+        )
+    return tuple(row for row in table.rows if row.folder in names)
 
 
 def row_figures(table: PaperTable, outputs: dict) -> dict:
@@ -141,8 +166,13 @@ def run_table(
     jit_compile,
     epochs=None,
     tasks=None,
+    rows=None,
+    overwrite: bool = False,
 ) -> list:
-    """Trains every row of `table` on `dataset` with the same schedule; `RowResult`s.
+    """Trains the rows of `table` on `dataset` with the same schedule; `RowResult`s.
+
+    Rows not in `rows` are not trained; those whose folder is complete (an earlier
+    runner's) are read and are in the results, the others are not.
 
     Args:
       table: the table.
@@ -155,12 +185,26 @@ def run_table(
       epochs: every row's epochs, instead of the budget's.
       tasks: the heads every row trains, instead of the budget's (the recipe's, or
         for "paper" every head the dataset annotates); they must include the table's.
+      rows: the folders of the rows to train (`selected_rows`), or None for all.
+      overwrite: train the rows of `rows` again where their folder is complete.
 
     Raises:
-      ConfigError: naming the dataset or the tasks, when they cannot make the table,
-        or the table, when the library lacks a row's network (`check_models`).
+      ConfigError: naming the dataset or the tasks, when they cannot make the table;
+        the table, when the library lacks a row's network (`check_models`); `rows`,
+        for a row the table lacks, or rows that need the first row's schedule when it
+        is neither among them nor complete.
     """
     check_models(table)
+    selected = selected_rows(table, rows)
+    first = table.rows[0]
+    if (budget != "paper" and first not in selected
+            and not run_files.is_complete(os.path.join(output_dir, first.folder))):
+        raise ConfigError(
+            "rows", f"rows={','.join(rows)}: at the {budget} budget every row trains with "
+            f"the schedule ({', '.join(SCHEDULE_FIELDS)}) the first row's recipe chooses, "
+            f"and the first row, {first.folder}, is not complete in {output_dir}: include "
+            "it, or train it first.",
+        )
     builder = datasets.load_builder(dataset, data_dir)
     splits = evaluation_splits(builder, dataset)
     annotated = annotated_tasks(builder, table, dataset)
@@ -174,9 +218,13 @@ def run_table(
         tasks = annotated
     results, schedule = [], None
     for row in table.rows:
-        run = row_run(table, row, budget, dataset, splits, tasks, epochs, schedule)
         model_dir = os.path.join(output_dir, row.folder)
-        outputs = train_row(run, data_dir, model_dir, strategy, jit_compile)
+        if row not in selected and not run_files.is_complete(model_dir):
+            continue  # Not run.
+        run = row_run(table, row, budget, dataset, splits, tasks, epochs, schedule)
+        outputs = train_row(
+            run, data_dir, model_dir, strategy, jit_compile, overwrite and row in selected
+        )
         experiment, _ = run_files.read_config(model_dir)
         if schedule is None and run.preset == "auto":  # The first row's recipe chose it.
             schedule = {field: getattr(experiment, field) for field in SCHEDULE_FIELDS}
@@ -189,37 +237,51 @@ def _cell(value) -> str:
     return "—" if value is None else f"{value:.3f}"
 
 
+def not_run(table: PaperTable, results: list) -> tuple:
+    """The rows of `table` that have no result in `results`."""
+    done = {result.run.row.folder for result in results}
+    return tuple(row for row in table.rows if row.folder not in done)
+
+
 def report_markdown(table: PaperTable, results: list, commands: list, heading: str) -> str:
     """The table as markdown: the paper's number and ours side by side, per column.
 
+    Rows without a result are in the table, "not run", and named under the title
+    with their folders (the names that select them to train).
+
     Args:
       table: the table.
-      results: its `RowResult`s, in row order.
-      commands: the command that trains each row.
+      results: its `RowResult`s, in row order; some rows may have none.
+      commands: the command that trains each row of `results`.
       heading: what was run (dataset, budget), said under the title.
     """
     header = ["Row"]
     for metric in table.metrics:
         header += [f"{metric.label} (paper)", f"{metric.label} (ours)"]
-    lines = [
-        f"# {table.key}: {table.title}",
-        "",
-        f"Paper: {table.source}. Ours: {heading}.",
+    missing = not_run(table, results)
+    lines = [f"# {table.key}: {table.title}", "", f"Paper: {table.source}. Ours: {heading}."]
+    if missing:
+        names = ", ".join(f"{row.name} ({row.folder})" for row in missing)
+        lines += ["", f"Not run: {names}."]
+    lines += [
         "",
         "| " + " | ".join(header + ["Epochs", "Command"]) + " |",
         "|" + "---|" * (len(header) + 2),
     ]
-    for result, command in zip(results, commands):
-        cells = [result.run.row.name]
+    done = dict(zip((result.run.row.folder for result in results), zip(results, commands)))
+    for row in table.rows:
+        result, command = done.get(row.folder, (None, None))
+        cells = [row.name]
         for metric in table.metrics:
-            cells += [_cell(result.run.row.paper.get(metric.key)),
-                      _cell(result.figures[metric.key])]
-        lines.append("| " + " | ".join(cells + [str(result.epochs), f"`{command}`"]) + " |")
+            ours = "not run" if result is None else _cell(result.figures[metric.key])
+            cells += [_cell(row.paper.get(metric.key)), ours]
+        cells += ["—", "not run"] if result is None else [str(result.epochs), f"`{command}`"]
+        lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
 
 def report_json(table: PaperTable, results: list, commands: list, heading: str) -> dict:
-    """Every figure of the report, for scripts."""
+    """Every figure of the report, for scripts; `not_run` names the rows without one."""
     return {
         "table": table.key,
         "title": table.title,
@@ -237,6 +299,7 @@ def report_json(table: PaperTable, results: list, commands: list, heading: str) 
             }
             for result, command in zip(results, commands)
         ],
+        "not_run": [{"name": row.name, "row": row.folder} for row in not_run(table, results)],
     }
 
 
