@@ -11,7 +11,7 @@ from defect_aux_net.losses.segmentation import SEGMENTATION_LOSS_FUNCTIONS
 from defect_aux_net.models.backbone_weights import config_for_saving
 from defect_aux_net.models.deeplab_backbones import build_deeplab_backbone
 from defect_aux_net.models.deeplab_config import OUTPUT_STRIDE, DeepLabV3PlusConfig
-from defect_aux_net.models.defect_aux_net import scale_for_replicas
+from defect_aux_net.models.defect_aux_net import model_loss
 
 # The low-level features are at stride 4: the ASPP output is upsampled 4x to meet
 # them, and the decoder's logits 4x again to the input size.
@@ -135,7 +135,7 @@ class DeepLabV3Plus(keras.Model):
                 masks, probabilities, ops.broadcast_to(pixel_weights, ops.shape(probabilities))
             )
         self.task_loss_trackers["segmentation"].update_state(loss)
-        return scale_for_replicas(loss)
+        return model_loss(self, loss)
 
     @property
     def metrics(self):

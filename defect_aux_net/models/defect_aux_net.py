@@ -123,10 +123,7 @@ class DefectAuxNet(keras.Model):
         losses = self.multi_task_loss(y, y_pred, sample_weight)
         for task, tracker in self.task_loss_trackers.items():
             tracker.update_state(losses[task])
-        total = losses["total"]
-        if self.losses:  # Regularisation losses added by layers.
-            total = total + ops.sum(self.losses)
-        return scale_for_replicas(total)
+        return model_loss(self, losses["total"])
 
     @property
     def metrics(self):
@@ -149,6 +146,18 @@ def build_defect_aux_net(config: DefectAuxNetConfig) -> DefectAuxNet:
 def _float32_output(activation, name):
     # Mixed precision computes in bfloat16; outputs and losses stay float32.
     return keras.layers.Activation(activation, dtype="float32", name=name)
+
+
+def model_loss(model: keras.Model, loss):
+    """What a model's `compute_loss` returns for its loss `loss`.
+
+    The regularisation losses its layers add are added (`fit` minimises only what
+    `compute_loss` returns), and the sum is divided by the replica count
+    (`scale_for_replicas`).
+    """
+    if model.losses:
+        loss = loss + ops.sum(model.losses)
+    return scale_for_replicas(loss)
 
 
 def scale_for_replicas(loss):

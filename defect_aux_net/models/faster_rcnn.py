@@ -16,7 +16,7 @@ from defect_aux_net.layers.two_stage_ops import (
 from defect_aux_net.losses.two_stage import box_head_losses, rpn_losses
 from defect_aux_net.models.backbone import apply_backbone
 from defect_aux_net.models.backbone_weights import config_for_saving
-from defect_aux_net.models.defect_aux_net import scale_for_replicas
+from defect_aux_net.models.defect_aux_net import model_loss
 from defect_aux_net.models.faster_rcnn_config import ROI_LEVELS, RPN_LEVELS, FasterRCNNConfig
 
 # The four terms of the loss, as the training logs name them.
@@ -163,9 +163,7 @@ class FasterRCNN(keras.Model):
         for part, value in zip(LOSS_PARTS, (rpn_objectness, rpn_box, box_class, box)):
             self.part_trackers[part].update_state(value)
         total = rpn_objectness + rpn_box + box_class + box
-        if self.losses:  # Regularisation losses added by layers.
-            total = total + tf.add_n(self.losses)
-        return scale_for_replicas(total)
+        return model_loss(self, total)
 
     def train_step(self, data):
         images, targets, flags = keras.utils.unpack_x_y_sample_weight(data)

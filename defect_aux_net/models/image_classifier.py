@@ -12,7 +12,7 @@ from defect_aux_net.losses.multi_task import classification_loss
 from defect_aux_net.models.backbone import apply_backbone
 from defect_aux_net.models.backbone_weights import config_for_saving
 from defect_aux_net.models.deeplab_backbones import copy_weights
-from defect_aux_net.models.defect_aux_net import scale_for_replicas
+from defect_aux_net.models.defect_aux_net import model_loss
 from defect_aux_net.models.image_classifier_config import EFFICIENTNET, ImageClassifierConfig
 
 
@@ -73,9 +73,7 @@ class ImageClassifier(keras.Model):
             (sample_weight or {}).get("classification"),
         )
         self.task_loss_trackers["classification"].update_state(loss)
-        if self.losses:  # Regularisation losses added by layers.
-            loss = loss + keras.ops.sum(self.losses)
-        return scale_for_replicas(loss)
+        return model_loss(self, loss)
 
     @property
     def metrics(self):

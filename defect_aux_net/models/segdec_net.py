@@ -10,7 +10,7 @@ from defect_aux_net.losses.segdec import (
     decision_loss,
     segmentation_loss,
 )
-from defect_aux_net.models.defect_aux_net import scale_for_replicas
+from defect_aux_net.models.defect_aux_net import model_loss
 from defect_aux_net.models.segdec_config import SegDecConfig
 
 # The segmentation trunk: (width, kernel) convolution blocks, the width an index into
@@ -155,7 +155,7 @@ class SegDecNet(keras.Model):
             tracker.update_state(losses[task])
         balance = keras.ops.cast(self.loss_balance, "float32")
         total = balance[0] * losses["segmentation"] + balance[1] * losses["classification"]
-        return scale_for_replicas(total)
+        return model_loss(self, total)
 
     @property
     def metrics(self):

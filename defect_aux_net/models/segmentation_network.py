@@ -8,7 +8,7 @@ from defect_aux_net.layers.pyramid_pooling_decoder import PyramidPoolingDecoder
 from defect_aux_net.layers.unet_decoder import UNetDecoder
 from defect_aux_net.losses.multi_task import MultiTaskLoss
 from defect_aux_net.models.backbone import apply_backbone
-from defect_aux_net.models.defect_aux_net import DefectAuxNet, scale_for_replicas
+from defect_aux_net.models.defect_aux_net import DefectAuxNet, model_loss
 from defect_aux_net.models.segmentation_network_config import SegmentationNetworkConfig
 
 # conv1's output (stride 2): the finest skip level of UNet and LinkNet.
@@ -80,9 +80,7 @@ class SegmentationNetwork(keras.Model):
     def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
         loss = self.multi_task_loss(y, y_pred, sample_weight)["segmentation"]
         self.segmentation_loss_tracker.update_state(loss)
-        if self.losses:  # Regularisation losses added by layers.
-            loss = loss + keras.ops.sum(self.losses)
-        return scale_for_replicas(loss)
+        return model_loss(self, loss)
 
     @property
     def metrics(self):

@@ -8,7 +8,7 @@ from defect_aux_net.layers.softmax_foreground_logits import SoftmaxForegroundLog
 from defect_aux_net.losses.multibox import multibox_loss
 from defect_aux_net.models.backbone import BN_EPSILON, apply_backbone
 from defect_aux_net.models.backbone_weights import config_for_saving
-from defect_aux_net.models.defect_aux_net import scale_for_replicas
+from defect_aux_net.models.defect_aux_net import model_loss
 from defect_aux_net.models.ssd_config import BACKBONE_MAPS, SsdConfig
 
 
@@ -114,9 +114,7 @@ class Ssd(keras.Model):
             box_loss_weight=self.config.box_loss_weight,
         )
         self.detection_loss_tracker.update_state(loss)
-        if self.losses:  # Regularisation losses added by layers.
-            loss = loss + ops.sum(self.losses)
-        return scale_for_replicas(loss)
+        return model_loss(self, loss)
 
     @property
     def metrics(self):

@@ -7,6 +7,7 @@ import tensorflow as tf
 
 from defect_aux_net import DefectAuxNetConfig, build_defect_aux_net
 from defect_aux_net.detection.box_matching import encode_detection_targets
+from defect_aux_net.models.defect_aux_net import model_loss
 
 TASKS = ("classification", "segmentation", "detection")
 OUTPUT_KEYS = {
@@ -157,3 +158,16 @@ def test_full_size_parameter_counts_follow_table_iv():
     # Paper Table IV: none 33.2 < sa 33.5 < se 35.7 < se+sa 36.2 M.
     assert counts["none"] < counts["sa"] < counts["se"] < counts["se+sa"]
     assert abs(counts["se+sa"] - 36.2e6) / 36.2e6 < 0.10
+
+
+def test_model_loss_adds_the_layers_regularisation_losses():
+    inputs = keras.Input((2,))
+    dense = keras.layers.Dense(
+        1, kernel_initializer=keras.initializers.Constant(2.0),
+        kernel_regularizer=keras.regularizers.L2(0.5),
+    )
+    loss = keras.ops.convert_to_tensor(1.5)
+    # One replica (the default strategy): 1.5 + 0.5 * (2^2 + 2^2).
+    assert float(model_loss(keras.Model(inputs, dense(inputs)), loss)) == pytest.approx(5.5)
+    plain = keras.Model(inputs, keras.layers.Dense(1)(inputs))
+    assert float(model_loss(plain, loss)) == pytest.approx(1.5)
