@@ -125,6 +125,7 @@ class ImageClassifierConfig(PresetConfig):
         if not 0 <= self.batch_norm_momentum < 1:
             _fail("batch_norm_momentum", f"={self.batch_norm_momentum!r} must be in [0, 1).")
 
+
 def _fail(field: str, message: str):
     name = f"ImageClassifierConfig.{field}"
     raise ConfigError(name, name + message)
