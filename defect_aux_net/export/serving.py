@@ -25,7 +25,7 @@ import tensorflow as tf
 from defect_aux_net.data.preprocessing import prepare_image
 from defect_aux_net.inference.postprocessing import DEFAULT_THRESHOLD, ImageRule, decode_outputs
 from defect_aux_net.models.empty_batches import call_unless_empty
-from defect_aux_net.models.gated_inference import GatedDefectAuxNet
+from defect_aux_net.models.gated_inference import GatedModel
 from defect_aux_net.models.model_builders import MODELS
 
 SERVING_DEFAULT = "serving_default"
@@ -49,16 +49,18 @@ class ServingModule(tf.Module):
         signature whose outputs differ in their first dimension ("has inconsistent
         batch size"); a `[K]` output would fail whenever B != K.
       gate_passed: bool `[B]`, gated signatures only: whether the image went
-        through the segmentation and detection heads (see `GatedDefectAuxNet`);
+        through the heads after the gate (see `GatedModel`: Defect-Aux-Net's
+        segmentation and detection heads, Faster R-CNN's RPN and box head);
         the others have all-zero masks and no detections.
 
     The thresholds live in variables, so they are saved with the model and can be
-    read (and assigned) after `tf.saved_model.load`. Models with a classification
-    head and another head also get the gated signatures, which skip the other
-    heads for images whose highest class probability is below the gate threshold:
-    by default the lowest per-class threshold, so that every image `is_defective`
-    would flag goes through. With an image rule, the fused score of a stopped image
-    holds its classifier part only.
+    read (and assigned) after `tf.saved_model.load`. Models that support gated
+    inference (a classification head and another head: Defect-Aux-Net with two tasks
+    or more, Faster R-CNN with the gasket paper's gate) also get the gated
+    signatures, which skip the other heads for images whose highest class
+    probability is below the gate threshold: by default the lowest per-class
+    threshold, so that every image `is_defective` would flag goes through. With an
+    image rule, the fused score of a stopped image holds its classifier part only.
 
     Example:
     ```python
@@ -179,7 +181,7 @@ class ServingModule(tf.Module):
 
         self._gated = None
         if model.supports_gated_inference:
-            self._gated = GatedDefectAuxNet(model)
+            self._gated = GatedModel(model)
             images_spec = tf.TensorSpec([None], tf.string, name="images")
             self.serve_gated = tf.function(
                 self._serve_gated_at_stored_threshold, input_signature=[images_spec]

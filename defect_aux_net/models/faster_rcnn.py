@@ -6,6 +6,7 @@ import tensorflow as tf
 
 from defect_aux_net.detection.roi_sampling import sample_rois, target_class_deltas
 from defect_aux_net.detection.rpn_targets import assign_rpn_targets
+from defect_aux_net.layers.classification_head import ClassificationHead
 from defect_aux_net.layers.feature_pyramid import FeaturePyramid
 from defect_aux_net.layers.two_stage_heads import BoxHead, RpnHead
 from defect_aux_net.layers.two_stage_ops import (
@@ -13,6 +14,7 @@ from defect_aux_net.layers.two_stage_ops import (
     MultilevelRoIAlign,
     RegionProposals,
 )
+from defect_aux_net.losses.multi_task import classification_loss
 from defect_aux_net.losses.two_stage import box_head_losses, rpn_losses
 from defect_aux_net.models.backbone import apply_backbone
 from defect_aux_net.models.backbone_weights import config_for_saving
@@ -21,6 +23,8 @@ from defect_aux_net.models.faster_rcnn_config import ROI_LEVELS, RPN_LEVELS, Fas
 
 # The four terms of the loss, as the training logs name them.
 LOSS_PARTS = ("rpn_objectness_loss", "rpn_box_loss", "box_class_loss", "box_loss")
+# The fifth, with the classification gate (the gasket paper's multi-task loss).
+GATE_LOSS = "classification_loss"
 
 
 @keras.saving.register_keras_serializable(package="defect_aux_net")
@@ -32,6 +36,10 @@ class FasterRCNN(keras.Model):
         `ymin, xmin, ymax, xmax` pixels of the input, clipped to it.
       detection_scores: float32 `[B, R, K]` class probabilities of each proposal (the
         box head's softmax without its background column; 0 on padding proposals).
+      classification: float32 `[B, K]` per-class defect probabilities, with the gasket
+        paper's gate (`"classification"` in `config.tasks`): a `ClassificationHead` on
+        the deepest pyramid level, P6; `GatedModel` runs the RPN and box head only on
+        the images it passes.
     with `R = config.inference_proposals`.
 
     Training is the model's own (`train_step`, `compute_loss`): it takes the input
@@ -39,8 +47,10 @@ class FasterRCNN(keras.Model):
     config's `detection_targets` is "boxes"), matches anchors and samples 256 of them
     for the RPN loss, takes the proposals of its current RPN, samples 512 RoIs among
     them and the ground truth for the box head, and adds the four losses (`LOSS_PARTS`,
-    `losses.two_stage`). The samples are seeded by the optimizer's step, so an eager and
-    an XLA-compiled step draw the same ones. Compile with an optimizer only.
+    `losses.two_stage`) and, with the gate, its binary cross-entropy on the image labels
+    (`GATE_LOSS`, `losses.multi_task.classification_loss`). The samples are seeded by
+    the optimizer's step, so an eager and an XLA-compiled step draw the same ones.
+    Compile with an optimizer only.
 
     Example:
     ```python
@@ -83,18 +93,29 @@ class FasterRCNN(keras.Model):
             class_logits, box_deltas, proposals, num_proposals
         )
         outputs = {"detection_boxes": boxes, "detection_scores": scores}
+        if "classification" in config.tasks:
+            outputs["classification"] = _gate(config, pyramid)
         super().__init__(inputs=inputs, outputs=outputs, **kwargs)
         self.config = config
+        # The graph's symbolic tensors, to build sub-models that share the layers
+        # (`GatedModel` splits the model after the pyramid its gate reads).
+        self.symbolic_features = {
+            f"P{level}": pyramid[f"P{level}"] for level in _levels(RPN_LEVELS)
+        }
+        self.symbolic_outputs = outputs
         self.backbone_name = backbone.name
         # All levels' anchors in the order of the concatenated RPN outputs.
         self.rpn_anchors = np.concatenate(self.get_layer("proposals").anchors)
         self.loss_tracker = keras.metrics.Mean(name="loss")
-        self.part_trackers = {part: keras.metrics.Mean(name=part) for part in LOSS_PARTS}
+        parts = LOSS_PARTS + ((GATE_LOSS,) if "classification" in config.tasks else ())
+        self.part_trackers = {part: keras.metrics.Mean(name=part) for part in parts}
 
     # The outputs are decoded boxes: no anchors for the shared decoding to read.
     anchors = None
-    # The gasket paper's classification gate on the deepest FPN level is not built yet.
-    supports_gated_inference = False
+    @property
+    def supports_gated_inference(self) -> bool:
+        """Whether it has the gasket paper's classifier, which `GatedModel` gates with."""
+        return "classification" in self.config.tasks
 
     def training_outputs(self, images, boxes, box_classes, seed, training=True):
         """The RPN's outputs and targets and the box head's on sampled RoIs.
@@ -108,7 +129,8 @@ class FasterRCNN(keras.Model):
         Returns:
           dict: `rpn_logits` `[B, A]`, `rpn_deltas` `[B, A, 4]`, `rpn_targets`
           (`assign_rpn_targets`), `rois` (`sample_rois`), `class_logits`
-          `[B, S, K + 1]` and `target_deltas` `[B, S, 4]`.
+          `[B, S, K + 1]`, `target_deltas` `[B, S, 4]` and, with the gate,
+          `classification` `[B, K]` probabilities.
         """
         config = self.config
         padded = self.get_layer("pad")(images)
@@ -132,7 +154,12 @@ class FasterRCNN(keras.Model):
         roi_features = [pyramid[f"P{level}"] for level in _levels(ROI_LEVELS)]
         crops = self.get_layer("roi_align")(roi_features, rois["rois"], training=True)
         class_logits, box_deltas = self.get_layer("box_head")(crops, training=training)
-        return {
+        gate = {}
+        if "classification" in config.tasks:
+            gate["classification"] = self.get_layer("classification")(
+                self.get_layer("classification_head")(pyramid[f"P{RPN_LEVELS[1]}"])
+            )
+        return gate | {
             "rpn_logits": tf.concat(logits, axis=1),
             "rpn_deltas": tf.concat(deltas, axis=1),
             "rpn_targets": rpn_targets,
@@ -160,9 +187,16 @@ class FasterRCNN(keras.Model):
             outputs["class_logits"], outputs["target_deltas"], outputs["rois"],
             image_weights, self.config.box_huber_delta,
         )
-        for part, value in zip(LOSS_PARTS, (rpn_objectness, rpn_box, box_class, box)):
+        parts = dict(zip(LOSS_PARTS, (rpn_objectness, rpn_box, box_class, box)))
+        if "classification" in outputs:
+            # Every image has its labels (defect-free ones too): no weights unless given.
+            weights = None if sample_weight is None else sample_weight.get("classification")
+            parts[GATE_LOSS] = classification_loss(
+                y["classification"], outputs["classification"], weights
+            )
+        for part, value in parts.items():
             self.part_trackers[part].update_state(value)
-        total = rpn_objectness + rpn_box + box_class + box
+        total = tf.add_n(list(parts.values()))
         return model_loss(self, total)
 
     def train_step(self, data):
@@ -192,6 +226,15 @@ class FasterRCNN(keras.Model):
     @classmethod
     def from_config(cls, config):
         return cls(**config)
+
+
+def _gate(config, pyramid):
+    """The gasket paper's classifier: `[B, K]` sigmoid probabilities of the deepest level."""
+    logits = ClassificationHead(config.num_classes, name="classification_head")(
+        pyramid[f"P{RPN_LEVELS[1]}"]
+    )
+    # Mixed precision computes in bfloat16; the output stays float32.
+    return keras.layers.Activation("sigmoid", dtype="float32", name="classification")(logits)
 
 
 def _levels(levels: tuple) -> range:

@@ -14,6 +14,8 @@ from defect_aux_net.config_errors import ConfigError
 from defect_aux_net.preset_configs import PresetConfig
 
 FASTER_RCNN_TASKS = ("detection",)
+# With the gasket paper's classification gate on the deepest FPN level (P6).
+GATED_TASKS = ("classification", "detection")
 # The RPN runs on P2-P6 (P6 by a stride-2 conv on P5, as `FeaturePyramid` makes it);
 # RoIAlign crops from P2-P5 (FPN's level assignment).
 RPN_LEVELS = (2, 6)
@@ -42,7 +44,10 @@ class FasterRCNNConfig(PresetConfig):
       backbone, attention, se_ratio, batch_norm_momentum, spatial_attention_kernel_size,
         backbone_weights, input_normalization: the bottom-up pathway, as the fields of
         `DefectAuxNetConfig` of the same names ("none": the paper's plain ResNet).
-      tasks: always `FASTER_RCNN_TASKS`.
+      tasks: `FASTER_RCNN_TASKS`, or `GATED_TASKS` for the gasket paper's classifier on
+        the deepest FPN level (P6), trained with the detector (its binary cross-entropy
+        added to the four detection losses), which gates inference: the RPN and box
+        head run only on the images it passes (`gated_inference.GatedModel`).
       pyramid_channels: channels of the FPN levels and the RPN's shared 3x3 conv.
       anchor_size: anchor side in multiples of the level's stride (one scale a level).
       anchor_aspect_ratios: width / height of the anchors at each location.
@@ -128,9 +133,9 @@ class FasterRCNNConfig(PresetConfig):
             _fail("input_shape", f"={self.input_shape!r}: height and width must be at least "
                                  f"{MIN_INPUT_SIZE} pixels (the backbone's coarsest stride).")
         check_backbone_fields(self, "FasterRCNNConfig")
-        if self.tasks != FASTER_RCNN_TASKS:
-            _fail("tasks", f"={self.tasks!r}: Faster R-CNN has the detection task only, "
-                           f"{FASTER_RCNN_TASKS}.")
+        if self.tasks not in (FASTER_RCNN_TASKS, GATED_TASKS):
+            _fail("tasks", f"={self.tasks!r}: Faster R-CNN has the detection task, alone "
+                           f"{FASTER_RCNN_TASKS} or with the classification gate {GATED_TASKS}.")
         if not 0 <= self.rpn_negative_iou <= self.rpn_positive_iou <= 1:
             _fail("rpn_negative_iou", f"={self.rpn_negative_iou!r}: need 0 <= rpn_negative_iou "
                                       f"<= rpn_positive_iou={self.rpn_positive_iou!r} <= 1.")
@@ -172,9 +177,11 @@ def _fail(field: str, message: str):
 PRESETS = {
     # The gasket paper (section 3.2, Table 2): 2448 x 2048 images, one class (surface
     # scratches), Faster R-CNN with FPN on a pretrained ResNet-50; training with SGD,
-    # learning rate 0.01, batch 4, 200 epochs (an ExperimentConfig's business).
+    # learning rate 0.01, batch 4, 200 epochs (an ExperimentConfig's business). Its
+    # classifier on the deepest FPN level gates detection.
     "gasket": FasterRCNNConfig(
-        num_classes=1, input_shape=(2048, 2448, 3), backbone_weights="imagenet"
+        num_classes=1, input_shape=(2048, 2448, 3), backbone_weights="imagenet",
+        tasks=GATED_TASKS,
     ),
     # A small network for CPUs and tests at 64x64: ResNet-18, narrow pyramid and box
     # head, a few hundred anchors, proposals and RoIs per image.

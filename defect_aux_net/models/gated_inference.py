@@ -1,17 +1,20 @@
 """Classification-gated inference: the heads run only on images the gate passes.
 
 The gasket paper (`../shared/papers/001_2b685108478177eb.txt`) puts a classification
-gate on the backbone so that defect-free images skip the detection part. Here the
-gate is Defect-Aux-Net's own bottom-up pathway and classification head; the
-top-down pathway and the segmentation and detection heads run on the images whose
-highest class probability is at least the gate threshold, gathered into one
-smaller batch, and their results are scattered back. Images that do not pass get
-empty masks and detection logits that no score threshold keeps. When no image
-passes, the heads do not run at all (`call_unless_empty`).
+gate on the backbone so that defect-free images skip the detection part. A model that
+supports it (`supports_gated_inference`) is split where its classifier branches off:
+the gate computes the classification and the features the other heads read
+(Defect-Aux-Net: its bottom-up pathway, C2-C5; Faster R-CNN: its pyramid, P2-P6, the
+classifier reading P6 as the paper's); the heads (Defect-Aux-Net's top-down pathway,
+segmentation and detection heads; Faster R-CNN's RPN, RoIAlign and box head) run on the
+images whose highest class probability is at least the gate threshold, gathered into
+one smaller batch, and their results are scattered back. Images that do not pass get
+empty masks, zero detection scores and detection logits that no score threshold
+keeps. When no image passes, the heads do not run at all (`call_unless_empty`).
 
 Example:
 ```python
-gated = GatedDefectAuxNet(model)
+gated = GatedModel(model)
 outputs = gated(images, gate_threshold=0.3)  # the model's outputs + "gate_passed"
 ```
 """
@@ -19,7 +22,6 @@ outputs = gated(images, gate_threshold=0.3)  # the model's outputs + "gate_passe
 import keras
 from keras import ops
 
-from defect_aux_net.layers.feature_pyramid import BACKBONE_LEVELS
 from defect_aux_net.models.empty_batches import call_unless_empty
 
 # The box-classification logit of images the gate stops: sigmoid gives 0 in float32,
@@ -27,33 +29,38 @@ from defect_aux_net.models.empty_batches import call_unless_empty
 GATED_OUT_LOGIT = -1e4
 
 
-class GatedDefectAuxNet:
-    """A multi-task `DefectAuxNet` split at its classification gate.
+class GatedModel:
+    """A model split at its classification gate.
 
     Attributes:
-      gate: `keras.Model`, images -> `{"classification", "C2".."C5"}`: the bottom-up
-        pathway's levels and the per-class probabilities.
-      heads: `keras.Model`, `[C2, C3, C4, C5]` -> the model's other outputs.
+      gate: `keras.Model`, images -> `{"classification", <feature names>}`: the
+        per-class probabilities and the features the heads read (the model's
+        `symbolic_features`: Defect-Aux-Net's C2-C5, Faster R-CNN's P2-P6).
+      heads: `keras.Model`, the features as a list in that order -> the model's other
+        outputs.
       Both share the model's layers (and so its weights).
 
     Args:
-      model: a `DefectAuxNet` with the classification task and at least one of
-        segmentation and detection.
+      model: a model whose `supports_gated_inference` is True: a classification
+        output and another head to skip, with `symbolic_features` (name -> the
+        graph's tensors the heads read, computed before the classifier's output) and
+        `symbolic_outputs` (its output tensors).
     """
 
     def __init__(self, model):
-        tasks = model.config.tasks
-        if "classification" not in tasks or tasks == ("classification",):
+        if not getattr(model, "supports_gated_inference", False):
             raise ValueError(
                 "Gated inference needs a model with the classification task (the gate) "
-                f"and a segmentation or detection head to skip; this one has {tasks}."
+                f"and another head to skip; this {type(model).__name__} has tasks "
+                f"{model.config.tasks}."
             )
         features, outputs = model.symbolic_features, model.symbolic_outputs
+        self.feature_names = list(features)
         self.gate = keras.Model(
             model.input, {"classification": outputs["classification"], **features}, name="gate"
         )
         self.heads = keras.Model(
-            [features[f"C{level}"] for level in BACKBONE_LEVELS],
+            [features[name] for name in self.feature_names],
             {name: value for name, value in outputs.items() if name != "classification"},
             name="heads",
         )
@@ -68,8 +75,9 @@ class GatedDefectAuxNet:
 
         Returns:
           dict of the model's outputs and `gate_passed` (bool `[B]`). For passing
-          images every output is the model's; for the others `segmentation` and
-          `box_regression` are 0 and `box_classification` is `GATED_OUT_LOGIT`.
+          images every output is the model's; for the others every output is 0
+          (masks, box deltas, Faster R-CNN's boxes and scores) but
+          `box_classification`, which is `GATED_OUT_LOGIT`.
         """
         batch_size = ops.shape(images)[0]
         gate_outputs = call_unless_empty(self.gate, images, batch_size)
@@ -81,10 +89,7 @@ class GatedDefectAuxNet:
         passing = ops.reshape(ops.where(passed)[0], (-1, 1))
         head_outputs = call_unless_empty(
             self.heads,
-            [
-                ops.take(gate_outputs[f"C{level}"], passing[:, 0], axis=0)
-                for level in BACKBONE_LEVELS
-            ],
+            [ops.take(gate_outputs[name], passing[:, 0], axis=0) for name in self.feature_names],
             ops.shape(passing)[0],
         )
         results = {"classification": probabilities, "gate_passed": passed}

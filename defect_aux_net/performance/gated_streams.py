@@ -2,20 +2,23 @@
 
 Each image of a stream goes through the gated model alone (batch 1, as a camera on
 a production line sends them); the heads run only when the gate passes the image,
-so the mean time per image falls with the share of images the gate stops.
+so the mean time per image falls with the share of images the gate stops. With the
+ground-truth boxes of a detector's images, the gated pipeline's COCO mAP is also given
+as a fraction of the ungated one's (the gasket paper keeps 96 %).
 """
 
-import dataclasses
 import time
 
 import numpy as np
 import tensorflow as tf
 
-from defect_aux_net.config import PRESETS
+from defect_aux_net.config_errors import ConfigError
 from defect_aux_net.data import datasets
 from defect_aux_net.data.pipeline import InputOptions, make_dataset
-from defect_aux_net.models.defect_aux_net import build_defect_aux_net
-from defect_aux_net.models.gated_inference import GatedDefectAuxNet
+from defect_aux_net.evaluation.detection_metrics import DetectionMetrics
+from defect_aux_net.inference.postprocessing import decode_outputs
+from defect_aux_net.models.gated_inference import GatedModel
+from defect_aux_net.models.model_builders import build_model, model_config
 from defect_aux_net.performance.measurement import median_seconds, to_numpy
 from defect_aux_net.training import run_files, thresholds_file
 
@@ -64,6 +67,7 @@ def gated_streams(
     repeats: int = 10,
     defect_rates=STREAM_DEFECT_RATES,
     seed: int = 0,
+    ground_truth: dict | None = None,
 ) -> dict:
     """Mean per-image latency of gated inference on streams of `images`, against ungated.
 
@@ -72,7 +76,8 @@ def gated_streams(
     timed on every image of every stream.
 
     Args:
-      model: a multi-task `DefectAuxNet` (its classification head is the gate).
+      model: a model whose `supports_gated_inference` (its classification head is the
+        gate): a multi-task `DefectAuxNet`, a `FasterRCNN` with the gasket gate.
       images: float32 `[N, H, W, C]` model inputs.
       defective: bool `[N]` ground truth, which composes the streams.
       gate_thresholds: a scalar, or `[N]` per image: an image passes when its
@@ -82,17 +87,27 @@ def gated_streams(
       warmup: untimed calls of each path before timing.
       repeats: timed runs of the ungated model and of the gate alone.
       defect_rates: the streams' shares of defective images.
+      ground_truth: None, or for a model with detection the images' `boxes`
+        `[N, M, 4]` (pixels of the model input), `box_classes` `[N, M]` and
+        `has_boxes` `[N]`, as the evaluation pipeline gives them: each stream then
+        also scores the gated and the ungated pipeline's detections.
 
     Returns:
       `ratio_<percent>` (gated mean / ungated latency) per stream, `streams` with
-      each stream's mean and pass rate, `ungated_s`, `gate_only_s` (the bottom-up
-      pathway and classification head alone), `full_path_s` and `stopped_s` (mean
+      each stream's mean and pass rate, `ungated_s`, `gate_only_s` (the gate alone: the
+      layers the classifier reads and the classifier), `full_path_s` and `stopped_s` (mean
       gated latency of the images that passed and of those that did not), and
       `max_abs_difference` over every output of every passing image against the
       ungated model's, and `identical_passing_results`: whether it is within
-      `EQUALITY_TOLERANCE` (float32 rounding).
+      `EQUALITY_TOLERANCE` (float32 rounding). With `ground_truth`, each stream's
+      `map` holds `detection_maps` of its images, and `map_fraction_<percent>` the
+      gated share of the ungated mAP@[.5:.95].
     """
-    gated_model = GatedDefectAuxNet(model)
+    if ground_truth is not None and "detection" not in model.config.tasks:
+        raise ValueError(
+            f"ground_truth scores detections; this model has tasks {model.config.tasks}."
+        )
+    gated_model = GatedModel(model)
     # Any batch size, as the exported signatures take images.
     images_spec = tf.TensorSpec([None, *images.shape[1:]], tf.float32)
     ungated = tf.function(lambda image: model(image, training=False), input_signature=[images_spec])
@@ -119,20 +134,27 @@ def gated_streams(
     passing_times, stopped_times = [], []
     max_difference = 0.0
     for rate in defect_rates:
-        gated_times, passed_count = [], 0
-        for index in stream_indices(defective, rate, length, seed):
+        gated_times, passed_count, scored = [], 0, {"gated": [], "ungated": []}
+        indices = stream_indices(defective, rate, length, seed)
+        for index in indices:
             image = images[index : index + 1]
             start = time.perf_counter()
             gated_outputs = to_numpy(gated(image, thresholds[index : index + 1]))
             gated_times.append(time.perf_counter() - start)
+            ungated_outputs = None
+            if gated_outputs["gate_passed"][0] or ground_truth is not None:
+                ungated_outputs = to_numpy(ungated(image))
             if gated_outputs["gate_passed"][0]:
                 passed_count += 1
                 passing_times.append(gated_times[-1])
-                for name, value in to_numpy(ungated(image)).items():
+                for name, value in ungated_outputs.items():
                     difference = float(np.abs(gated_outputs[name] - value).max())
                     max_difference = max(max_difference, difference)
             else:
                 stopped_times.append(gated_times[-1])
+            if ground_truth is not None:
+                scored["gated"].append(detections(model, gated_outputs))
+                scored["ungated"].append(detections(model, ungated_outputs))
         percent = f"{rate * 100:g}"
         results["streams"][percent] = {
             "defect_rate": rate,
@@ -140,11 +162,59 @@ def gated_streams(
             "gated_mean_s": float(np.mean(gated_times)),
         }
         results[f"ratio_{percent}"] = float(np.mean(gated_times)) / results["ungated_s"]
+        if ground_truth is not None:
+            truth = {key: np.asarray(value)[indices] for key, value in ground_truth.items()}
+            maps = detection_maps(model, truth, scored["gated"], scored["ungated"])
+            results["streams"][percent]["map"] = maps
+            results[f"map_fraction_{percent}"] = maps["fraction"]
     results["full_path_s"] = float(np.mean(passing_times)) if passing_times else None
     results["stopped_s"] = float(np.mean(stopped_times)) if stopped_times else None
     results["max_abs_difference"] = max_difference
     results["tolerance"] = EQUALITY_TOLERANCE
     results["identical_passing_results"] = max_difference <= EQUALITY_TOLERANCE
+    return results
+
+
+def detections(model, outputs: dict) -> dict:
+    """Numpy `boxes` (pixels of the input), `scores`, `classes`, `num_detections` of one
+    batch of the model's raw `outputs` (those of gated inference too)."""
+    outputs = {name: value for name, value in outputs.items() if name != "gate_passed"}
+    decoded = decode_outputs(
+        outputs, model.config, model.anchors, normalize_boxes=False, check_finite=False
+    )
+    keys = ("boxes", "scores", "classes", "num_detections")
+    return {key: np.asarray(decoded[key]) for key in keys}
+
+
+def detection_maps(model, ground_truth: dict, gated: list, ungated: list) -> dict:
+    """COCO mAP@[.5:.95] and mAP@0.5 of the gated and the ungated pipeline on the same images.
+
+    Args:
+      model: the model (its class count names the categories).
+      ground_truth: `boxes`, `box_classes`, `has_boxes`, one row per image.
+      gated, ungated: per image, in the same order, `detections` of batch 1.
+
+    Returns:
+      `gated` and `ungated` (`{"map", "map50"}`), and `fraction` and `fraction50`:
+      gated over ungated, None where the ungated mAP is not positive (no ground truth,
+      or a detector that finds nothing).
+    """
+    class_names = [str(index) for index in range(model.config.num_classes)]
+    results = {}
+    for name, predictions in (("gated", gated), ("ungated", ungated)):
+        metrics = DetectionMetrics(class_names)
+        for index, prediction in enumerate(predictions):
+            metrics.update(
+                {key: value[index : index + 1] for key, value in ground_truth.items()},
+                prediction,
+            )
+        result = metrics.result()
+        results[name] = {"map": result["map"], "map50": result["map50"]}
+    for key, suffix in (("map", ""), ("map50", "50")):
+        ungated_value = results["ungated"][key]
+        results[f"fraction{suffix}"] = (
+            results["gated"][key] / ungated_value if ungated_value > 0 else None
+        )
     return results
 
 
@@ -161,35 +231,42 @@ def gated_streams_of_run(
     """`gated_streams` of a `launch.train` run on `split` of its dataset.
 
     The gate threshold is the export's default: the lowest per-class threshold
-    chosen on the validation split. With `paper_preset` (a `DefectAuxNetConfig`
-    preset), `paper_network` also holds the streams through that network, with
-    random weights, at its input size: each image passes where the trained run's
-    gate passed it, so the decisions are a trained gate's and the time is the
-    paper-size network's.
+    chosen on the validation split. A detector's streams also score its detections
+    (`map_fraction_<percent>`). With `paper_preset` (a preset of the run's model:
+    `tekerreka` of Defect-Aux-Net, `gasket` of Faster R-CNN), `paper_network` also
+    holds the streams through that network, with random weights, at its input size:
+    each image passes where the trained run's gate passed it, so the decisions are a
+    trained gate's and the time is the paper-size network's.
+
+    Raises:
+      ConfigError: naming `paper_preset` when the run's model has no such preset.
     """
     model = run_files.load_model(run_files.model_dir_paths(model_dir)["best"])
     experiment, class_names = run_files.read_config(model_dir)
     thresholds = thresholds_file.read_thresholds(model_dir, class_names)
     if thresholds is None:
         raise ValueError(f"{model_dir} has no thresholds.json: train it with launch.train.")
+    paper_config = None
+    if paper_preset:
+        paper_config = paper_network_config(experiment.model_name, paper_preset, class_names)
     builder = datasets.load_builder(experiment.dataset, data_dir)
-    images, defective = _split_images(builder, split, model.config)
+    images, defective, ground_truth = _split_images(builder, split, model.config)
     gate_threshold = float(min(thresholds))
     results = gated_streams(
-        model, images, defective, gate_threshold, length, warmup, repeats, seed=seed
+        model, images, defective, gate_threshold, length, warmup, repeats, seed=seed,
+        ground_truth=ground_truth if "detection" in model.config.tasks else None,
     )
     results |= {
         "gate_threshold": gate_threshold,
         "model_dir": model_dir,
         "split": f"{experiment.dataset} {split}",
     }
-    if paper_preset:
+    if paper_config is not None:
         highest = model.predict(images, verbose=0)["classification"].max(axis=-1)
         passes = highest >= gate_threshold
-        config = dataclasses.replace(PRESETS[paper_preset], num_classes=len(class_names))
-        paper_images, _ = _split_images(builder, split, config)
+        paper_images = _split_images(builder, split, paper_config)[0]
         results["paper_network"] = gated_streams(
-            build_defect_aux_net(config),
+            build_model(paper_config),
             paper_images,
             defective,
             np.where(passes, 0.0, STOP_ALL),
@@ -201,13 +278,33 @@ def gated_streams_of_run(
     return results
 
 
+def paper_network_config(model_name: str, paper_preset: str, class_names):
+    """The config of the run's model (`MODELS` name) at `paper_preset`, with its classes.
+
+    Raises:
+      ConfigError: naming `paper_preset` and the model's presets when it has no such
+        preset.
+    """
+    try:
+        return model_config(model_name, paper_preset, num_classes=len(class_names))
+    except ConfigError as error:
+        raise ConfigError(
+            "paper_preset", f"paper_preset={paper_preset!r} of the run's {model_name}: {error}"
+        ) from error
+
+
 def _split_images(builder, split, config):
-    """`(images [N, H, W, C] at the config's input size, defective [N])` of a split."""
+    """`(images [N, H, W, C] at the config's input size, defective [N], ground truth)`
+    of a split; the ground truth's `boxes` (pixels of the input), `box_classes` and
+    `has_boxes` per image."""
     batches = make_dataset(
         builder, split, config, InputOptions(32, training=False, ground_truth=True)
     )
-    images, defective = [], []
+    images, defective, truth = [], [], {"boxes": [], "box_classes": [], "has_boxes": []}
     for batch_images, ground_truth in batches.as_numpy_iterator():
         images.append(batch_images)
         defective.append(ground_truth["labels"].max(axis=-1) > 0)
-    return np.concatenate(images), np.concatenate(defective)
+        for key, values in truth.items():
+            values.append(ground_truth[key])
+    truth = {key: np.concatenate(values) for key, values in truth.items()}
+    return np.concatenate(images), np.concatenate(defective), truth

@@ -212,13 +212,19 @@ def _stream_lines(title, run):
         "",
         f"### {title}",
         "",
-        "| defective | pass rate | gated mean (s) | ratio to ungated |",
-        "|---|---|---|---|",
+        "| defective | pass rate | gated mean (s) | ratio to ungated | mAP gated / ungated |",
+        "|---|---|---|---|---|",
     ]
     for percent, stream in run["streams"].items():
+        # A detector's streams score its detections (`gated_streams.detection_maps`).
+        maps = stream.get("map")
+        map_cell = "n/a" if maps is None else (
+            f"{maps['gated']['map']:.3f} / {maps['ungated']['map']:.3f} "
+            f"= {_number(maps['fraction'])}"
+        )
         lines.append(
             f"| {percent} % | {stream['pass_rate']:.2f} | {stream['gated_mean_s']:.4f} "
-            f"| {run['ratio_' + percent]:.3f} |"
+            f"| {run['ratio_' + percent]:.3f} | {map_cell} |"
         )
     return lines + [
         "",

@@ -10,6 +10,9 @@ from defect_aux_net import DefectAuxNetConfig, build_defect_aux_net
 from defect_aux_net.data.preprocessing import prepare_image
 from defect_aux_net.detection.decoding import decode_detections
 from defect_aux_net.export.serving import ServingModule
+from defect_aux_net.inference.postprocessing import decode_outputs
+from defect_aux_net.models.faster_rcnn import FasterRCNN
+from defect_aux_net.models.faster_rcnn_config import GATED_TASKS, FasterRCNNConfig
 from tests import tolerances
 
 CLASS_NAMES = ["scratch", "pit"]
@@ -391,3 +394,32 @@ def test_every_output_of_every_signature_is_batched_like_the_images(served, imag
         outputs = numpy_outputs(getattr(module, name)(*inputs))
         assert {value.shape[0] for value in outputs.values()} == {3}, name
         assert outputs["class_names"].tolist() == [[b"scratch", b"pit"]] * 3, name
+
+
+def test_gated_faster_rcnn_serves_the_detector_only_to_the_images_its_gate_passes(images):
+    # The gasket paper's gate: Faster R-CNN's classifier on P6 skips the RPN and box head.
+    keras.utils.set_random_seed(0)
+    config = FasterRCNNConfig.from_preset("small", num_classes=len(CLASS_NAMES), tasks=GATED_TASKS)
+    model = FasterRCNN(config)
+    module = ServingModule(model, CLASS_NAMES)
+    assert {"serving_gated", "serving_gated_threshold"} <= set(module.signatures())
+    encoded = tf.constant([encode(image) for image in images])
+    # The first image passes (every probability >= 0), the second is stopped.
+    gated = numpy_outputs(module.serve_gated_threshold(encoded, tf.constant([0.0, 1.01])))
+    prepared = np.stack([prepare_image(image, (64, 64), 3) for image in images])
+    ungated = {
+        key: np.asarray(value)
+        for key, value in decode_outputs(model(prepared, training=False), config).items()
+    }
+    np.testing.assert_array_equal(gated["gate_passed"], [True, False])
+    count = ungated["num_detections"][0]
+    assert count > 0 and gated["num_detections"].tolist() == [count, 0]
+    for key in ("boxes", "scores"):
+        tolerances.assert_close(
+            gated[key][0, :count], ungated[key][0, :count], tolerances.float32_output_tolerance(),
+            key,
+        )
+    np.testing.assert_array_equal(gated["classes"][0, :count], ungated["classes"][0, :count])
+    tolerances.assert_close(
+        gated["probabilities"], ungated["probabilities"], tolerances.float32_output_tolerance()
+    )

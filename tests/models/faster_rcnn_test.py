@@ -183,4 +183,4 @@ def test_invalid_config_values_name_their_field():
     with pytest.raises(ConfigError, match="FasterRCNNConfig.rpn_negative_iou"):
         FasterRCNNConfig(rpn_positive_iou=0.3, rpn_negative_iou=0.7)
     with pytest.raises(ConfigError, match="FasterRCNNConfig.tasks"):
-        FasterRCNNConfig(tasks=("classification", "detection"))
+        FasterRCNNConfig(tasks=("segmentation", "detection"))

@@ -3,7 +3,7 @@ import pytest
 import tensorflow as tf
 
 from defect_aux_net import DefectAuxNetConfig, build_defect_aux_net
-from defect_aux_net.models.gated_inference import GATED_OUT_LOGIT, GatedDefectAuxNet
+from defect_aux_net.models.gated_inference import GATED_OUT_LOGIT, GatedModel
 from tests import tolerances
 
 CONFIG = DefectAuxNetConfig.from_preset("small", input_shape=(64, 64, 3), attention="none")
@@ -21,7 +21,7 @@ def test_passing_images_get_the_models_results_and_the_others_nothing(model_and_
     expected = {name: np.asarray(value) for name, value in model(images, training=False).items()}
     top = expected["classification"].max(axis=-1)
     threshold = float(np.sort(top)[3])  # 3 of the 6 images pass.
-    outputs = GatedDefectAuxNet(model)(images, threshold)
+    outputs = GatedModel(model)(images, threshold)
     passed = top >= threshold
     np.testing.assert_array_equal(np.asarray(outputs["gate_passed"]), passed)
     assert passed.sum() == 3
@@ -47,7 +47,7 @@ def test_passing_images_get_the_models_results_and_the_others_nothing(model_and_
 @pytest.mark.parametrize("threshold, passing", [(0.0, 6), (1.01, 0)])
 def test_all_or_no_images_pass(model_and_images, threshold, passing, traced):
     model, images = model_and_images
-    gated = GatedDefectAuxNet(model)
+    gated = GatedModel(model)
     call = tf.function(gated.__call__) if traced else gated
     outputs = {name: np.asarray(value) for name, value in call(images, threshold).items()}
     assert int(outputs["gate_passed"].sum()) == passing
@@ -66,7 +66,7 @@ def test_all_or_no_images_pass(model_and_images, threshold, passing, traced):
 @pytest.mark.parametrize("traced", [False, True])
 def test_an_empty_batch_gets_empty_outputs(model_and_images, traced):
     model, _ = model_and_images
-    gated = GatedDefectAuxNet(model)
+    gated = GatedModel(model)
     call = tf.function(gated.__call__) if traced else gated
     outputs = call(np.zeros((0, 64, 64, 3), np.float32), 0.0)
     expected = model(np.zeros((1, 64, 64, 3), np.float32), training=False)
@@ -81,4 +81,4 @@ def test_an_empty_batch_gets_empty_outputs(model_and_images, traced):
 def test_a_model_without_gate_or_heads_is_rejected(tasks):
     model = build_defect_aux_net(DefectAuxNetConfig.from_preset("small", tasks=tasks))
     with pytest.raises(ValueError, match="classification task"):
-        GatedDefectAuxNet(model)
+        GatedModel(model)
