@@ -97,23 +97,6 @@ def test_export_into_an_existing_folder_is_refused(trained_run):
     assert f"--export_dir: {export_dir} exists already" in result.stderr
 
 
-def test_lr_find_writes_the_curve_and_suggests_a_rate(synthetic_data_dir, tmp_path):
-    result = run_launch(
-        "lr_find", "--preset=quickstart", "--dataset=synthetic_defects/small",
-        "--input_size=64,64", "--batch_size=8", "--num_steps=10", "--min_lr=1e-5",
-        "--max_lr=1e-1", f"--data_dir={synthetic_data_dir}", f"--output_dir={tmp_path}",
-        # The sweep trains the model as `fit` does, whatever its heads (the train tests
-        # run all three); classification alone halves this test's time.
-        "--tasks=classification", "--attention=none",
-    )
-    check_success(result)
-    curve = json.load(open(tmp_path / "lr_find.json"))
-    assert 1e-5 <= curve["suggested_lr"] <= 1e-1
-    assert len(curve["learning_rates"]) == len(curve["losses"]) <= 10
-    assert os.path.getsize(tmp_path / "lr_find.png") > 0
-    assert "Suggested peak learning rate" in result.stdout
-
-
 @pytest.mark.slow(seconds=60)
 def test_export_int8_openvino_calibrated_on_the_training_split(
     trained_run, synthetic_data_dir, tmp_path

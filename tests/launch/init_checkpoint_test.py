@@ -103,14 +103,25 @@ def test_fine_tuning_on_the_next_product_reinitialises_its_head_and_says_so(
 
 
 @pytest.mark.slow(seconds=40)
-def test_lr_find_sweeps_from_the_init_checkpoint(trained_run, synthetic_data_dir, tmp_path):
+def test_lr_find_sweeps_from_the_init_checkpoint_and_suggests_a_rate(
+    trained_run, synthetic_data_dir, tmp_path
+):
+    # One sweep for both: the curve, its plot and the suggestion do not depend on where
+    # the weights came from. Classification without attention: the sweep trains the
+    # model as `fit` does, whatever its heads, and the head is copied all the same.
     model_dir, _ = trained_run
     result = run_launch(
         "lr_find", "--preset=quickstart", "--dataset=synthetic_defects/small",
-        "--input_size=64,64", "--batch_size=8", "--num_steps=10", "--tasks=classification",
+        "--input_size=64,64", "--batch_size=8", "--num_steps=10", "--min_lr=1e-5",
+        "--max_lr=1e-1", "--tasks=classification", "--attention=none",
         f"--init_checkpoint={model_dir}", f"--data_dir={synthetic_data_dir}",
         f"--output_dir={tmp_path}",
     )
     check_success(result)
     assert f"Initialised from {model_dir}: copied" in result.stderr
     assert "classification_head: 1 of 1 layers copied" in result.stderr
+    curve = json.load(open(tmp_path / "lr_find.json"))
+    assert 1e-5 <= curve["suggested_lr"] <= 1e-1
+    assert len(curve["learning_rates"]) == len(curve["losses"]) <= 10
+    assert os.path.getsize(tmp_path / "lr_find.png") > 0
+    assert "Suggested peak learning rate" in result.stdout

@@ -271,7 +271,7 @@ def test_bombs_fifos_and_devices_are_skipped_by_name(model_paths, inputs, tmp_pa
     result = run_launch(
         "predict", f"--model={saved_model}",
         f"--inputs={mixed},{tmp_path / 'given.png'},/dev/null", f"--output_dir={output_dir}",
-        timeout=180,
+        timeout=180, fresh_process=True,
     )
     check_success(result)
     bomb, fifo, given = (str(mixed / "b_bomb.png"), str(mixed / "b_fifo.png"),

@@ -40,7 +40,11 @@ def test_a_split_the_dataset_lacks_stops_before_anything_is_written(
 
 
 def test_unknown_dataset_is_the_last_thing_printed(tmp_path):
-    result = run_launch("train", "--dataset=neu_dett", f"--model_dir={tmp_path}", timeout=120)
+    # In a process of its own: after absl's usage text, as a user sees it.
+    result = run_launch(
+        "train", "--dataset=neu_dett", f"--model_dir={tmp_path}", timeout=120,
+        fresh_process=True,
+    )
     assert result.returncode != 0
     assert last_line(result.stderr).startswith("--dataset='neu_dett': no dataset 'neu_dett'")
     assert last_line(result.stderr).endswith("Did you mean 'neu_det'?")

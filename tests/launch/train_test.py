@@ -104,14 +104,14 @@ def test_killed_run_resumes_without_losing_epochs(synthetic_data_dir, tmp_path):
     args = [
         # Classification alone: resuming does not depend on the heads, and the full
         # model, run twice, took four minutes of CI. 32 steps per epoch.
-        sys.executable, "-m", "launch.train", *TINY_TRAINING, "--epochs=2",
-        "--train_fraction=0.5", "--test_split=", "--export=false", "--attention=none",
-        "--tasks=classification", f"--data_dir={synthetic_data_dir}",
-        f"--model_dir={model_dir}",
+        *TINY_TRAINING, "--epochs=2", "--train_fraction=0.5", "--test_split=",
+        "--export=false", "--attention=none", "--tasks=classification",
+        f"--data_dir={synthetic_data_dir}", f"--model_dir={model_dir}",
     ]
     env = os.environ | {"TF_CPP_MIN_LOG_LEVEL": "2"}
     process = subprocess.Popen(
-        args, cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        [sys.executable, "-m", "launch.train", *args], cwd=REPO, env=env,
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )
     deadline = time.time() + 300
     while history_epochs(model_dir) != [0] and time.time() < deadline:
@@ -122,7 +122,7 @@ def test_killed_run_resumes_without_losing_epochs(synthetic_data_dir, tmp_path):
     process.wait()
     assert history_epochs(model_dir) == [0], "kill the run mid-epoch 2"
 
-    result = subprocess.run(args, cwd=REPO, env=env, capture_output=True, text=True)
+    result = run_launch("train", *args)  # The resume needs no process of its own.
     check_success(result)
     # Epoch 0 is not run again; the interrupted epoch 1 runs once.
     assert history_epochs(model_dir) == [0, 1]
@@ -200,6 +200,7 @@ def test_mirrored_on_two_cpu_devices_trains_like_default(synthetic_data_dir, tmp
         "--test_split=test[:16]", f"--data_dir={synthetic_data_dir}",
         f"--model_dir={model_dir}",
         timeout=900,  # Generous: the other workers' tests load both cores meanwhile.
+        fresh_process=True,  # Logical CPU devices are set before TensorFlow starts.
     )
     check_success(result)
     assert "2 replica(s)" in result.stderr
@@ -302,7 +303,8 @@ def test_bad_flags_stop_with_a_message_naming_the_flag(args, message, tmp_path):
 
 
 def test_missing_model_dir_is_reported():
-    result = run_launch("train", timeout=60)
+    # absl's own app.run: a required flag missing ends the process with an error.
+    result = run_launch("train", timeout=60, fresh_process=True)
     assert result.returncode != 0
     assert "model_dir" in result.stderr
 
@@ -356,7 +358,7 @@ def test_segdec_trains_exports_evaluates_and_predicts_in_a_fresh_process(
     output_dir = tmp_path / "predictions"
     result = run_launch(
         "predict", f"--model={model_dir}", f"--inputs={tmp_path / 'part.png'}",
-        f"--output_dir={output_dir}",
+        f"--output_dir={output_dir}", fresh_process=True,
     )
     check_success(result)
     predicted = json.loads((output_dir / "predictions.json").read_text())
