@@ -117,3 +117,15 @@ def test_a_table_with_a_network_the_library_lacks_says_so_before_training(monkey
     with pytest.raises(ConfigError, match=message):
         table_runner.run_table(TABLES["F11"], "smoke", "no_such_dataset", None, "unused",
                                None, False)
+
+
+def test_fig_11s_networks_are_all_in_the_library():
+    table = TABLES["F11"]
+    row_runs.check_models(table)  # Raises while a row's network is missing.
+    row = next(row for row in table.rows if row.fields.get("model_name") == "cascade_rcnn")
+    schedule = {"batch_size": 8, "learning_rate": 1e-3, "epochs": 2}
+    run = row_run(table, row, "smoke", "neu_det", schedule=schedule)
+    experiment = run.experiment()
+    assert run.model_preset == "small" and experiment.model_name == "cascade_rcnn"
+    assert model_builders.model_name(experiment.model) == "cascade_rcnn"
+    assert experiment.model.tasks == ("detection",)

@@ -66,11 +66,13 @@ class RpnHead(keras.layers.Layer):
 
 @keras.saving.register_keras_serializable(package="defect_aux_net")
 class BoxHead(keras.layers.Layer):
-    """Class logits (background first) and class-specific deltas of each RoI's crop.
+    """Class logits (background first) and box deltas of each RoI's crop.
 
     The crop is flattened and goes through `num_layers` fully connected ReLU layers of
     `units` (Faster R-CNN with FPN: two of 1,024), then two sibling layers: `K + 1`
-    logits (0 background, `k + 1` class `k`) and 4 deltas for each of the K classes.
+    logits (0 background, `k + 1` class `k`) and 4 deltas for each of the K classes,
+    or one set shared by every class (`class_agnostic`, Cascade R-CNN's stages: the
+    next stage refines one box per RoI).
 
     Example:
     ```python
@@ -82,13 +84,17 @@ class BoxHead(keras.layers.Layer):
       num_classes: defect classes K.
       units: width of the hidden layers.
       num_layers: hidden layers.
+      class_agnostic: one set of deltas per RoI, `[B, R, 1, 4]`.
     """
 
-    def __init__(self, num_classes: int, units: int = 1024, num_layers: int = 2, **kwargs):
+    def __init__(self, num_classes: int, units: int = 1024, num_layers: int = 2,
+                 class_agnostic: bool = False, **kwargs):
         super().__init__(**kwargs)
         self.num_classes = num_classes
         self.units = units
         self.num_layers = num_layers
+        self.class_agnostic = class_agnostic
+        self.box_sets = 1 if class_agnostic else num_classes
         self.hidden = [
             keras.layers.Dense(units, activation="relu", name=f"fc_{index}",
                                dtype=self.dtype_policy)
@@ -100,7 +106,7 @@ class BoxHead(keras.layers.Layer):
             name="class_logits", dtype=self.dtype_policy,
         )
         self.box_deltas = keras.layers.Dense(
-            4 * num_classes, kernel_initializer=keras.initializers.RandomNormal(stddev=0.001),
+            4 * self.box_sets, kernel_initializer=keras.initializers.RandomNormal(stddev=0.001),
             name="box_deltas", dtype=self.dtype_policy,
         )
 
@@ -118,17 +124,18 @@ class BoxHead(keras.layers.Layer):
         x = ops.reshape(crops, (shape[0], shape[1], _product(crops.shape[2:])))
         for layer in self.hidden:
             x = layer(x)
-        deltas = ops.reshape(self.box_deltas(x), (shape[0], shape[1], self.num_classes, 4))
+        deltas = ops.reshape(self.box_deltas(x), (shape[0], shape[1], self.box_sets, 4))
         return self.class_logits(x), deltas
 
     def compute_output_shape(self, input_shape):
         batch, rois = input_shape[:2]
-        return (batch, rois, self.num_classes + 1), (batch, rois, self.num_classes, 4)
+        return (batch, rois, self.num_classes + 1), (batch, rois, self.box_sets, 4)
 
     def get_config(self):
         config = super().get_config()
         config.update(
-            {"num_classes": self.num_classes, "units": self.units, "num_layers": self.num_layers}
+            {"num_classes": self.num_classes, "units": self.units, "num_layers": self.num_layers,
+             "class_agnostic": self.class_agnostic}
         )
         return config
 

@@ -146,38 +146,49 @@ class DecodedDetections(keras.layers.Layer):
     """The box head's outputs as boxes and class probabilities for `select_detections`.
 
     Each proposal gets one box per class (its class's deltas decoded with the box
-    head's weights (10, 10, 5, 5), clipped to the image) and the softmax probability of
-    each class without the background column; padding proposals score 0.
+    head's weights, (10, 10, 5, 5) unless `box_weights` says otherwise, clipped to the
+    image), or one box shared by every class from class-agnostic deltas `[B, R, 1, 4]`,
+    and the softmax probability of each class without the background column; padding
+    proposals score 0. Given a list of several heads' logits (Cascade R-CNN's stages),
+    a class's score is the mean of their probabilities.
 
     Args:
       image_size: `(height, width)` of the model input.
+      box_weights: the deltas' weights (`box_coding`).
 
     Returns (call):
-      `(boxes, scores)`: float32 `[B, R, K, 4]` pixels and `[B, R, K]`.
+      `(boxes, scores)`: float32 `[B, R, K, 4]` (or `[B, R, 1, 4]`) pixels and `[B, R, K]`.
     """
 
-    def __init__(self, image_size, **kwargs):
+    def __init__(self, image_size, box_weights=BOX_HEAD_WEIGHTS, **kwargs):
         super().__init__(**{"dtype": "float32", **kwargs})
         self.image_size = tuple(image_size)
+        self.box_weights = tuple(box_weights)
 
     def call(self, class_logits, box_deltas, proposals, num_proposals):
         boxes = clip_boxes(
-            decode_boxes(box_deltas, proposals[:, :, None, :], BOX_HEAD_WEIGHTS),
+            decode_boxes(box_deltas, proposals[:, :, None, :], self.box_weights),
             self.image_size,
         )
         rows = ops.arange(ops.shape(proposals)[1])[None, :]
         valid = ops.cast(rows < ops.cast(num_proposals, "int32")[:, None], "float32")
-        scores = ops.softmax(ops.cast(class_logits, "float32"), axis=-1)[..., 1:]
+        heads = class_logits if isinstance(class_logits, (list, tuple)) else [class_logits]
+        probabilities = [ops.softmax(ops.cast(logits, "float32"), axis=-1) for logits in heads]
+        scores = ops.mean(ops.stack(probabilities), axis=0)[..., 1:]
         return boxes, scores * valid[..., None]
 
     def compute_output_spec(self, class_logits, box_deltas, proposals, num_proposals):
+        if isinstance(class_logits, (list, tuple)):
+            class_logits = class_logits[0]
         return (
             keras.KerasTensor(box_deltas.shape, "float32"),
-            keras.KerasTensor(tuple(class_logits.shape[:2]) + (box_deltas.shape[2],), "float32"),
+            keras.KerasTensor(
+                tuple(class_logits.shape[:2]) + (class_logits.shape[2] - 1,), "float32"
+            ),
         )
 
     def get_config(self):
         config = super().get_config()
-        config.update({"image_size": self.image_size})
+        config.update({"image_size": self.image_size, "box_weights": self.box_weights})
         return config
 

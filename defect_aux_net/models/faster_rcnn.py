@@ -65,7 +65,7 @@ class FasterRCNN(keras.Model):
 
     def __init__(self, config, **kwargs):
         if isinstance(config, dict):
-            config = FasterRCNNConfig(**config)
+            config = self.config_type(**config)
         inputs = keras.Input(config.input_shape, name="images")
         height, width = config.input_shape[:2]
         backbone, features = apply_backbone(config, inputs, config.padded_size)
@@ -86,13 +86,9 @@ class FasterRCNN(keras.Model):
             ROI_LEVELS[0], config.roi_output_size, config.roi_sampling_ratio, name="roi_align"
         )
         roi_features = [pyramid[f"P{level}"] for level in _levels(ROI_LEVELS)]
-        class_logits, box_deltas = BoxHead(
-            config.num_classes, config.box_head_units, config.box_head_layers, name="box_head"
-        )(roi_align(roi_features, proposals))
-        boxes, scores = DecodedDetections((height, width), name="detections")(
-            class_logits, box_deltas, proposals, num_proposals
+        outputs = self.detection_outputs(
+            config, lambda boxes: roi_align(roi_features, boxes), proposals, num_proposals
         )
-        outputs = {"detection_boxes": boxes, "detection_scores": scores}
         if "classification" in config.tasks:
             outputs["classification"] = _gate(config, pyramid)
         super().__init__(inputs=inputs, outputs=outputs, **kwargs)
@@ -110,12 +106,29 @@ class FasterRCNN(keras.Model):
         parts = LOSS_PARTS + ((GATE_LOSS,) if "classification" in config.tasks else ())
         self.part_trackers = {part: keras.metrics.Mean(name=part) for part in parts}
 
+    # `from_config` rebuilds this config class from its dict (a subclass has its own).
+    config_type = FasterRCNNConfig
     # The outputs are decoded boxes: no anchors for the shared decoding to read.
     anchors = None
     @property
     def supports_gated_inference(self) -> bool:
         """Whether it has the gasket paper's classifier, which `GatedModel` gates with."""
         return "classification" in self.config.tasks
+
+    @staticmethod
+    def detection_outputs(config, crop, proposals, num_proposals) -> dict:
+        """The inference outputs of the box head on `proposals` (graph building).
+
+        `crop(boxes)` gives RoIAlign's crops of `[B, R, 4]` boxes. A subclass with other
+        box heads (Cascade R-CNN) overrides this, `box_training_outputs` and `box_losses`.
+        """
+        class_logits, box_deltas = BoxHead(
+            config.num_classes, config.box_head_units, config.box_head_layers, name="box_head"
+        )(crop(proposals))
+        boxes, scores = DecodedDetections(config.input_shape[:2], name="detections")(
+            class_logits, box_deltas, proposals, num_proposals
+        )
+        return {"detection_boxes": boxes, "detection_scores": scores}
 
     def training_outputs(self, images, boxes, box_classes, seed, training=True):
         """The RPN's outputs and targets and the box head's on sampled RoIs.
@@ -146,14 +159,12 @@ class FasterRCNN(keras.Model):
             boxes, box_classes, self.rpn_anchors, seed, config.rpn_positive_iou,
             config.rpn_negative_iou, config.rpn_samples, config.rpn_positive_fraction,
         )
-        rois = sample_rois(
-            proposals, num_proposals, boxes, box_classes, seed + tf.constant([0, 1], tf.int64),
-            config.roi_samples, config.roi_foreground_fraction, config.roi_foreground_iou,
-            background_iou_high=config.roi_foreground_iou,
-        )
         roi_features = [pyramid[f"P{level}"] for level in _levels(ROI_LEVELS)]
-        crops = self.get_layer("roi_align")(roi_features, rois["rois"], training=True)
-        class_logits, box_deltas = self.get_layer("box_head")(crops, training=training)
+        roi_align = self.get_layer("roi_align")
+        box_outputs = self.box_training_outputs(
+            lambda rois: roi_align(roi_features, rois, training=True), proposals,
+            num_proposals, boxes, box_classes, seed + tf.constant([0, 1], tf.int64), training,
+        )
         gate = {}
         if "classification" in config.tasks:
             gate["classification"] = self.get_layer("classification")(
@@ -163,10 +174,37 @@ class FasterRCNN(keras.Model):
             "rpn_logits": tf.concat(logits, axis=1),
             "rpn_deltas": tf.concat(deltas, axis=1),
             "rpn_targets": rpn_targets,
+            **box_outputs,
+        }
+
+    def box_training_outputs(self, crop, proposals, num_proposals, boxes, box_classes, seed,
+                             training):
+        """The box head on RoIs sampled (seeded by `seed`) from proposals and ground truth.
+
+        Returns:
+          dict: `rois` (`sample_rois`), `class_logits` `[B, S, K + 1]` and
+          `target_deltas` `[B, S, 4]`, what `box_losses` reads.
+        """
+        config = self.config
+        rois = sample_rois(
+            proposals, num_proposals, boxes, box_classes, seed, config.roi_samples,
+            config.roi_foreground_fraction, config.roi_foreground_iou,
+            background_iou_high=config.roi_foreground_iou,
+        )
+        class_logits, box_deltas = self.get_layer("box_head")(crop(rois["rois"]),
+                                                              training=training)
+        return {
             "rois": rois,
             "class_logits": class_logits,
             "target_deltas": target_class_deltas(box_deltas, rois["class_targets"]),
         }
+
+    def box_losses(self, outputs, image_weights) -> tuple:
+        """`(classification, box)` losses of `box_training_outputs`' dict."""
+        return box_head_losses(
+            outputs["class_logits"], outputs["target_deltas"], outputs["rois"],
+            image_weights, self.config.box_huber_delta,
+        )
 
     def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
         """The loss of images `x` and their ground truth `y`; `y_pred` is not read.
@@ -183,10 +221,7 @@ class FasterRCNN(keras.Model):
             outputs["rpn_logits"], outputs["rpn_deltas"], outputs["rpn_targets"],
             image_weights, self.config.rpn_huber_delta,
         )
-        box_class, box = box_head_losses(
-            outputs["class_logits"], outputs["target_deltas"], outputs["rois"],
-            image_weights, self.config.box_huber_delta,
-        )
+        box_class, box = self.box_losses(outputs, image_weights)
         parts = dict(zip(LOSS_PARTS, (rpn_objectness, rpn_box, box_class, box)))
         if "classification" in outputs:
             # Every image has its labels (defect-free ones too): no weights unless given.

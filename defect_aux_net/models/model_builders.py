@@ -9,6 +9,8 @@ other part of the library asks the model (or its config) what it has: `tasks`,
 import dataclasses
 
 from defect_aux_net.config import DefectAuxNetConfig
+from defect_aux_net.models.cascade_rcnn import CascadeRCNN
+from defect_aux_net.models.cascade_rcnn_config import CascadeRCNNConfig
 from defect_aux_net.models.deeplab_config import DeepLabV3PlusConfig
 from defect_aux_net.models.deeplab_v3_plus import DeepLabV3Plus
 from defect_aux_net.models.defect_aux_net import DefectAuxNet
@@ -56,6 +58,7 @@ MODELS = {
     "deeplabv3plus": ModelEntry(DeepLabV3Plus, DeepLabV3PlusConfig),
     "ssd": ModelEntry(Ssd, SsdConfig),
     "faster_rcnn": ModelEntry(FasterRCNN, FasterRCNNConfig),
+    "cascade_rcnn": ModelEntry(CascadeRCNN, CascadeRCNNConfig),
     # The classification baselines of Tables III and VI: a ResNet is plain or SE by
     # `attention`; EfficientNet-B0 takes none (None).
     "resnet50": ModelEntry(ImageClassifier, ImageClassifierConfig, {"attention": "none"}),
