@@ -101,7 +101,7 @@ class DefectAuxNet(keras.Model):
         super().__init__(inputs=inputs, outputs=outputs, **kwargs)
         self.config = config
         # The graph's symbolic tensors, to build sub-models that share the layers
-        # (`GatedDefectAuxNet` splits the model at the classification gate).
+        # (`GatedModel` splits the model at the classification gate).
         self.symbolic_features = features
         self.symbolic_outputs = outputs
         self.multi_task_loss = MultiTaskLoss(config)
@@ -111,7 +111,7 @@ class DefectAuxNet(keras.Model):
 
     @property
     def supports_gated_inference(self) -> bool:
-        """Whether `GatedDefectAuxNet` can split it: a classifier and a head to skip."""
+        """Whether `GatedModel` can split it: a classifier and a head to skip."""
         return "classification" in self.config.tasks and len(self.config.tasks) > 1
 
     @property
