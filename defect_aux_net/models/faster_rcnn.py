@@ -141,9 +141,8 @@ class FasterRCNN(keras.Model):
 
         Returns:
           dict: `rpn_logits` `[B, A]`, `rpn_deltas` `[B, A, 4]`, `rpn_targets`
-          (`assign_rpn_targets`), `rois` (`sample_rois`), `class_logits`
-          `[B, S, K + 1]`, `target_deltas` `[B, S, 4]` and, with the gate,
-          `classification` `[B, K]` probabilities.
+          (`assign_rpn_targets`), the box head's (`box_training_outputs`) and,
+          with the gate, `classification` `[B, K]` probabilities.
         """
         config = self.config
         padded = self.get_layer("pad")(images)
