@@ -74,6 +74,9 @@ class ExperimentConfig(PresetConfig):
         both, and a resumed run keeps the epochs.
       early_stopping_patience: stop after this many epochs without a lower validation
         loss, or None to run every epoch (the best model is kept either way).
+      batch_norm_images: after training, the best model's batch-norm statistics are
+        recomputed as means over this many un-augmented training images
+        (`training.batch_norm_statistics`); 0 keeps the moving averages of training.
       model_name: the model of `models.model_builders.MODELS` that `model` configures
         (config.json names it, so the config reads back as its class).
       optimizer: one of `OPTIMIZERS`.
@@ -104,6 +107,7 @@ class ExperimentConfig(PresetConfig):
     augmentation: str = "defect_aux_net"
     augmentation_weights: tuple = DEFAULT_OPERATION_WEIGHTS
     segmentation_label_fraction: float = 1.0
+    batch_norm_images: int = 0
 
     def __post_init__(self):
         try:
@@ -170,6 +174,12 @@ class ExperimentConfig(PresetConfig):
             raise ConfigError(
                 "ExperimentConfig.time_budget",
                 f"ExperimentConfig.time_budget must be > 0 seconds, got {self.time_budget}.",
+            )
+        if not isinstance(self.batch_norm_images, int) or self.batch_norm_images < 0:
+            raise ConfigError(
+                "ExperimentConfig.batch_norm_images",
+                "ExperimentConfig.batch_norm_images must be a whole number >= 0 (0: keep "
+                f"the moving averages), got {self.batch_norm_images!r}.",
             )
         if self.early_stopping_patience is not None and self.early_stopping_patience < 1:
             raise ConfigError(

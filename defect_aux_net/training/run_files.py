@@ -83,7 +83,8 @@ def is_complete(model_dir: str) -> bool:
 # runs still load, resume and compare equal. Any other missing field is an error.
 _ADDED_FIELDS = (
     ("init_checkpoint", "time_budget", "early_stopping_patience", "recipe", "model_name",
-     "optimizer", "augmentation", "augmentation_weights", "segmentation_label_fraction"),
+     "optimizer", "augmentation", "augmentation_weights", "segmentation_label_fraction",
+     "batch_norm_images"),
     ("input_normalization",),
 )
 

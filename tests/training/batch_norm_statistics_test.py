@@ -1,0 +1,61 @@
+import keras
+import numpy as np
+import pytest
+
+from defect_aux_net.training.batch_norm_statistics import (
+    batch_norm_layers,
+    recompute_batch_norm_statistics,
+)
+from tests.tolerances import FLOAT32_UNIT_ROUNDOFF
+
+# Each batch's statistics of 4 values and each running-mean update round a few times,
+# numpy's float32 statistics as often: a few dozen unit roundoffs of unit-scale values.
+RTOL = 64 * FLOAT32_UNIT_ROUNDOFF
+
+
+def _model(trainable=True):
+    inputs = keras.Input((3,))
+    inner = keras.Sequential([keras.Input((3,)), keras.layers.BatchNormalization(name="inner")])
+    frozen = keras.layers.BatchNormalization(name="frozen", trainable=trainable)
+    return keras.Model(inputs, frozen(inner(inputs)))
+
+
+def test_moving_statistics_become_the_means_of_the_batch_statistics():
+    model = _model()
+    rng = np.random.default_rng(0)
+    batches = [rng.normal(3.0, 2.0, (4, 3)).astype("float32") for _ in range(3)]
+    momenta = [layer.momentum for layer in batch_norm_layers(model)]
+
+    assert recompute_batch_norm_statistics(model, batches) == 3
+
+    inner = model.get_layer("sequential").get_layer("inner")
+    # By hand: each batch normalised by its own (biased) statistics, averaged over batches.
+    expected_mean = np.mean([batch.mean(0) for batch in batches], axis=0)
+    expected_variance = np.mean([batch.var(0) for batch in batches], axis=0)
+    np.testing.assert_allclose(inner.moving_mean.numpy(), expected_mean, rtol=RTOL)
+    np.testing.assert_allclose(
+        inner.moving_variance.numpy(), expected_variance, rtol=RTOL
+    )
+    # The second sees the first's output: zero mean, variance v / (v + epsilon) per batch.
+    frozen = model.get_layer("frozen")
+    epsilon = inner.epsilon
+    np.testing.assert_allclose(frozen.moving_mean.numpy(), 0.0, atol=RTOL)
+    np.testing.assert_allclose(
+        frozen.moving_variance.numpy(),
+        np.mean([batch.var(0) / (batch.var(0) + epsilon) for batch in batches], axis=0),
+        rtol=RTOL,
+    )
+    assert [layer.momentum for layer in batch_norm_layers(model)] == momenta
+
+
+def test_frozen_batch_norms_keep_their_statistics():
+    model = _model(trainable=False)
+    recompute_batch_norm_statistics(model, [np.full((2, 3), 5.0, "float32")])
+    frozen = model.get_layer("frozen")
+    np.testing.assert_array_equal(frozen.moving_mean.numpy(), 0.0)
+    np.testing.assert_array_equal(frozen.moving_variance.numpy(), 1.0)
+
+
+def test_no_batches_is_an_error_not_unchanged_statistics():
+    with pytest.raises(ValueError, match="No image batches"):
+        recompute_batch_norm_statistics(_model(), [])
