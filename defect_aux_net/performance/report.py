@@ -126,8 +126,9 @@ def _paper_table6_lines(table6):
         "",
         "## Table VI: batch-1 inference, the paper's networks",
         "",
-        "Paper: one Xeon core at 2.2 GHz, 600x600. The FPN segmenter is Defect-Aux-Net's "
-        "top-down pathway and segmentation branch on a plain ResNet-50.",
+        "Rows named as in the paper (the `small` preset builds them on ResNet-18). Paper: one "
+        "Xeon core at 2.2 GHz, 600x600. The FPN segmenter is Defect-Aux-Net's top-down "
+        "pathway and segmentation branch on a plain ResNet.",
         "",
     ]
     for size, by_threads in table6["runs"].items():
