@@ -149,9 +149,10 @@ def choose_recipe(
     images = min(survey.num_examples, BATCH_NORM_IMAGES)
     recipe.choose(
         "batch_norm_images", images,
-        f"batch-norm statistics recomputed after training over {images} un-augmented "
-        "training images: the moving averages are of augmented images, mostly of the last "
-        "few batches, and make validation and the exported model vary from epoch to epoch",
+        f"batch-norm statistics recomputed after training over {images} training images, "
+        "drawn as in training but not augmented: the moving averages are of augmented "
+        "images, mostly of the last few batches, and make validation and the exported "
+        "model vary from epoch to epoch",
     )
     rare = 0 < survey.defective and defective < RARE_DEFECTS
     recipe.choose(
