@@ -15,7 +15,10 @@ RTOL = 64 * FLOAT32_UNIT_ROUNDOFF
 
 def _model(trainable=True):
     inputs = keras.Input((3,))
-    inner = keras.Sequential([keras.Input((3,)), keras.layers.BatchNormalization(name="inner")])
+    # Named: Keras numbers default names per process ("sequential_3" after other tests).
+    inner = keras.Sequential(
+        [keras.Input((3,)), keras.layers.BatchNormalization(name="inner")], name="nested"
+    )
     frozen = keras.layers.BatchNormalization(name="frozen", trainable=trainable)
     return keras.Model(inputs, frozen(inner(inputs)))
 
@@ -28,7 +31,7 @@ def test_moving_statistics_become_the_means_of_the_batch_statistics():
 
     assert recompute_batch_norm_statistics(model, batches) == 3
 
-    inner = model.get_layer("sequential").get_layer("inner")
+    inner = model.get_layer("nested").get_layer("inner")
     # By hand: each batch normalised by its own (biased) statistics, averaged over batches.
     expected_mean = np.mean([batch.mean(0) for batch in batches], axis=0)
     expected_variance = np.mean([batch.var(0) for batch in batches], axis=0)
