@@ -27,6 +27,7 @@ from defect_aux_net.data.pipeline import make_dataset
 from defect_aux_net.models.model_builders import build_model
 from defect_aux_net.recipes import GIVEN, choose_recipe, has_field, scale_for_epochs
 from defect_aux_net.training import run_files
+from defect_aux_net.training.init_checkpoint import initialize_from_checkpoint
 from defect_aux_net.training.lr_finder import (
     LRFinderResult,
     find_learning_rate,
@@ -84,11 +85,24 @@ def balanced_loss_weights(initial_losses: dict) -> tuple:
     return tuple(weights.get(task, 1.0) for task in TASKS), reason
 
 
+def starting_model(experiment) -> keras.Model:
+    """A new model with the weights `fit` starts from: seeded, then `init_checkpoint`'s.
+
+    The recipe's measurements (initial losses, the range test) must see those weights:
+    a pretrained backbone starts at lower losses and tolerates other rates than a
+    random one.
+    """
+    keras.utils.set_random_seed(experiment.seed)
+    model = build_model(experiment.model)
+    if experiment.init_checkpoint:
+        initialize_from_checkpoint(model, experiment.init_checkpoint)
+    return model
+
+
 def measure_initial_losses(data: TrainingData) -> dict:
     """Each head's loss on the first training batch, with the weights `fit` starts from."""
     experiment = data.experiment
-    keras.utils.set_random_seed(experiment.seed)
-    model = build_model(experiment.model)
+    model = starting_model(experiment)
     dataset = make_dataset(
         data.builder,
         experiment.train_split_slice,
@@ -242,7 +256,7 @@ def range_test_learning_rate(data: TrainingData, jit_compile, timing, budget: fl
     """`data` with the learning rate of a range test, when the budget has room for it.
 
     Runs when the recipe chose the learning rate (not a flag): `find_learning_rate` on
-    a fresh model for up to `RANGE_TEST_STEPS[1]` steps, fewer when that would take more
+    the `starting_model` for up to `RANGE_TEST_STEPS[1]` steps, fewer when that would take more
     than `RANGE_TEST_SHARE` of `budget` (none below `RANGE_TEST_STEPS[0]`), at the step
     time `timing` measured. The peak is `lr_finder.peak_learning_rate`, within
     `RANGE_TEST_TRUST` of the rule's; the rule stays when the curve is unusable. The
@@ -262,8 +276,7 @@ def range_test_learning_rate(data: TrainingData, jit_compile, timing, budget: fl
         )
         return _with_learning_rate(data, rule["value"], reason)
     started = time.monotonic()
-    keras.utils.set_random_seed(experiment.seed)
-    model = build_model(experiment.model)
+    model = starting_model(experiment)
     optimizer = (
         keras.optimizers.SGD if experiment.optimizer == "sgd" else keras.optimizers.Adam
     )(RANGE_TEST_RATES[0])

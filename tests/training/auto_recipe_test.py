@@ -1,11 +1,13 @@
 import dataclasses
 import time
 
+import keras
 import numpy as np
 import pytest
 from PIL import Image
 
 from defect_aux_net.experiments import ExperimentConfig
+from defect_aux_net.models.model_builders import build_model
 from defect_aux_net.training import auto_recipe, run_files
 from defect_aux_net.training.auto_recipe import (
     apply_recipe,
@@ -14,6 +16,7 @@ from defect_aux_net.training.auto_recipe import (
     range_test_learning_rate,
     rescale_for_epochs,
     reuse_stored,
+    starting_model,
     write_range_test_plot,
 )
 from defect_aux_net.training.time_budget import StepTiming, fit_epochs_to_budget
@@ -109,6 +112,21 @@ def test_the_recipe_of_the_synthetic_set_starts_every_head_equal(synthetic_recip
             assert weights[task] == (2.0 if loss < mean / 2 else 0.5), task
     assert {"survey", "model.input_shape", "model.anchor_size", "batch_size"} <= set(
         experiment.recipe
+    )
+
+
+def test_the_recipe_measures_on_the_init_checkpoints_weights(synthetic_recipe, tmp_path):
+    experiment = synthetic_recipe[2].experiment
+    keras.utils.set_random_seed(experiment.seed + 1)
+    pretrained = build_model(experiment.model)
+    path = str(tmp_path / "pretrained.keras")
+    pretrained.save(path)
+    started = starting_model(dataclasses.replace(experiment, init_checkpoint=path))
+    for theirs, ours in zip(pretrained.weights, started.weights, strict=True):
+        np.testing.assert_array_equal(theirs.numpy(), ours.numpy(), err_msg=ours.path)
+    # Without it, the run's own seed: other weights.
+    assert not np.array_equal(
+        starting_model(experiment).weights[0].numpy(), pretrained.weights[0].numpy()
     )
 
 
