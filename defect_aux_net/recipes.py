@@ -26,6 +26,11 @@ MIN_PIXELS = 128 * 128
 # "Several pixels wide": a defect narrower than one stride of the finest detection
 # level (P3, 8 pixels) falls between anchor centres and into one or two mask pixels.
 MIN_DEFECT_PIXELS = 8
+# Shrinking an input to save time (more pixels per step, or more epochs) stops where the
+# narrowest tenth of the defects would be narrower than two such strides: a defect one
+# stride wide is still seen, but the anchor grid then places its box only to about half
+# its width, which costs IoU >= 0.5 matches.
+SHRINK_DEFECT_PIXELS = 2 * MIN_DEFECT_PIXELS
 # Pixels per batch: a batch of 16 at 128x128, the quickstart's.
 PIXELS_PER_BATCH = 16 * 128 * 128
 BATCH_SIZES = (4, 32)
@@ -205,13 +210,13 @@ def input_scale(survey: DatasetSurvey) -> tuple:
     if not len(survey.boxes):
         return scale, reason + " (no boxes tell the defects' size)"
     short = float(np.percentile(survey.box_sides().min(axis=1), 10))
-    if short * scale > 2 * MIN_DEFECT_PIXELS and area * scale**2 > MIN_PIXELS:
-        smaller = max(2 * MIN_DEFECT_PIXELS / short, math.sqrt(MIN_PIXELS / area))
+    if short * scale > SHRINK_DEFECT_PIXELS and area * scale**2 > MIN_PIXELS:
+        smaller = max(SHRINK_DEFECT_PIXELS / short, math.sqrt(MIN_PIXELS / area))
         if smaller < scale:
             scale = smaller
             reason += (
                 f"; the narrowest tenth of the defects ({short:.0f} px) stay "
-                f">= {2 * MIN_DEFECT_PIXELS} px wide at scale {scale:.3g} (not below "
+                f">= {SHRINK_DEFECT_PIXELS} px wide at scale {scale:.3g} (not below "
                 f"{MIN_PIXELS} pixels), and smaller inputs train more steps"
             )
     reason += f"; the narrowest tenth of the defects are {short * scale:.1f} px wide"
@@ -232,8 +237,9 @@ def scale_for_epochs(survey: DatasetSurvey, input_shape, epochs: int) -> tuple |
     (`s0` is `input_shape`'s scale of the median image); the scale that gives
     `MIN_EPOCHS` is `s0 * sqrt(epochs / MIN_EPOCHS)`. It stops where the inputs would
     lose what they must show: the narrowest tenth of the boxes stays at least
-    `MIN_DEFECT_PIXELS` wide (one stride of the finest detection level) and the input
-    at least `MIN_PIXELS`. Fewer epochs of a model that sees the defects are worth more
+    `SHRINK_DEFECT_PIXELS` wide (two strides of the finest detection level, as when
+    `input_scale` shrinks an input to fit its pixels) and the input at least
+    `MIN_PIXELS`. Fewer epochs of a model that sees the defects are worth more
     than more epochs of one that cannot.
 
     Args:
@@ -253,10 +259,11 @@ def scale_for_epochs(survey: DatasetSurvey, input_shape, epochs: int) -> tuple |
     floor, limit = math.sqrt(MIN_PIXELS / area), f"{MIN_PIXELS} pixels"
     if len(survey.boxes):
         short = float(np.percentile(survey.box_sides().min(axis=1), 10))
-        if MIN_DEFECT_PIXELS / short > floor:
-            floor = MIN_DEFECT_PIXELS / short
+        if SHRINK_DEFECT_PIXELS / short > floor:
+            floor = SHRINK_DEFECT_PIXELS / short
             limit = (
-                f"the narrowest tenth of the defects ({short:.0f} px) {MIN_DEFECT_PIXELS} px wide"
+                f"the narrowest tenth of the defects ({short:.0f} px) "
+                f"{SHRINK_DEFECT_PIXELS} px wide"
             )
     scale = float(f"{max(wanted, floor):.3g}")
     # Inputs are rounded to multiples of 32 pixels or more: less than that gains nothing.

@@ -129,15 +129,17 @@ def test_defect_free_images_only_keep_plain_shuffling():
         # 9 epochs at 192x192 of 200x200 images (scale 0.96): 0.96 x sqrt(9 / 20) =
         # 0.644 gives 20, above the 128x128 floor (0.64); 40 px defects stay 25 px wide.
         (40, 192, 9, 0.644),
-        # 10 px defects: 8 / 10 = 0.8 keeps them 8 px wide, the floor (fewer epochs).
-        (10, 192, 9, 0.8),
+        # 20 px defects: 16 / 20 = 0.8 keeps them 16 px wide, the floor (fewer epochs).
+        (20, 192, 9, 0.8),
+        # 10 px defects are below 16 px already: no smaller input.
+        (10, 192, 9, None),
         # 20 epochs are enough; 128x128 (0.64) is already the floor.
         (40, 192, 20, None),
         (40, 128, 5, None),
-        # 12 px defects: the floor 8 / 12 = 0.667 is 0.96 - 0.667 = 0.29 of 200 px, 59
-        # px smaller: worth it. 9 px defects: 0.889, 14 px smaller: not worth a change.
-        (12, 192, 9, 0.667),
-        (9, 192, 9, None),
+        # 24 px defects: the floor 16 / 24 = 0.667 is 0.96 - 0.667 = 0.29 of 200 px, 59
+        # px smaller: worth it. 18 px defects: 0.889, 14 px smaller: not worth a change.
+        (24, 192, 9, 0.667),
+        (18, 192, 9, None),
     ],
 )
 def test_few_epochs_take_a_smaller_input_down_to_the_defects_floor(
@@ -151,7 +153,7 @@ def test_few_epochs_take_a_smaller_input_down_to_the_defects_floor(
     scale, reason = choice
     assert scale == pytest.approx(expected)
     assert f"{epochs} epoch(s) at {input_size}x{input_size}" in reason
-    assert ("8 px wide" in reason) == (short_side < 40)
+    assert ("16 px wide" in reason) == (short_side < 40)
 
 
 def test_a_given_scale_sets_the_input_and_is_recorded():
