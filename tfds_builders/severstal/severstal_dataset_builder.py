@@ -19,8 +19,6 @@ from defect_aux_net.datasets.seeded_splits import seeded_split
 
 # Kaggle's ClassId k (1..4) is class index k - 1; the competition never named them.
 CLASS_NAMES = ("class_1", "class_2", "class_3", "class_4")
-# Paper section IV-A: random 70/10/20; fixed here by the seed.
-SPLIT_FRACTIONS = {"train": 0.7, "validation": 0.1, "test": 0.2}
 SPLIT_SEED = 0
 _CSV_NAME = "train.csv"
 _IMAGES_FOLDER = "train_images"
@@ -96,11 +94,39 @@ def read_annotations(csv_path: epath.Path) -> dict[str, list[RleRow]]:
     return dict(rows)
 
 
-class Builder(tfds.core.GeneratorBasedBuilder):
-    """DatasetBuilder for Severstal steel defects (manual download)."""
+@dataclasses.dataclass(eq=False)
+class SeverstalConfig(tfds.core.BuilderConfig):
+    """A seeded partition of the labelled images into train/validation/test.
 
-    VERSION = tfds.core.Version("1.0.0")
-    RELEASE_NOTES = {"1.0.0": "Initial release: all classes per image, seeded 70/10/20 split."}
+    Attributes:
+      split_fractions: `(split, fraction)` pairs, in order, fractions summing to 1
+        (`defect_aux_net.datasets.seeded_splits`, seed `SPLIT_SEED`).
+    """
+
+    split_fractions: tuple = ()
+
+
+class Builder(tfds.core.GeneratorBasedBuilder):
+    """DatasetBuilder for Severstal steel defects (manual download), one config per split."""
+
+    VERSION = tfds.core.Version("1.1.0")
+    RELEASE_NOTES = {
+        "1.0.0": "Initial release: all classes per image, seeded 70/10/20 split.",
+        "1.1.0": "Configs: split_70_10_20 (the default, as 1.0.0) and split_80_10_10.",
+    }
+    # The first config is the default: `severstal` is `severstal/split_70_10_20`.
+    BUILDER_CONFIGS = [
+        SeverstalConfig(
+            name="split_70_10_20",
+            description="The Defect-Aux-Net paper's random 70/10/20 split (section IV-A).",
+            split_fractions=(("train", 0.7), ("validation", 0.1), ("test", 0.2)),
+        ),
+        SeverstalConfig(
+            name="split_80_10_10",
+            description="The DeepLabV3+ paper's train/evaluation/test = 80/10/10 (section 6).",
+            split_fractions=(("train", 0.8), ("validation", 0.1), ("test", 0.1)),
+        ),
+    ]
     MANUAL_DOWNLOAD_INSTRUCTIONS = f"""
     Accept the rules of the Kaggle competition "Severstal: Steel Defect Detection"
     (https://www.kaggle.com/c/severstal-steel-defect-detection), download its data
@@ -146,7 +172,7 @@ class Builder(tfds.core.GeneratorBasedBuilder):
                 f"{csv_path}, line {rows[0].line}: image {unknown[0]} is not in "
                 f"{images_dir} ({len(unknown)} annotated images are missing)."
             )
-        splits = seeded_split(image_names, SPLIT_FRACTIONS, SPLIT_SEED)
+        splits = seeded_split(image_names, dict(self.builder_config.split_fractions), SPLIT_SEED)
         return {
             split: self._generate_examples(images_dir, names, annotations, csv_path)
             for split, names in splits.items()

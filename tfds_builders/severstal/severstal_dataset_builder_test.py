@@ -7,6 +7,8 @@ import pytest
 import tensorflow_datasets as tfds
 from etils import epath
 
+from defect_aux_net.datasets.seeded_splits import seeded_split
+
 from . import severstal_dataset_builder
 
 
@@ -17,24 +19,45 @@ class SeverstalCurrentLayoutTest(tfds.testing.DatasetBuilderTestCase):
     """`ImageId,ClassId,EncodedPixels`: ten images split 70/10/20 by the seed."""
 
     DATASET_CLASS = severstal_dataset_builder.Builder
+    BUILDER_CONFIG_NAMES_TO_TEST = ["split_70_10_20"]
     EXAMPLE_DIR = str(_DUMMY_DATA / "current")
     SPLITS = {"train": 7, "validation": 1, "test": 2}
 
 
 class SeverstalOlderLayoutTest(tfds.testing.DatasetBuilderTestCase):
-    """`ImageId_ClassId,EncodedPixels` with four rows per image, empty where absent."""
+    """`ImageId_ClassId,EncodedPixels` with four rows per image, empty where absent, in
+    the DeepLabV3+ paper's 80/10/10 config: of ten images, round(8), round(9) - 8, 10 - 9."""
 
     DATASET_CLASS = severstal_dataset_builder.Builder
+    BUILDER_CONFIG_NAMES_TO_TEST = ["split_80_10_10"]
     EXAMPLE_DIR = str(_DUMMY_DATA / "older")
-    SPLITS = {"train": 7, "validation": 1, "test": 2}
+    SPLITS = {"train": 8, "validation": 1, "test": 1}
 
 
-def _build(manual_dir, data_dir):
-    builder = severstal_dataset_builder.Builder(data_dir=data_dir)
+def _build(manual_dir, data_dir, config=None):
+    builder = severstal_dataset_builder.Builder(data_dir=data_dir, config=config)
     builder.download_and_prepare(
         download_config=tfds.download.DownloadConfig(manual_dir=str(manual_dir))
     )
     return builder
+
+
+def _image_ids(builder) -> dict[str, list[str]]:
+    return {
+        split: [example["image_id"].decode() for example in tfds.as_numpy(examples)]
+        for split, examples in builder.as_dataset().items()
+    }
+
+
+def test_the_default_config_is_the_70_10_20_split_and_80_10_10_has_all_12568_images():
+    assert severstal_dataset_builder.Builder.BUILDER_CONFIGS[0].name == "split_70_10_20"
+    config = severstal_dataset_builder.Builder.builder_configs["split_80_10_10"]
+    names = [f"{index:09x}.jpg" for index in range(12_568)]
+    splits = seeded_split(names, dict(config.split_fractions), severstal_dataset_builder.SPLIT_SEED)
+
+    # round(0.8 * 12568) = round(10054.4) = 10054, round(0.9 * 12568) = 11311: 1257 each.
+    assert [len(splits[name]) for name in ("train", "validation", "test")] == [10054, 1257, 1257]
+    assert len(set().union(*map(set, splits.values()))) == 12_568
 
 
 def _all_examples(builder) -> dict[str, dict]:
@@ -88,10 +111,17 @@ def test_masks_labels_and_flags_of_every_image(current_examples):
     assert current_examples["000000002.jpg"]["segmentation_mask"][30:, 60:, 3].all()
 
 
-def test_both_layouts_give_the_same_examples(current_examples, tmp_path):
-    older_examples = _all_examples(_build(_DUMMY_DATA / "older", tmp_path))
+def test_both_layouts_and_both_splits_give_the_same_examples(current_examples, tmp_path):
+    older = _build(_DUMMY_DATA / "older", tmp_path, "split_80_10_10")
+    older_examples = _all_examples(older)
 
     assert sorted(older_examples) == sorted(current_examples)
+    # 80/10/10 is a partition: every image in exactly one split.
+    ids = _image_ids(older)
+    assert {split: len(names) for split, names in ids.items()} == {
+        "train": 8, "validation": 1, "test": 1
+    }
+    assert sorted(name for names in ids.values() for name in names) == sorted(current_examples)
     for name, example in older_examples.items():
         np.testing.assert_array_equal(
             example["segmentation_mask"], current_examples[name]["segmentation_mask"]
