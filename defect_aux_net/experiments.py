@@ -3,7 +3,9 @@
 The paper's runs (section IV-B/D: Adam, one-cycle LR, batch 128, 50 epochs) are
 the `severstal` and `tekerreka` presets; `quickstart` trains the small model on the
 embedded synthetic dataset in minutes on a CPU; `auto` is the starting point of the
-recipe derived from the data (`defect_aux_net.recipes`).
+recipe derived from the data (`defect_aux_net.recipes`). The companion papers'
+recipes are `segdec_kolektor`, `segdec_dagm`, `segdec_severstal` (Bozic et al.) and
+`deeplab_severstal_<backbone>` (Nie et al.).
 """
 
 import dataclasses
@@ -19,6 +21,7 @@ from defect_aux_net.data.weighted_augmentation import (
     OPERATIONS,
     check_operation_weights,
 )
+from defect_aux_net.models.deeplab_config import DeepLabV3PlusConfig
 from defect_aux_net.models.model_builders import DEFAULT_MODEL, config_class, model_name
 from defect_aux_net.models.segdec_config import SegDecConfig
 from defect_aux_net.preset_configs import PresetConfig
@@ -80,6 +83,9 @@ class ExperimentConfig(PresetConfig):
       model_name: the model of `models.model_builders.MODELS` that `model` configures
         (config.json names it, so the config reads back as its class).
       optimizer: one of `OPTIMIZERS`.
+      weight_decay: decoupled weight decay of the optimizer, `w -= lr * weight_decay
+        * w` at every step (`training.optimizers`; for plain SGD the same update as
+        PyTorch's `weight_decay`, the DeepLabV3+ paper's 1e-4). 0: none.
       recipe: what the automatic recipe (`--preset=auto`, `recipes`) and the time budget
         chose, `{field: {"value", "reason"}}` plus the `survey` it read, or None.
     """
@@ -108,6 +114,7 @@ class ExperimentConfig(PresetConfig):
     augmentation_weights: tuple = DEFAULT_OPERATION_WEIGHTS
     segmentation_label_fraction: float = 1.0
     batch_norm_images: int = 0
+    weight_decay: float = 0.0
 
     def __post_init__(self):
         try:
@@ -198,6 +205,13 @@ class ExperimentConfig(PresetConfig):
                     f"ExperimentConfig.{name}",
                     f"ExperimentConfig.{name} must be >= 1, got {getattr(self, name)}.",
                 )
+        decay = self.weight_decay
+        if isinstance(decay, bool) or not isinstance(decay, (int, float)) or not decay >= 0:
+            raise ConfigError(
+                "ExperimentConfig.weight_decay",
+                f"ExperimentConfig.weight_decay must be a number >= 0 (0: no decay), got "
+                f"{self.weight_decay!r}.",
+            )
         if self.learning_rate <= 0:
             raise ConfigError(
                 "ExperimentConfig.learning_rate",
@@ -315,5 +329,63 @@ PRESETS["segdec_small"] = dataclasses.replace(
     model_name="segdec",
     negative_sampling=True,
     distance_weights=(1.0, 2.0),
+)
+# The same network with the reference code's DAGM settings (vicoslab/mixed-segdec-net-
+# comind2021, EXPERIMENTS_COMIND.sh, train_DAGM N_ALL: DILATE 7, EPOCHS 70, LEARNING_RATE
+# 0.05, DELTA 1, BATCH_SIZE 1, WEIGHTED_SEG_LOSS_P 1, _MAX 10, frequency-of-use sampling),
+# one texture class per run: --dataset=dagm2007/classN. (The ICPR paper, section IV-C:
+# 50 epochs, rate 0.01, batch 5, w_pos 20.)
+PRESETS["segdec_dagm"] = dataclasses.replace(
+    PRESETS["segdec_kolektor"],
+    model=SegDecConfig.from_preset("dagm"),
+    dataset="dagm2007/class1",
+    epochs=70,
+    learning_rate=0.05,
+    distance_weights=(10.0, 1.0),
+)
+# Its Severstal settings (train_single STEEL ALL_3000_N_3000: DILATE 1, EPOCHS 40 for
+# 3,000 positive images, LEARNING_RATE 0.1, DELTA 0.1, BATCH_SIZE 10, P 2, MAX 1; the
+# ICPR paper, section IV-E: "90, 70, 50 and 40 epochs" for 300 ... 3,000 positive
+# samples, eta 0.1, delta 0.1, p 2, batch 10) on all four classes of the builder's 70/10/20 split, whose 8,798
+# training images hold about 4,700 defective ones: the paper keeps class 3 only.
+PRESETS["segdec_severstal"] = dataclasses.replace(
+    PRESETS["segdec_kolektor"],
+    model=SegDecConfig.from_preset("severstal"),
+    dataset="severstal",
+    batch_size=10,
+    epochs=40,
+    learning_rate=0.1,
+    distance_weights=(1.0, 2.0),
+)
+
+
+def _deeplab_severstal(model_preset: str) -> ExperimentConfig:
+    """The DeepLabV3+ paper's recipe on Severstal with the model preset's backbone.
+
+    Section 6.1/6.2: "learning rate=0.01, batch size = 16 weight decay = 1e-4, and data
+    split is train/evaluation/test=80/10/10(%)"; "30 epochs" (6.1, the baseline; 6.2
+    gives no count, so the same). The optimizer is not named: plain SGD, whose
+    decoupled decay equals PyTorch's (`training.optimizers`). Section 3.2: a label map
+    over background + 4 classes, the softmax output; section 3.3: the random weighted
+    augmentation (its W unpublished: `augmentation_weights`' default).
+    """
+    model = DeepLabV3PlusConfig.from_preset(model_preset, output="softmax")
+    return ExperimentConfig(
+        model=model,
+        dataset="severstal/split_80_10_10",
+        model_name="deeplabv3plus",
+        optimizer="sgd",
+        batch_size=16,
+        epochs=30,
+        learning_rate=0.01,
+        weight_decay=1e-4,
+        augmentation="weighted",
+    )
+
+
+# The paper's three backbones (section 5.3) and its baseline without ASPP (5.1).
+PRESETS.update(
+    (f"deeplab_severstal_{name}", _deeplab_severstal(f"severstal_{name}"))
+    for name in ("resnet101", "densenet201", "efficientnetb1", "bare_bone")
 )
 ExperimentConfig.presets = PRESETS

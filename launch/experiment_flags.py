@@ -74,6 +74,11 @@ LEARNING_RATE = flags.DEFINE_float(
     "learning_rate", None, "Peak learning rate of the one-cycle schedule, or SGD's "
     "constant one (presets with the sgd optimizer: segdec_kolektor).", lower_bound=0.0
 )
+WEIGHT_DECAY = flags.DEFINE_float(
+    "weight_decay", None, "Decoupled weight decay, w -= learning_rate * weight_decay * w "
+    "at every step (DeepLabV3+ paper: 1e-4; default: the preset's, 0 for none).",
+    lower_bound=0.0,
+)
 TRAIN_FRACTION = flags.DEFINE_float(
     "train_fraction", None, "Fraction of the training split used (paper Fig. 10).",
 )
@@ -124,6 +129,7 @@ _FIELDS = {
     "batch_size": "batch_size",
     "epochs": "epochs",
     "learning_rate": "learning_rate",
+    "weight_decay": "weight_decay",
     "train_fraction": "train_fraction",
     "augment": "augment",
     "negative_sampling": "negative_sampling",
@@ -201,6 +207,7 @@ def experiment_from_flags(test_split: str | None = None) -> ExperimentConfig:
         (BATCH_SIZE, "batch_size"),
         (EPOCHS, "epochs"),
         (LEARNING_RATE, "learning_rate"),
+        (WEIGHT_DECAY, "weight_decay"),
         (TRAIN_FRACTION, "train_fraction"),
         (AUGMENT, "augment"),
         (NEGATIVE_SAMPLING, "negative_sampling"),

@@ -81,7 +81,8 @@ def test_split_fields_reject_malformed_holdouts():
 @pytest.mark.parametrize(
     "field, value",
     [("time_budget", 0), ("early_stopping_patience", 0), ("train_fraction", 1.5),
-     ("batch_size", 0), ("epochs", 0), ("learning_rate", 0.0)],
+     ("batch_size", 0), ("epochs", 0), ("learning_rate", 0.0), ("weight_decay", -1e-4),
+     ("weight_decay", float("nan")), ("weight_decay", "1e-4")],
 )
 def test_invalid_values_are_config_errors_naming_the_field(field, value):
     with pytest.raises(ConfigError, match=f"ExperimentConfig.{field} must be") as error:
@@ -135,3 +136,47 @@ def test_augmentation_and_mixed_supervision_fields_are_checked():
     # Dropping masks needs a model that segments.
     with pytest.raises(ConfigError, match="no segmentation task"):
         ExperimentConfig.from_preset("auto", segmentation_label_fraction=0.5)
+
+
+def test_segdec_dagm_and_severstal_presets_are_the_reference_codes():
+    # vicoslab/mixed-segdec-net-comind2021 EXPERIMENTS_COMIND.sh, argument order of
+    # EXPERIMENTS_ROOT.sh (DILATE ... EPOCHS LEARNING_RATE DELTA BATCH_SIZE weighted P MAX):
+    # `train_DAGM ... N_ALL ... 7 1000 70 0.05 1 1 True 1 10 True True True`, and
+    # `train_single ... STEEL ... ALL_3000_N_3000 ... 1 3000 3000 40 0.1 0.1 10 True 2 1 ...`;
+    # config.py: DAGM 512 x 512 x 1, STEEL 1600 wide x 256 high x 1.
+    for name, shape, dilation, epochs, rate, delta, batch, (p, w_max) in [
+        ("segdec_dagm", (512, 512, 1), 7, 70, 0.05, 1.0, 1, (1.0, 10.0)),
+        ("segdec_severstal", (256, 1600, 1), 1, 40, 0.1, 0.1, 10, (2.0, 1.0)),
+    ]:
+        preset = PRESETS[name]
+        assert (preset.model_name, preset.optimizer, preset.weight_decay) == ("segdec", "sgd", 0)
+        assert preset.model.input_shape == shape
+        assert (preset.model.dilation, preset.model.delta) == (dilation, delta)
+        assert (preset.epochs, preset.learning_rate, preset.batch_size) == (epochs, rate, batch)
+        # Our field is (positive weight w_max, power p).
+        assert preset.distance_weights == (w_max, p)
+        assert preset.negative_sampling and not preset.augment
+    assert PRESETS["segdec_dagm"].dataset == "dagm2007/class1"
+
+
+def test_deeplab_severstal_presets_are_the_papers_recipe():
+    # Nie et al. 2022, section 6.2: "learning rate=0.01, batch size = 16 weight decay =
+    # 1e-4, and data split is train/evaluation/test=80/10/10(%)"; 6.1: "after 30 epochs";
+    # 3.2: 256 x 256 images and a label map with background (softmax); 3.3: weighted
+    # augmentation; 5.3: the three backbones; 5.1: the baseline without ASPP.
+    backbones = {
+        "resnet101": ("resnet101", True),
+        "densenet201": ("densenet201", True),
+        "efficientnetb1": ("efficientnetb1", True),
+        "bare_bone": ("resnet101", False),
+    }
+    for name, (backbone, aspp) in backbones.items():
+        preset = PRESETS[f"deeplab_severstal_{name}"]
+        assert (preset.model_name, preset.dataset) == ("deeplabv3plus", "severstal/split_80_10_10")
+        assert (preset.optimizer, preset.learning_rate, preset.batch_size) == ("sgd", 0.01, 16)
+        assert (preset.weight_decay, preset.epochs) == (1e-4, 30)
+        assert preset.augment and preset.augmentation == "weighted"
+        model = preset.model
+        assert (model.backbone, model.aspp, model.backbone_weights) == (backbone, aspp, "imagenet")
+        assert (model.output, model.input_shape, model.num_classes) == ("softmax", (256, 256, 3), 4)
+        assert ExperimentConfig.from_dict(json.loads(json.dumps(preset.to_dict()))) == preset

@@ -112,6 +112,15 @@ PRESETS = {
     "kolektorsdd": SegDecConfig(
         num_classes=1, input_shape=(1408, 512, 1), delta=0.01, dilation=7
     ),
+    # The reference code's DAGM settings (config.py: 512x512 grey; EXPERIMENTS_COMIND.sh
+    # train_DAGM: DILATE 7, DELTA_CLS_LOSS 1), one texture class per run.
+    "dagm": SegDecConfig(num_classes=1, input_shape=(512, 512, 1), delta=1.0, dilation=7),
+    # The reference code's Severstal settings (config.py: 1600 wide x 256 high, grey;
+    # EXPERIMENTS_COMIND.sh train_single STEEL: DILATE 1, DELTA_CLS_LOSS 0.1). Four
+    # decision logits, one per Kaggle class: the paper keeps class-3 images only.
+    "severstal": SegDecConfig(
+        num_classes=4, input_shape=(256, 1600, 1), delta=0.1, dilation=1
+    ),
     # The same layers, a sixteenth of the trunk's widths at its end: for CPUs and tests.
     "small": SegDecConfig(
         num_classes=1, input_shape=(128, 128, 1), trunk_channels=(8, 16, 64)

@@ -125,3 +125,18 @@ def test_model_flag_is_validated_and_in_help():
     with pytest.raises(flags.IllegalFlagValueError):
         flags.FLAGS["model"].parse("unet3d")
     assert "segdec" in flags.FLAGS["model"].help
+
+
+@flagsaver.flagsaver
+def test_weight_decay_flag_overrides_the_preset_and_is_validated():
+    parse("--preset=deeplab_severstal_resnet101")
+    assert experiment_flags.experiment_from_flags().weight_decay == 1e-4
+    parse("--preset=deeplab_severstal_resnet101", "--weight_decay=0")
+    assert experiment_flags.experiment_from_flags().weight_decay == 0
+    assert experiment_flags.given_fields() == {"weight_decay"}
+    with pytest.raises(flags.IllegalFlagValueError, match="weight_decay"):
+        flags.FLAGS["weight_decay"].parse("-1e-4")
+    from launch import train
+
+    # launch.train --help lists it.
+    assert "weight_decay" in {flag.name for flag in flags.FLAGS.get_key_flags_for_module(train)}
