@@ -18,7 +18,8 @@ _ORIGINAL = {
     "kos02": {"Part0": None},
     "kos03": {"Part0": None, "Part1": (slice(0, 12), slice(7, 8))},
     "kos04": {"Part0": None},
-    "kos05": {"Part0": None, "Part1": None},
+    # A crack in every fold of the contiguous 3-fold rule (kos01-02, kos03-04, kos05).
+    "kos05": {"Part0": None, "Part1": (slice(5, 7), slice(2, 6))},
 }
 # split folder -> image name -> label file text.
 _YOLO = {
@@ -32,7 +33,9 @@ _YOLO = {
         # (7, 11), (5, 11), (7, 9): two components, two boxes.
         "002": "0 0 0 0.25 0 0 0.25\n0 0.875 0.9166667 0.625 0.9166667 0.875 0.75\n",
         "003": "",
-        "004": "",
+        # Square x 0.5..0.75 (pixels 4..6), y 0.5..0.75 (pixels 6..9): a defective
+        # image in each of the three folds (000-001, 002-003, 004).
+        "004": "0 0.5 0.5 0.75 0.5 0.75 0.75 0.5 0.75\n",
     },
 }
 
