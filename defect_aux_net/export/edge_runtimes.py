@@ -18,6 +18,13 @@ import os
 import numpy as np
 
 METADATA_FILE = "edge_export.json"
+# What an export's detection outputs are (`edge_export.json`'s `detection_outputs`):
+# per-anchor deltas and logits that `decode_detections` decodes with `anchors.npy`
+# (one-stage detectors), or boxes the graph decoded itself, `detection_boxes` and
+# `detection_scores`, that `select_detections` takes as they are (Faster and Cascade
+# R-CNN: proposals, their NMS and RoIAlign run inside the graph).
+ANCHOR_DELTAS = "anchor_deltas"
+DECODED_BOXES = "decoded_boxes"
 
 
 class EdgeModel:
@@ -27,6 +34,7 @@ class EdgeModel:
       metadata: the export's `edge_export.json` (format, precision, input, outputs,
         what the graph holds, the model config).
       anchors: float32 `[A, 4]` anchors of the detection outputs, or None.
+      detection_outputs: `ANCHOR_DELTAS`, `DECODED_BOXES`, or None without detection.
     """
 
     def __init__(self, export_dir, run, metadata, anchors):
@@ -34,6 +42,10 @@ class EdgeModel:
         self._run = run
         self.metadata = metadata
         self.anchors = anchors
+        # Exports written before two-stage detectors were exported had anchors only.
+        self.detection_outputs = metadata.get(
+            "detection_outputs", ANCHOR_DELTAS if anchors is not None else None
+        )
 
     def __call__(self, images) -> dict:
         """Raw outputs (float32 numpy, keyed by the model's output names) of `images`,
@@ -72,14 +84,14 @@ def load_edge_model(export_dir, threads: int = 0, openvino_precision: str = "f32
         metadata = json.load(file)
     model_path = os.path.join(export_dir, metadata["model_files"][0])
     runners = {"onnx": _onnx_runner, "litert": _litert_runner, "openvino": _openvino_runner}
-    run = runners[metadata["format"]](model_path, threads, openvino_precision)
+    run = runners[metadata["format"]](model_path, threads, openvino_precision, metadata)
     anchors = None
     if metadata.get("anchors"):
         anchors = np.load(os.path.join(export_dir, metadata["anchors"]))
     return EdgeModel(export_dir, run, metadata, anchors)
 
 
-def _onnx_runner(path, threads, _):
+def _onnx_runner(path, threads, *_):
     import onnxruntime
 
     options = onnxruntime.SessionOptions()
@@ -95,16 +107,23 @@ def _onnx_runner(path, threads, _):
     return run
 
 
-def _litert_runner(path, threads, _):
-    from ai_edge_litert.interpreter import Interpreter
+def _litert_runner(path, threads, _, metadata):
+    from ai_edge_litert.interpreter import Interpreter, OpResolverType
 
-    interpreter = Interpreter(model_path=path, num_threads=threads or None)
+    resolver = OpResolverType.AUTO
+    if metadata.get("detection_outputs") == DECODED_BOXES:
+        # XNNPACK (the default delegate) fails to prepare the RoIAlign loop's MEAN over a
+        # rank-7 tensor ("failed to delegate MEAN node"): the builtin kernels run it all.
+        resolver = OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES
+    interpreter = Interpreter(
+        model_path=path, num_threads=threads or None, experimental_op_resolver_type=resolver
+    )
     runner = interpreter.get_signature_runner()
     input_name = interpreter.get_signature_list()["serving_default"]["inputs"][0]
     return lambda images: runner(**{input_name: images})
 
 
-def _openvino_runner(path, threads, precision):
+def _openvino_runner(path, threads, precision, _):
     import openvino
 
     config = {"INFERENCE_PRECISION_HINT": precision}

@@ -197,17 +197,6 @@ def test_bad_arguments_are_refused_before_converting(
     assert not (tmp_path / "export").exists()
 
 
-@pytest.mark.parametrize("name, class_name", [("faster_rcnn", "FasterRCNN"),
-                                              ("cascade_rcnn", "CascadeRCNN")])
-def test_a_detector_that_decodes_inside_its_graph_is_refused(tmp_path, name, class_name):
-    from defect_aux_net.models.model_builders import build_model, model_config
-
-    model = build_model(model_config(name, "small"))
-    with pytest.raises(ValueError, match=f"{class_name} decodes its boxes inside the model"):
-        export_edge_model(model, tmp_path / "edge", "onnx")
-    assert not (tmp_path / "edge").exists()
-
-
 def test_existing_folder_is_not_replaced(model, tmp_path):
     pytest.importorskip("tf2onnx")
     (tmp_path / "export").mkdir()
