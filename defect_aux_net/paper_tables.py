@@ -8,13 +8,18 @@ for the model's: `model.attention`), so rows of other networks join by setting
 The paper's numbers are typed from its text (`../shared/papers`, OCR'd): Tables I-IV
 on TekErreka (not public); Figs. 10 (Severstal) and 11 (TekErreka) are only plotted,
 so they have no numbers to compare with but parameter counts from Tables IV and VI.
+Table VI's networks and numbers are those `performance.inference_latency` measures.
 """
 
 import dataclasses
 
+from defect_aux_net.performance.inference_latency import PAPER_NETWORKS, PAPER_TABLE6
+
 # The parameter count of the trained model (best.keras), in millions; every other
 # metric key is a dotted key of the run's metrics_<split>.json.
 PARAMETERS = "parameters_millions"
+# Table VI's batch-1 inference time, in seconds per image.
+LATENCY = "latency_s"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -53,11 +58,13 @@ class PaperTable:
     """A table or figure of the paper whose rows are experiments.
 
     Attributes:
-      key: the `--table` value: "T1", "T2", "T3", "T4", "F10", "F11".
+      key: the `--table` value: "T1", "T2", "T3", "T4", "F10", "F11", "T6".
       title: what the table compares.
       source: where the paper's numbers are, and on which dataset.
       paper_preset: the `ExperimentConfig` preset of the paper's settings for it.
       task: the head whose outputs the figures measure; the dataset must annotate it.
+        None for Table VI, whose figures (latency, parameters) need no training:
+        its rows are untrained networks, measured (`performance.latency_table`).
       metrics: the columns.
       rows: the rows, the reference row (the paper's choice) first.
     """
@@ -66,7 +73,7 @@ class PaperTable:
     title: str
     source: str
     paper_preset: str
-    task: str
+    task: str | None
     metrics: tuple
     rows: tuple
 
@@ -227,6 +234,25 @@ TABLES = {
                         ("Cascade R-CNN", "cascade_rcnn", {}),
                     )
                 ),
+            ),
+        ),
+        PaperTable(
+            key="T6",
+            title="Batch-1 inference: the multi-task network against single-task networks",
+            source="Table VI (one Xeon core at 2.2 GHz, TekErreka's 600x600)",
+            paper_preset="tekerreka",
+            task=None,
+            metrics=(Metric(PARAMETERS, "Parameters (M)"), Metric(LATENCY, "Latency (s/image)")),
+            # The paper's order: the three single-task networks, then the multi-task one.
+            rows=tuple(
+                Row(
+                    name, key,
+                    {"model_name": model,
+                     **{f"model.{field}": value for field, value in fields.items()}},
+                    {PARAMETERS: PAPER_TABLE6["params_millions"][key],
+                     LATENCY: PAPER_TABLE6["latency_s"][key]},
+                )
+                for key, (name, model, fields) in PAPER_NETWORKS.items()
             ),
         ),
     )

@@ -5,7 +5,9 @@ r"""Trains every row of one of the paper's tables and writes ours beside the pap
 
 Tables (`defect_aux_net.paper_tables`): T1, the five segmentation losses (the dataset
 needs masks); T2, the segmentation networks; T3, the classification networks; T4, the
-four attention variants; F10, 90/75/50 % of the training data; F11, the detectors.
+four attention variants; F10, 90/75/50 % of the training data; F11, the detectors;
+T6, batch-1 latency and parameters of the paper's single-task networks (ResNet-50,
+ResNet-50 FPN, ResNet-50 RetinaNet) and of Defect-Aux-Net.
 Each row is a launch.train run in <output_dir>/<row>, all with the same schedule:
 --budget=cpu is the automatic recipe (small network, input size from the data), the
 first row's epochs fitted to 10 minutes and every other row trained with the first
@@ -22,6 +24,14 @@ trains only those rows (their folder names; an unknown name lists the table's ro
 <output_dir>/<table>.md and <table>.json hold the table and the launch.train command
 of each row: every row whose folder is complete, whichever command trained it, and
 the rest marked as not run.
+
+T6 trains nothing: latency and parameters do not depend on the weights, so each row
+is its network untrained, at the dataset's class count, timed at batch 1 on one
+thread (`defect_aux_net.performance.latency_table`): --budget=paper at the paper's
+600x600 (ResNet-50 networks), cpu at 256x256 (the same networks, minutes on 2
+cores), smoke the small networks at 64x64. Its table adds the sum of the single-task
+networks and the multi-task network's ratios against their targets; a row's command
+is the launch.reproduce one that measures it alone.
 """
 
 import shlex
@@ -112,9 +122,47 @@ def train_command(run, model_dir: str) -> str:
     return shlex.join(command)
 
 
+def reproduce_command(folder: str) -> str:
+    """The launch.reproduce command that measures one row of a table that trains nothing."""
+    command = ["python", "-m", "launch.reproduce", f"--table={TABLE.value}",
+               f"--dataset={DATASET.value}", f"--budget={BUDGET.value}"]
+    if DATA_DIR.value:
+        command.append(f"--data_dir={DATA_DIR.value}")
+    return shlex.join(command + [f"--output_dir={OUTPUT_DIR.value}", f"--rows={folder}"])
+
+
+def measure_latency_table(table):
+    """Table VI (`latency_table`): its rows measured, its report written and printed."""
+    from defect_aux_net.config_errors import ConfigError
+    from defect_aux_net.performance import latency_table
+
+    for flag in (EPOCHS, TASKS, run_flags.STRATEGY, run_flags.TPU, run_flags.JIT_COMPILE):
+        if flag.present:
+            raise app.UsageError(
+                f"--{flag.name}: table {table.key} trains nothing (its networks are timed "
+                "untrained, batch 1, one thread, without XLA): leave it out."
+            )
+    try:
+        results = latency_table.run_latency_table(
+            table, BUDGET.value, DATASET.value, DATA_DIR.value, OUTPUT_DIR.value,
+            ROWS.value, OVERWRITE.value,
+        )
+    except ConfigError as error:
+        raise app.UsageError(flag_errors.flag_message(error)) from error
+    commands = [reproduce_command(result.row.folder) for result in results]
+    heading = f"{DATASET.value}, --budget={BUDGET.value}"
+    paths = latency_table.write_report(table, results, commands, heading, OUTPUT_DIR.value)
+    print(latency_table.report_markdown(table, results, commands, heading))
+    print(f"Written: {paths['md']}, {paths['json']}")
+
+
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
+    table = TABLES[TABLE.value]
+    if table.task is None:
+        measure_latency_table(table)
+        return
     import keras
 
     from defect_aux_net.config_errors import ConfigError
@@ -123,7 +171,6 @@ def main(argv):
     if run_flags.STRATEGY.value == "tpu":
         keras.mixed_precision.set_global_policy("mixed_bfloat16")  # As launch.train's auto.
     jit_compile = run_flags.jit_compile()
-    table = TABLES[TABLE.value]
     try:
         strategy = strategies.make_strategy(run_flags.STRATEGY.value, run_flags.TPU.value)
         results = table_runner.run_table(

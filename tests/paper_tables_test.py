@@ -3,7 +3,7 @@ import pytest
 from defect_aux_net import paper_tables
 from defect_aux_net.config import ATTENTIONS, SEGMENTATION_LOSSES
 from defect_aux_net.models import model_builders
-from defect_aux_net.paper_tables import PARAMETERS, TABLES, Row
+from defect_aux_net.paper_tables import LATENCY, PARAMETERS, TABLES, Row
 from defect_aux_net.row_runs import row_run
 
 
@@ -134,3 +134,23 @@ def test_figure_eleven_has_the_detectors_on_defect_aux_nets_dataset_and_size():
         assert experiment.model.input_shape == (600, 600, 3)
     defect_aux_net = row_run(table, rows["Defect-Aux-Net"], "paper", "neu_det", tasks=tasks)
     assert defect_aux_net.experiment().model.tasks == tasks
+
+
+def test_table_six_has_the_papers_four_networks_and_their_figures():
+    table = TABLES["T6"]
+    # Typed from the paper's Table VI: parameters (M), latency (s/image).
+    assert {row.name: (row.folder, row.paper) for row in table.rows} == {
+        "ResNet-50": ("classification", {PARAMETERS: 23.5, LATENCY: 0.0654}),
+        "ResNet-50 FPN": ("segmentation", {PARAMETERS: 26.9, LATENCY: 0.1106}),
+        "ResNet-50 RetinaNet": ("detection", {PARAMETERS: 34.0, LATENCY: 0.1780}),
+        "Defect-Aux-Net": ("multi_task", {PARAMETERS: 36.2, LATENCY: 0.1927}),
+    }
+    assert [row.fields for row in table.rows] == [
+        {"model_name": "resnet50"},
+        {"model_name": "defect_aux_net", "model.tasks": ("segmentation",),
+         "model.attention": "none"},
+        {"model_name": "retinanet"},
+        {"model_name": "defect_aux_net"},
+    ]
+    # It trains nothing: no head's outputs are measured, no annotation is needed.
+    assert table.task is None

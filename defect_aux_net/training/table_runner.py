@@ -237,10 +237,14 @@ def _cell(value) -> str:
     return "—" if value is None else f"{value:.3f}"
 
 
-def not_run(table: PaperTable, results: list) -> tuple:
-    """The rows of `table` that have no result in `results`."""
-    done = {result.run.row.folder for result in results}
+def not_run(table: PaperTable, done) -> tuple:
+    """The rows of `table` whose folder is not among `done`, those of its results."""
+    done = set(done)
     return tuple(row for row in table.rows if row.folder not in done)
+
+
+def _folders(results: list) -> list:
+    return [result.run.row.folder for result in results]
 
 
 def report_markdown(table: PaperTable, results: list, commands: list, heading: str) -> str:
@@ -258,7 +262,7 @@ def report_markdown(table: PaperTable, results: list, commands: list, heading: s
     header = ["Row"]
     for metric in table.metrics:
         header += [f"{metric.label} (paper)", f"{metric.label} (ours)"]
-    missing = not_run(table, results)
+    missing = not_run(table, _folders(results))
     lines = [f"# {table.key}: {table.title}", "", f"Paper: {table.source}. Ours: {heading}."]
     if missing:
         names = ", ".join(f"{row.name} ({row.folder})" for row in missing)
@@ -299,7 +303,10 @@ def report_json(table: PaperTable, results: list, commands: list, heading: str) 
             }
             for result, command in zip(results, commands)
         ],
-        "not_run": [{"name": row.name, "row": row.folder} for row in not_run(table, results)],
+        "not_run": [
+            {"name": row.name, "row": row.folder}
+            for row in not_run(table, _folders(results))
+        ],
     }
 
 

@@ -9,8 +9,14 @@ import time
 
 import pytest
 
+from defect_aux_net.config import DefectAuxNetConfig
 from defect_aux_net.config_errors import ConfigError
+from defect_aux_net.data import datasets
 from defect_aux_net.experiments import ExperimentConfig
+from defect_aux_net.models.defect_aux_net import DefectAuxNet
+from defect_aux_net.models.image_classifier import ImageClassifier
+from defect_aux_net.models.image_classifier_config import ImageClassifierConfig
+from defect_aux_net.models.model_builders import model_config
 from defect_aux_net.paper_tables import TABLES
 from defect_aux_net.training import run_files, table_runner
 from launch import flag_errors
@@ -55,7 +61,8 @@ def test_a_killed_table_resumes_without_training_finished_rows_again(
     assert not (output / "F10.md").exists()
     finished = files_in(folders[0])
 
-    result = run_launch("reproduce", *args, timeout=900)
+    # Resumed in this process: a new one would start TensorFlow again (10 s of CPU).
+    result = run_launch("reproduce", *args, fresh_process=False)
     check_success(result)
     assert files_in(folders[0]) == finished, "the finished row was trained again"
     report = json.load(open(output / "F10.json"))
@@ -100,7 +107,7 @@ def test_overwrite_trains_a_complete_row_again(synthetic_data_dir, tmp_path):
 
     result = run_launch(
         "reproduce", *REPRODUCE, "--rows=train_90", "--overwrite",
-        f"--data_dir={synthetic_data_dir}", f"--output_dir={output}", timeout=900,
+        f"--data_dir={synthetic_data_dir}", f"--output_dir={output}", fresh_process=False,
     )
     check_success(result)
     config = json.load(open(paths["config"]))
@@ -146,3 +153,96 @@ def test_a_table_on_a_dataset_without_its_annotations_names_the_flag(
     for flag in ("--table", "--dataset", "--budget", "--output_dir", "--epochs", "--tasks",
                  "--rows", "--[no]overwrite"):
         assert f"  {flag}" in help_text, flag
+
+
+# One child process times the four small networks once each at 64x64.
+@pytest.mark.slow(seconds=40)
+def test_table_six_times_the_papers_networks_untrained_beside_the_papers_figures(
+    synthetic_data_dir, tmp_path
+):
+    output = tmp_path / "t6"
+    args = ("--table=T6", "--dataset=synthetic_defects/small", "--budget=smoke",
+            f"--data_dir={synthetic_data_dir}", f"--output_dir={output}")
+    result = run_launch("reproduce", *args, fresh_process=False)
+    check_success(result)
+    report = json.loads((output / "T6.json").read_text())
+    markdown = (output / "T6.md").read_text()
+    assert markdown in result.stdout
+    # The small networks (ResNet-18) at 64x64 with the dataset's classes, built here.
+    classes = len(datasets.class_names(datasets.load_builder(
+        "synthetic_defects/small", synthetic_data_dir
+    )))
+    small = {"input_shape": (64, 64, 3), "num_classes": classes}
+    networks = {
+        "classification": ImageClassifier(ImageClassifierConfig.from_preset("small", **small)),
+        "segmentation": DefectAuxNet(DefectAuxNetConfig.from_preset(
+            "small", tasks=("segmentation",), attention="none", **small
+        )),
+        "detection": DefectAuxNet(model_config("retinanet", "small", **small)),
+        "multi_task": DefectAuxNet(DefectAuxNetConfig.from_preset("small", **small)),
+    }
+    params = {name: network.count_params() for name, network in networks.items()}
+    # Typed from the paper's Table VI: parameters (M), latency (s).
+    paper = {"classification": ("ResNet-50", 23.5, 0.0654),
+             "segmentation": ("ResNet-50 FPN", 26.9, 0.1106),
+             "detection": ("ResNet-50 RetinaNet", 34.0, 0.1780),
+             "multi_task": ("Defect-Aux-Net", 36.2, 0.1927)}
+    assert [row["row"] for row in report["rows"]] == list(paper)
+    latency = {}
+    for row in report["rows"]:
+        name, paper_params, paper_latency = paper[row["row"]]
+        measured = json.loads((output / row["row"] / "latency.json").read_text())
+        latency[row["row"]] = measured["latency_s"]
+        assert row["ours"] == {"parameters_millions": params[row["row"]] / 1e6,
+                               "latency_s": measured["latency_s"]}
+        assert (measured["params"], measured["threads"], measured["repeats"]) == (
+            params[row["row"]], 1, 1
+        )
+        assert 0 < measured["latency_s"] < 60
+        assert row["command"] == (
+            f"python -m launch.reproduce --table=T6 --dataset=synthetic_defects/small "
+            f"--budget=smoke --data_dir={synthetic_data_dir} --output_dir={output} "
+            f"--rows={row['row']}"
+        )
+        assert (
+            f"| {name} | {paper_params:.2f} | {params[row['row']] / 1e6:.2f} "
+            f"| {paper_latency:.4f} | {measured['latency_s']:.4f} | 64x64x3 "
+            f"| `{row['command']}` |"
+        ) in markdown.splitlines()
+    single = ("classification", "segmentation", "detection")
+    assert report["single_task_sum"] == {
+        "paper": {"parameters_millions": pytest.approx(84.4), "latency_s": pytest.approx(0.354)},
+        "ours": {"parameters_millions": sum(params[key] for key in single) / 1e6,
+                 "latency_s": sum(latency[key] for key in single)},
+    }
+    ratio = latency["multi_task"] / sum(latency[key] for key in single)
+    detection_ratio = latency["multi_task"] / latency["detection"]
+    assert [(target["measured"], target["bound"], target["met"])
+            for target in report["targets"]] == [
+        (pytest.approx(ratio), "<= 0.544", ratio <= 0.544),
+        (pytest.approx(detection_ratio), "<= 1.15", detection_ratio <= 1.15),
+    ]
+    assert (f"| Table VI: multi-task latency / ResNet-50 RetinaNet latency | 1.083 "
+            f"| {detection_ratio:.3f} | <= 1.15 | {'yes' if detection_ratio <= 1.15 else 'no'} |"
+            ) in markdown.splitlines()
+
+    # Run again: every row is read, none measured again; at another budget the rows
+    # measured at this one are refused, not mixed.
+    measured_files = files_in(output)
+    check_success(run_launch("reproduce", *args, fresh_process=False))
+    assert files_in(output) == measured_files | {
+        name: files_in(output)[name] for name in ("T6.md", "T6.json")
+    }
+    assert (output / "T6.md").read_text() == markdown
+    again = run_launch("reproduce", *args[:2], "--budget=cpu", *args[3:], fresh_process=False)
+    assert again.returncode == 1
+    assert again.stderr.strip().splitlines()[-1] == (
+        f"--overwrite: {output / 'classification' / 'latency.json'} measured another "
+        f"network or input (64x64x3) than the cpu budget's (256x256x3, {classes} classes): "
+        "measure it again with --overwrite, or choose another output_dir."
+    )
+    epochs = run_launch("reproduce", *args, "--epochs=2", fresh_process=False)
+    assert epochs.stderr.strip().splitlines()[-1] == (
+        "--epochs: table T6 trains nothing (its networks are timed untrained, batch 1, one "
+        "thread, without XLA): leave it out."
+    )
