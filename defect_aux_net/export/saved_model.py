@@ -55,7 +55,17 @@ def export_saved_model(
     Raises:
       FileExistsError: when `export_dir` exists (a version is never overwritten).
     """
-    module = ServingModule(model, class_names, thresholds, **serving_kwargs)
+    return save_serving_module(
+        ServingModule(model, class_names, thresholds, **serving_kwargs), export_dir
+    )
+
+
+def save_serving_module(module: ServingModule, export_dir) -> str:
+    """Writes `module` as `export_saved_model` does; returns `export_dir` as a string.
+
+    For a caller that builds the `ServingModule` itself: saving traces its signatures,
+    so calling them afterwards in this process costs no reload of the SavedModel.
+    """
     export_dir = os.fspath(export_dir)
     # Written beside `export_dir` and renamed into place: a killed export leaves no
     # folder that TF Serving or `run_files.latest_export` would take for a version.
