@@ -98,7 +98,7 @@ def test_export_into_an_existing_folder_is_refused(trained_run):
     assert f"--export_dir: {export_dir} exists already" in result.stderr
 
 
-@pytest.mark.slow(seconds=60)
+@pytest.mark.slow(seconds=70)
 def test_export_int8_openvino_calibrated_on_the_training_split(
     trained_run, synthetic_data_dir, tmp_path
 ):
@@ -125,7 +125,7 @@ def test_export_int8_openvino_calibrated_on_the_training_split(
             assert abs(quantized.probabilities[name] - probability) <= INT8_PROBABILITY_TOLERANCE
 
 
-@pytest.mark.slow(seconds=50)
+@pytest.mark.slow(seconds=60)
 def test_export_bfloat16_saved_model_computes_in_bfloat16(trained_run, tmp_path):
     model_dir, _ = trained_run
     export_dir = str(tmp_path / "bf16")

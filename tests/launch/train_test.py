@@ -98,7 +98,7 @@ def test_train_writes_config_checkpoint_export_logs_and_metrics(trained_run):
     assert image_tags, "no prediction images in TensorBoard logs"
 
 
-@pytest.mark.slow(seconds=120)
+@pytest.mark.slow(seconds=100)
 def test_killed_run_resumes_without_losing_epochs(synthetic_data_dir, tmp_path):
     model_dir = str(tmp_path / "run")
     args = [
@@ -184,7 +184,7 @@ def test_overwrite_starts_the_model_dir_afresh(trained_run, synthetic_data_dir, 
     assert best.config.tasks == ("classification",)  # The new run's model.
 
 
-@pytest.mark.slow(seconds=120)
+@pytest.mark.slow(seconds=130)
 def test_mirrored_on_two_cpu_devices_trains_like_default(synthetic_data_dir, tmp_path):
     model_dir = str(tmp_path / "run")
     result = run_launch(
@@ -232,7 +232,7 @@ def trainable_weights(path):
     return [variable.numpy() for variable in model.trainable_weights]
 
 
-@pytest.mark.slow(seconds=120)
+@pytest.mark.slow(seconds=80)
 def test_two_workers_on_localhost_train_together(synthetic_data_dir, tmp_path):
     model_dir = str(tmp_path / "run")
     cluster = {"worker": [f"127.0.0.1:{port}" for port in free_ports(2)]}
@@ -323,7 +323,7 @@ SEGDEC_TRAINING = (
 )
 
 
-@pytest.mark.slow(seconds=120)
+@pytest.mark.slow(seconds=70)
 def test_segdec_trains_exports_evaluates_and_predicts_in_a_fresh_process(
     synthetic_data_dir, tmp_path
 ):

@@ -126,7 +126,7 @@ def test_the_training_step_lowers_to_xla_and_changes_the_weights(name):
     assert any(not np.array_equal(b, a) for b, a in zip(before, after))
 
 
-@pytest.mark.slow(seconds=120)  # XLA compiles the step to CPU code.
+@pytest.mark.slow(seconds=90)  # XLA compiles the step to CPU code.
 def test_defect_aux_nets_training_step_compiles_and_runs_with_xla():
     model = small_model("defect_aux_net")
     model.compile(optimizer=keras.optimizers.Adam(1e-3), jit_compile=True)
@@ -153,7 +153,7 @@ print(json.dumps(results))
 """
 
 
-@pytest.mark.slow(seconds=150)
+@pytest.mark.slow(seconds=230)
 def test_every_model_exports_a_saved_model_that_a_fresh_process_serves(tmp_path):
     # One process reloads every model: a TensorFlow start per model would cost more.
     # The exporting process serves from the module it saved (what `export_saved_model`
