@@ -1,10 +1,12 @@
-r"""Measures Table VI, gated inference, training and pipeline throughput, precision, memory.
+r"""Measures Table VI, gated inference, training and pipeline throughput, precision, memory,
+and the DeepLabV3+ paper's Table 1 (its backbones' speed).
 
   python -m launch.train --preset=quickstart --model_dir=runs/quickstart
   python -m launch.benchmark --output=benchmarks/results.json \
     --gate_model_dir=runs/quickstart
   python -m launch.benchmark --output=benchmarks/precision.json --parts=precision \
     --precision_model_dir=runs/quickstart
+  python -m launch.benchmark --output=benchmarks/deeplab_speed.json --parts=deeplab_speed
 
 Writes `--output` (JSON) and a markdown report beside it (`.md`), and prints the
 report. Every figure is measured in a fresh process (peak memory of its own,
@@ -26,13 +28,16 @@ from absl import app, flags
 
 import launch
 from defect_aux_net.config import PRESETS
+from defect_aux_net.models.deeplab_config import PRESETS as DEEPLAB_PRESET_CONFIGS
 
-PARTS = ("table6", "gated", "train", "pipeline", "precision")
+PARTS = ("table6", "gated", "train", "pipeline", "precision", "deeplab_speed")
+ON_REQUEST = ("precision", "deeplab_speed")  # A trained run; four large networks.
 
 OUTPUT = flags.DEFINE_string("output", None, "Results JSON path; the report goes beside it (.md).")
 PARTS_FLAG = flags.DEFINE_multi_enum(
-    "parts", [part for part in PARTS if part != "precision"], PARTS,
-    "Parts to measure (precision only when asked: it needs --precision_model_dir).",
+    "parts", [part for part in PARTS if part not in ON_REQUEST], PARTS,
+    "Parts to measure (precision and deeplab_speed only when asked: precision needs "
+    "--precision_model_dir).",
 )
 THREADS = flags.DEFINE_list(
     "threads", ["1", "all"], "Thread counts for inference: integers, or `all` (every core)."
@@ -62,7 +67,7 @@ GATED_PAPER_PRESET = flags.DEFINE_string(
 )
 STREAM_LENGTH = flags.DEFINE_integer("stream_length", 100, "Images per stream.", lower_bound=20)
 DATASET = flags.DEFINE_string(
-    "dataset", "synthetic_defects/quickstart", "TFDS dataset of the train and pipeline parts."
+    "dataset", "synthetic_defects/quickstart", "TFDS dataset of the train, pipeline and deeplab_speed parts."
 )
 DATA_DIR = flags.DEFINE_string("data_dir", None, "TFDS data_dir (the dataset is built if missing).")
 TRAIN_PRESET = flags.DEFINE_enum(
@@ -89,6 +94,29 @@ PRECISION_VARIANTS = flags.DEFINE_list(
 )
 PRECISION_CALIBRATION_IMAGES = flags.DEFINE_integer(
     "precision_calibration_images", 200, "Training images that calibrate the INT8 ranges.",
+    lower_bound=1,
+)
+DEEPLAB_PRESETS = flags.DEFINE_multi_enum(
+    "deeplab_presets", [name for name in DEEPLAB_PRESET_CONFIGS if name != "small"],
+    sorted(DEEPLAB_PRESET_CONFIGS),
+    "DeepLabV3+ presets of the deeplab_speed part (the paper's Table 1 rows; the first is "
+    "the reference of the ratios), built without ImageNet weights.",
+)
+DEEPLAB_INPUT_SIZE = flags.DEFINE_list(
+    "deeplab_input_size", ["256", "256"],
+    "height,width of the deeplab_speed part's training and resized-image evaluation "
+    "(paper: 256,256; multiples of 16).",
+)
+DEEPLAB_ORIGINAL_SIZE = flags.DEFINE_list(
+    "deeplab_original_size", ["256", "1600"],
+    "height,width of its original-image evaluation (Severstal's 256x1600; the paper "
+    "writes 256x1700, not a multiple of 16); empty to skip.",
+)
+DEEPLAB_BATCH_SIZE = flags.DEFINE_integer(
+    "deeplab_batch_size", 16, "Training batch of deeplab_speed (paper: 16).", lower_bound=1
+)
+DEEPLAB_ROUNDS = flags.DEFINE_integer(
+    "deeplab_rounds", 2, "deeplab_speed's rounds, each over every preset; medians kept.",
     lower_bound=1,
 )
 
@@ -132,6 +160,8 @@ def main(argv):
                 raise app.UsageError(f"--{flag}: {error}") from error
     if "gated" in PARTS_FLAG.value and GATED_PAPER_PRESET.value:
         _check_gated_paper_preset()
+    if "deeplab_speed" in PARTS_FLAG.value:
+        deeplab_sizes = _deeplab_sizes()
     import keras
     import tensorflow as tf
 
@@ -164,6 +194,9 @@ def main(argv):
         for count, run in precision["runs"].items():
             for name, value in run["peak_memory_bytes"].items():
                 memory[f"inference {name} {precision['input_size']} threads={count}"] = value
+        _write(results)
+    if "deeplab_speed" in parts:
+        results["deeplab_speed"] = _measure_deeplab_speed(deeplab_sizes, memory)
         _write(results)
     if {"train", "pipeline"} & parts:
         results |= _measure_training(parts, memory)
@@ -269,6 +302,36 @@ def _measure_precision(threads):
             threads, WARMUP.value, REPEATS.value, PRECISION_CALIBRATION_IMAGES.value,
             PRECISION_VARIANTS.value,
         )
+
+
+def _deeplab_sizes():
+    """Up front: the input and original sizes (None: skipped) as `(height, width)`,
+    checked against every --deeplab_presets network."""
+    from defect_aux_net.performance.deeplab_speed import speed_config
+
+    sizes = []
+    for flag in (DEEPLAB_INPUT_SIZE, DEEPLAB_ORIGINAL_SIZE):
+        try:
+            size = tuple(int(value) for value in flag.value)
+            if size or flag is DEEPLAB_INPUT_SIZE:
+                for preset in DEEPLAB_PRESETS.value:  # The config checks the values.
+                    speed_config(preset, size, num_classes=1)
+        except ValueError as error:
+            raise app.UsageError(f"--{flag.name} (height,width): {error}") from error
+        sizes.append(size or None)
+    return sizes
+
+
+def _measure_deeplab_speed(sizes, memory):
+    from defect_aux_net.data import datasets
+    from defect_aux_net.performance.deeplab_speed import measure_table1
+
+    builder = datasets.load_builder(DATASET.value, DATA_DIR.value)
+    return measure_table1(
+        DEEPLAB_PRESETS.value, len(datasets.class_names(builder)), DATASET.value, DATA_DIR.value,
+        *sizes, DEEPLAB_BATCH_SIZE.value, TRAIN_STEPS.value, WARMUP.value, REPEATS.value,
+        DEEPLAB_ROUNDS.value, memory,
+    )
 
 
 def _measure_training(parts, memory):

@@ -94,6 +94,8 @@ def benchmark_markdown(results: dict) -> str:
         lines += _train_lines(results["train"])
     if "precision" in results:
         lines += _precision_lines(results["precision"])
+    if "deeplab_speed" in results:
+        lines += _deeplab_speed_lines(results["deeplab_speed"])
     if "pipeline" in results:
         pipeline = results["pipeline"]
         lines += [
@@ -292,6 +294,43 @@ def _precision_lines(precision):
         lines.append(
             f"| {name} | " + " | ".join(cells) + f" | {worst['metric']} {worst['change']:+.4f} |"
         )
+    return lines
+
+
+def _deeplab_speed_lines(speed):
+    paper, cpu = speed["paper_setup"], speed["cpu"]
+    original = speed["original_size"]
+    lines = [
+        "",
+        "## DeepLabV3+ backbones (Nie et al., Table 1)",
+        "",
+        f"Training: batch {speed['batch_size']} at {speed['input_size']} (iterations/s); "
+        f"evaluation: batch 1 at {speed['input_size']}"
+        + (f" and at {original}" if original else "")
+        + f" (images/s); all cores; each figure the median of {speed['rounds']} round(s), "
+        "the presets taking turns in each. "
+        f"Paper: {paper['framework']} on an {paper['hardware']}, batch "
+        f"{paper['train_batch_size']} at {paper['input_size']}, evaluation at "
+        f"{paper['input_size']} and {paper['original_size']}. Absolute figures do not "
+        "compare across machines; the ratios to the reference backbone "
+        f"({speed['reference']}) do. {speed['note']}",
+        "",
+        f"CPU: {cpu['model_name']}; flags: {' '.join(cpu['flags']) or 'none listed'}.",
+        "",
+        "| preset | parameters | figure | ours | paper | ours / reference | paper / reference |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for preset, backbone in speed["backbones"].items():
+        paper = backbone["paper"] or {}
+        name = f"{preset} ({paper['name']})" if paper else preset
+        for figure, ratio in backbone["ratio_to_reference"].items():
+            paper_figure = paper.get(figure)
+            paper_ratio = (backbone["paper_ratio_to_reference"] or {}).get(figure)
+            lines.append(
+                f"| {name} | {backbone['params']:,} | {figure} | {backbone[figure]:.3g} "
+                f"| {'n/a' if paper_figure is None else f'{paper_figure:g}'} | {ratio:.3f} "
+                f"| {'n/a' if paper_ratio is None else f'{paper_ratio:.3f}'} |"
+            )
     return lines
 
 

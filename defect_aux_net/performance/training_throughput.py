@@ -14,12 +14,12 @@ import tensorflow as tf
 from defect_aux_net.config import DefectAuxNetConfig
 from defect_aux_net.data import datasets
 from defect_aux_net.data.pipeline import InputOptions, make_dataset
-from defect_aux_net.models.defect_aux_net import build_defect_aux_net
+from defect_aux_net.models.model_builders import build_model
 from defect_aux_net.performance.measurement import median_seconds, peak_memory_bytes
 
 
 def training_throughput(
-    config: DefectAuxNetConfig,
+    config,
     dataset: str,
     data_dir,
     split: str,
@@ -27,7 +27,8 @@ def training_throughput(
     steps: int,
     warmup_steps: int = 1,
 ) -> dict:
-    """Images per second of the network's training step (Adam), XLA-compiled if it can be.
+    """Images per second of the training step (Adam) of the network of `config` (any
+    `MODELS` config), XLA-compiled if it can be.
 
     Returns:
       `{"images_per_s", "step_s", "cpu_per_wall", "xla_compiles", "xla_error",
@@ -37,7 +38,7 @@ def training_throughput(
     builder = datasets.load_builder(dataset, data_dir)
     options = InputOptions(batch_size, training=True, augment=False)
     batch = next(make_dataset(builder, split, config, options).as_numpy_iterator())
-    model = build_defect_aux_net(config)
+    model = build_model(config)
     xla_error = None
     try:
         _compile_and_step(model, batch, jit_compile=True)
