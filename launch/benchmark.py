@@ -67,7 +67,8 @@ GATED_PAPER_PRESET = flags.DEFINE_string(
 )
 STREAM_LENGTH = flags.DEFINE_integer("stream_length", 100, "Images per stream.", lower_bound=20)
 DATASET = flags.DEFINE_string(
-    "dataset", "synthetic_defects/quickstart", "TFDS dataset of the train, pipeline and deeplab_speed parts."
+    "dataset", "synthetic_defects/quickstart",
+    "TFDS dataset of the train, pipeline and deeplab_speed parts.",
 )
 DATA_DIR = flags.DEFINE_string("data_dir", None, "TFDS data_dir (the dataset is built if missing).")
 TRAIN_PRESET = flags.DEFINE_enum(
