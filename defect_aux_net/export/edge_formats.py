@@ -108,7 +108,9 @@ def export_edge_model(
         # the weakest proposals differ from TensorFlow's (boxes by up to 38 pixels, and
         # the detections per-class NMS keeps with them), where ONNX Runtime and LiteRT
         # agree to 2e-5 pixels. The proposal step alone (top-k and
-        # `non_max_suppression_padded`) converts exactly: the cause is not pinned down.
+        # `non_max_suppression_padded`) converts exactly with a static batch size, and
+        # with the exports' dynamic one its IR does not compile ("Can not create
+        # StaticMemory object"): the dynamic batch in the NMS loop is the suspect.
         raise ValueError(
             f"{type(model).__name__} cannot be exported to OpenVINO: OpenVINO's conversion "
             "of its in-graph region proposals (top-k ranking and NMS) keeps other proposals "

@@ -132,6 +132,7 @@ def test_export_runs_in_its_runtime_like_the_keras_model(
     np.testing.assert_array_equal(results["anchors"], model.anchors)
     metadata = json.loads((tmp_path / "export" / "edge_export.json").read_text())
     assert (metadata["format"], metadata["precision"]) == (format, precision)
+    assert metadata["detection_outputs"] == "anchor_deltas"
     assert set(metadata["outputs"]) == set(expected)
     if precision == "float32":
         for name, value in expected.items():
