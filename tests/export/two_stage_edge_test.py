@@ -87,6 +87,7 @@ def run_in_fresh_process(export_dir, work_dir, images):
         [sys.executable, "-c", RUN_EXPORT, edge_runtimes.__file__, export_dir, str(work_dir)],
         capture_output=True,
         text=True,
+        check=False,  # The assertion shows the child's stderr.
     )
     assert completed.returncode == 0, completed.stderr
     with np.load(work_dir / "results.npz") as results:
