@@ -51,7 +51,9 @@ DATASET = flags.DEFINE_string("dataset", None, 'TFDS dataset every row trains on
                               '"name/config".')
 BUDGET = flags.DEFINE_enum(
     "budget", "cpu", BUDGETS, "How rows are sized: cpu (minutes on 2 "
-    "cores), paper (the paper's settings, for TPU/GPU) or smoke (one epoch at 64x64).",
+    "cores), paper (the paper's settings, for TPU/GPU) or smoke (one epoch at 64x64). "
+    "T6: the paper's networks at 256x256 (cpu) or 600x600 (paper), the small ones at "
+    "64x64 (smoke).",
 )
 OUTPUT_DIR = flags.DEFINE_string(
     "output_dir", None, "Where the rows' run folders and the table (<table>.md, .json) go."

@@ -19,6 +19,8 @@ import dataclasses
 import json
 import os
 
+import tensorflow as tf
+
 from defect_aux_net import atomic_writes
 from defect_aux_net.config_errors import ConfigError
 from defect_aux_net.data import datasets
@@ -151,7 +153,7 @@ def run_latency_table(
         path = os.path.join(output_dir, row.folder, MEASUREMENT_FILE)
         if overwrite and row in selected:
             to_measure.append((configs[row.folder], path))
-        elif os.path.exists(path):
+        elif tf.io.gfile.exists(path):
             _check_same_network(path, configs[row.folder], budget)
         elif row in selected:
             to_measure.append((configs[row.folder], path))
@@ -162,7 +164,7 @@ def run_latency_table(
     for row in table.rows:
         model_dir = os.path.join(output_dir, row.folder)
         path = os.path.join(model_dir, MEASUREMENT_FILE)
-        if os.path.exists(path):
+        if tf.io.gfile.exists(path):
             measured = run_files.read_json(path)
             figures = {PARAMETERS: measured["params"] / 1e6, LATENCY: measured["latency_s"]}
             results.append(LatencyResult(row, model_dir, measured, figures))
@@ -174,10 +176,10 @@ def _check_same_network(path: str, config, budget: str):
     if stored != json.loads(json.dumps(config.to_dict())):  # Tuples as JSON's lists.
         shape = "x".join(map(str, stored.get("input_shape", ())))
         raise ConfigError(
-            "overwrite", f"{path} measured another network or input ({shape}) than the "
-            f"{budget} budget's ({'x'.join(map(str, config.input_shape))}, "
-            f"{config.num_classes} classes): measure it again with overwrite=True, or "
-            "choose another output_dir.",
+            "overwrite", f"{path} measured another network or input ({shape}, "
+            f"{stored.get('num_classes')} classes) than the {budget} budget's "
+            f"({'x'.join(map(str, config.input_shape))}, {config.num_classes} classes): "
+            "measure it again with overwrite=True, or choose another output_dir.",
         )
 
 

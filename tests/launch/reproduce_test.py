@@ -49,13 +49,16 @@ def test_a_killed_table_resumes_without_training_finished_rows_again(
         cwd=REPO, env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )
     deadline = time.time() + 900
-    # Killed once the first row is complete and the second has started training.
-    while not (folders[1] / "config.json").exists():
-        assert process.poll() is None, "the runner ended before it could be killed"
-        assert time.time() < deadline, "the second row did not start"
-        time.sleep(0.1)
-    process.send_signal(signal.SIGKILL)
-    process.wait()
+    # Killed once the first row is complete and the second has started training (and
+    # when the wait fails, so that the runner does not outlive the test).
+    try:
+        while not (folders[1] / "config.json").exists():
+            assert process.poll() is None, "the runner ended before it could be killed"
+            assert time.time() < deadline, "the second row did not start"
+            time.sleep(0.1)
+    finally:
+        process.send_signal(signal.SIGKILL)
+        process.wait()
     assert (folders[0] / "complete.json").exists()
     assert not (folders[1] / "complete.json").exists()
     assert not (output / "F10.md").exists()
@@ -238,8 +241,8 @@ def test_table_six_times_the_papers_networks_untrained_beside_the_papers_figures
     assert again.returncode == 1
     assert again.stderr.strip().splitlines()[-1] == (
         f"--overwrite: {output / 'classification' / 'latency.json'} measured another "
-        f"network or input (64x64x3) than the cpu budget's (256x256x3, {classes} classes): "
-        "measure it again with --overwrite, or choose another output_dir."
+        f"network or input (64x64x3, {classes} classes) than the cpu budget's (256x256x3, "
+        f"{classes} classes): measure it again with --overwrite, or choose another output_dir."
     )
     epochs = run_launch("reproduce", *args, "--epochs=2", fresh_process=False)
     assert epochs.stderr.strip().splitlines()[-1] == (
