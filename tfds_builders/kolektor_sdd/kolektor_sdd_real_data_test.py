@@ -5,6 +5,8 @@ import tensorflow as tf
 import tensorflow_datasets as tfds
 from etils import epath
 
+from defect_aux_net.datasets.yolo import find_ultralytics_splits
+
 from . import kolektor_sdd_dataset_builder
 
 _DATA = epath.Path(__file__).resolve().parents[2].parent / "shared" / "data" / "kolektorsdd"
@@ -50,3 +52,18 @@ def test_real_kolektor_has_masks_and_boxes_exactly_for_the_52_defective_images(t
     # (its README says 41 / 11); the total is KolektorSDD's 52.
     assert {split: len(ids) for split, ids in defective_ids.items()} == {"train": 42, "validation": 10}
 
+
+
+def test_real_copy_folds_spread_its_defective_images_16_19_17():
+    items = {
+        split: kolektor_sdd_dataset_builder._yolo_items(images, labels)
+        for split, (images, labels) in find_ultralytics_splits(_DATA).items()
+    }
+    defective = []
+    for fold in (1, 2, 3):
+        splits = kolektor_sdd_dataset_builder.yolo_fold_items(items, fold)
+        assert (len(splits["train"]), len(splits["test"])) == (266, 133)
+        defective.append(sum(bool(item[3].read_text().strip()) for item in splits["test"]))
+    # The defective label files are 005, 012, ..., 123 (16 below 133), 134 ... 262 (19
+    # from 133 to 265) and 267 ... 393 (17 from 266).
+    assert defective == [16, 19, 17]
