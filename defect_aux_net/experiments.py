@@ -346,8 +346,9 @@ PRESETS["segdec_dagm"] = dataclasses.replace(
 # Its Severstal settings (train_single STEEL ALL_3000_N_3000: DILATE 1, EPOCHS 40 for
 # 3,000 positive images, LEARNING_RATE 0.1, DELTA 0.1, BATCH_SIZE 10, P 2, MAX 1; the
 # ICPR paper, section IV-E: "90, 70, 50 and 40 epochs" for 300 ... 3,000 positive
-# samples, eta 0.1, delta 0.1, p 2, batch 10) on all four classes of the builder's 70/10/20 split, whose 8,798
-# training images hold about 4,700 defective ones: the paper keeps class 3 only.
+# samples, eta 0.1, delta 0.1, p 2, batch 10) on all four classes of the builder's
+# 70/10/20 split, whose 8,798 training images hold about 4,700 defective ones: the paper
+# keeps class 3 only.
 PRESETS["segdec_severstal"] = dataclasses.replace(
     PRESETS["segdec_kolektor"],
     model=SegDecConfig.from_preset("severstal"),

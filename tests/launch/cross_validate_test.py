@@ -8,11 +8,11 @@ import pytest
 import tensorflow_datasets as tfds
 from etils import epath
 
+from defect_aux_net.data import datasets
 from tests.launch.conftest import check_success, files_in, run_launch
-from tfds_builders.kolektor_sdd import kolektor_sdd_dataset_builder
 
 _DUMMY_DATA = (
-    epath.Path(kolektor_sdd_dataset_builder.__file__).parent / "dummy_data" / "original"
+    epath.Path(__file__).parents[2] / "tfds_builders" / "kolektor_sdd" / "dummy_data" / "original"
 )
 # The dummy kos01..kos05 cut 2 / 2 / 1 folders: the parts each fold tests, one crack each.
 FOLD_IMAGES = {"fold1": 3, "fold2": 3, "fold3": 2}
@@ -32,8 +32,12 @@ TRAINING = (
 def fold_data_dir(tmp_path_factory):
     """A TFDS data_dir holding kolektor_sdd/fold1..3 built from the dummy original layout."""
     data_dir = tmp_path_factory.mktemp("kolektor_folds")
+    # The registered class, imported here and not at collection: pytest imports the
+    # builder's own tests as `kolektor_sdd.*`, and a second import would register it twice.
+    datasets._import_our_builder("kolektor_sdd")
+    builder_class = tfds.builder_cls("kolektor_sdd")
     for fold in (1, 2, 3):
-        builder = kolektor_sdd_dataset_builder.Builder(config=f"fold{fold}", data_dir=data_dir)
+        builder = builder_class(config=f"fold{fold}", data_dir=data_dir)
         builder.download_and_prepare(
             download_config=tfds.download.DownloadConfig(manual_dir=_DUMMY_DATA)
         )
@@ -44,6 +48,7 @@ def _cross_validate(*args):
     return run_launch("cross_validate", *args, fresh_process=False)
 
 
+@pytest.mark.slow(seconds=60)
 def test_folds_are_trained_summarised_and_not_trained_again(fold_data_dir, tmp_path):
     model_dir = tmp_path / "cv"
     flags = (*TRAINING, "--folds=3", f"--data_dir={fold_data_dir}", f"--model_dir={model_dir}")

@@ -12,7 +12,8 @@ from tests.tolerances import FLOAT32_UNIT_ROUNDOFF, assert_close
 def test_the_experiment_chooses_one_cycle_adam_or_plain_sgd():
     schedule = OneCycleSchedule(1e-3, 100)
     assert isinstance(make_optimizer(PRESETS["quickstart"], schedule), OneCycleAdam)
-    sgd = make_optimizer(dataclasses.replace(PRESETS["segdec_kolektor"], learning_rate=0.5), schedule)
+    experiment = dataclasses.replace(PRESETS["segdec_kolektor"], learning_rate=0.5)
+    sgd = make_optimizer(experiment, schedule)
     assert type(sgd) is keras.optimizers.SGD
     # Plain SGD: w <- w - lr * g, the same at every step (no schedule, no momentum).
     weight = keras.Variable(np.array([1.0, 2.0], np.float32))
