@@ -53,7 +53,6 @@ def test_real_kolektor_has_masks_and_boxes_exactly_for_the_52_defective_images(t
     assert {split: len(ids) for split, ids in defective_ids.items()} == {"train": 42, "validation": 10}
 
 
-
 def test_real_copy_folds_spread_its_defective_images_16_19_17():
     items = {
         split: kolektor_sdd_dataset_builder._yolo_items(images, labels)
