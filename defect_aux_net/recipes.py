@@ -26,7 +26,7 @@ MIN_PIXELS = 128 * 128
 # "Several pixels wide": a defect narrower than one stride of the finest detection
 # level (P3, 8 pixels) falls between anchor centres and into one or two mask pixels.
 MIN_DEFECT_PIXELS = 8
-# Shrinking an input to save time (more pixels per step, or more epochs) stops where the
+# Shrinking an input to save time (more steps, or more epochs, in a budget) stops where the
 # narrowest tenth of the defects would be narrower than two such strides: a defect one
 # stride wide is still seen, but the anchor grid then places its box only to about half
 # its width, which costs IoU >= 0.5 matches.
