@@ -29,7 +29,7 @@ from defect_aux_net.performance import inference_latency, report
 from defect_aux_net.performance.measurement import run_isolated
 from defect_aux_net.row_runs import SMOKE_INPUT_SIZE, check_models
 from defect_aux_net.training import run_files
-from defect_aux_net.training.table_runner import not_run, selected_rows
+from defect_aux_net.training.table_runner import not_run, selected_rows, write_table_files
 
 # The paper measured on one core.
 THREADS = 1
@@ -290,10 +290,10 @@ def report_json(table: PaperTable, results: list, commands: list, heading: str) 
 
 def write_report(table: PaperTable, results, commands, heading: str, output_dir: str) -> dict:
     """Writes `<output_dir>/T6.md` and `.json` whole; returns their paths."""
-    paths = {ext: os.path.join(output_dir, f"{table.key}.{ext}") for ext in ("md", "json")}
-    atomic_writes.write_text(paths["md"], report_markdown(table, results, commands, heading))
-    atomic_writes.write_json(paths["json"], report_json(table, results, commands, heading))
-    return paths
+    return write_table_files(
+        table, output_dir, report_markdown(table, results, commands, heading),
+        report_json(table, results, commands, heading),
+    )
 
 
 def _sum(ours, key, scale=1.0):

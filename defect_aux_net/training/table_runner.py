@@ -312,7 +312,15 @@ def report_json(table: PaperTable, results: list, commands: list, heading: str) 
 
 def write_report(table: PaperTable, results, commands, heading: str, output_dir: str) -> dict:
     """Writes `<output_dir>/<key>.md` and `.json` whole; returns their paths."""
+    return write_table_files(
+        table, output_dir, report_markdown(table, results, commands, heading),
+        report_json(table, results, commands, heading),
+    )
+
+
+def write_table_files(table: PaperTable, output_dir: str, markdown: str, figures: dict) -> dict:
+    """Writes `markdown` and `figures` as `<output_dir>/<key>.md` and `.json`, each whole."""
     paths = {ext: os.path.join(output_dir, f"{table.key}.{ext}") for ext in ("md", "json")}
-    atomic_writes.write_text(paths["md"], report_markdown(table, results, commands, heading))
-    atomic_writes.write_json(paths["json"], report_json(table, results, commands, heading))
+    atomic_writes.write_text(paths["md"], markdown)
+    atomic_writes.write_json(paths["json"], figures)
     return paths
