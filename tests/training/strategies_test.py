@@ -48,7 +48,9 @@ def test_tpu_error_names_the_argument_and_comes_quickly(tpu):
     start = time.monotonic()
     with pytest.raises(ConfigError, match=r"tpu=.*no TPU reachable") as error:
         make_strategy("tpu", tpu)
-    assert time.monotonic() - start < 10
+    # What this guards against is connect_to_cluster retrying for minutes; the error takes
+    # under a second on an idle machine, and a test worker beside heavy tests may wait 10 s.
+    assert time.monotonic() - start < 60
     assert str(error.value).startswith(f"tpu={tpu or 'local'!r}")
     assert error.value.field == "tpu" and "--" not in str(error.value)
 
