@@ -12,7 +12,8 @@ class FeatureNorm(keras.layers.Layer):
     unbiased standard deviation) over height and width, per sample and channel: the
     reference code's definition (the square root of the standard deviation, not of
     the variance). No batch statistics, so batch 1 (the paper's) trains as any other.
-    A 1x1 map has no spread: its std is taken as 0 and the output is `bias`.
+    A 1x1 map has no spread: its std is taken as 0 and the output is `bias`. `scale`
+    starts at 1 and `bias` at 0, and both train.
 
     Example:
     ```python
@@ -21,21 +22,16 @@ class FeatureNorm(keras.layers.Layer):
 
     Args:
       epsilon: added to the standard deviation before the square root.
-      center: learn the per-channel `bias` (otherwise 0, as the reference's
-        segmentation output).
     """
 
-    def __init__(self, epsilon: float = 1e-3, center: bool = True, **kwargs):
+    def __init__(self, epsilon: float = 1e-3, **kwargs):
         super().__init__(**kwargs)
         self.epsilon = epsilon
-        self.center = center
 
     def build(self, input_shape):
         channels = input_shape[-1]
         self.scale = self.add_weight(name="scale", shape=(channels,), initializer="ones")
-        self.bias = None
-        if self.center:
-            self.bias = self.add_weight(name="bias", shape=(channels,), initializer="zeros")
+        self.bias = self.add_weight(name="bias", shape=(channels,), initializer="zeros")
 
     def call(self, inputs):
         mean = ops.mean(inputs, axis=(1, 2), keepdims=True)
@@ -46,13 +42,10 @@ class FeatureNorm(keras.layers.Layer):
         # gets std 0 through the branch that sqrt never sees.
         spread = variance > 0
         std = ops.where(spread, ops.sqrt(ops.where(spread, variance, 1)), 0)
-        outputs = self.scale * (inputs - mean) / ops.sqrt(std + self.epsilon)
-        if self.bias is not None:
-            outputs = outputs + self.bias
-        return outputs
+        return self.scale * (inputs - mean) / ops.sqrt(std + self.epsilon) + self.bias
 
     def compute_output_shape(self, input_shape):
         return input_shape
 
     def get_config(self):
-        return super().get_config() | {"epsilon": self.epsilon, "center": self.center}
+        return super().get_config() | {"epsilon": self.epsilon}

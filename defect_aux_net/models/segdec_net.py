@@ -73,9 +73,12 @@ class SegDecNet(keras.Model):
             num_classes, 1, use_bias=False, kernel_initializer="glorot_normal",
             name="segmentation_conv",
         )(features)
-        segmentation_logits = FeatureNorm(center=False, name="segmentation_norm")(
-            segmentation_logits
-        )
+        # With a trained bias, as the reference's: its `include_bias=False` still wraps
+        # the zero bias in `nn.Parameter`, whose `requires_grad` defaults to True, so
+        # SGD trains it. Without one the logits' spatial mean is 0, every defect-free
+        # image costs at least ln 2 per pixel, and SGD shrinks `scale` to 0 before the
+        # trunk can tell defects apart: the segmentation never learns.
+        segmentation_logits = FeatureNorm(name="segmentation_norm")(segmentation_logits)
 
         active = config.gradient_adjustment
         decision = GradientStop(active, name="decision_input_stop")(

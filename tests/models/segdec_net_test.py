@@ -5,10 +5,10 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from defect_aux_net.losses.segdec import decision_loss
+from defect_aux_net.losses.segdec import decision_loss, segmentation_loss
 from defect_aux_net.models.segdec_config import SegDecConfig
 from defect_aux_net.models.segdec_net import SegDecNet
-from tests.tolerances import float32_output_tolerance
+from tests.tolerances import assert_close, float32_output_tolerance
 
 CONFIG = SegDecConfig.from_preset(
     "small", num_classes=2, input_shape=(128, 128, 1), delta=0.5, dilation=3
@@ -109,6 +109,37 @@ def test_training_steps_follow_the_loss_balance():
         logs["loss"], 0.5 * logs["segmentation_loss"] + 0.25 * logs["classification_loss"],
         rtol=1e-5,
     )
+
+
+def test_the_logits_bias_trains_and_takes_a_defect_free_image_below_ln_2():
+    # Without a bias the logits' spatial mean is 0 (FeatureNorm), and softplus is
+    # convex: mean softplus(z) >= softplus(0) = ln 2 on any defect-free image, whatever
+    # the weights. The bias's gradient there is d mean(softplus(z)) / db = mean sigmoid(z).
+    keras.utils.set_random_seed(2)
+    model = SegDecNet(SegDecConfig.from_preset("small"))
+    images = np.random.default_rng(3).random((1, 128, 128, 1)).astype(np.float32)
+    masks, has_mask = np.zeros((1, 128, 128, 1), np.float32), np.ones(1, np.float32)
+    # The segmentation loss trains everything but the decision head.
+    variables = [w for w in model.trainable_weights if not w.path.startswith("decision")]
+
+    def loss_and_gradients():
+        with tf.GradientTape() as tape:
+            logits = model(images, training=True)["segmentation_logits"]
+            loss = segmentation_loss(masks, logits, has_mask, dilation=1)
+        return logits, loss, tape.gradient(loss, variables)
+
+    logits, loss, gradients = loss_and_gradients()
+    assert float(loss) >= np.log(2) - float32_output_tolerance()  # The bias starts at 0.
+    bias = model.get_layer("segmentation_norm").bias
+    bias_gradient = gradients[[w.path for w in variables].index(bias.path)]
+    assert_close(bias_gradient, [np.mean(tf.sigmoid(logits))], float32_output_tolerance())
+    # A few steps of the reference's plain SGD at learning rate 1 (the first one moves
+    # the trunk most and widens the logits' spread; the bias then takes over).
+    optimizer = keras.optimizers.SGD(1.0)
+    for _ in range(3):
+        optimizer.apply(gradients, variables)
+        _, loss, gradients = loss_and_gradients()
+    assert float(loss) < 0.5 < np.log(2)
 
 
 def test_mixed_bfloat16_trains_with_float32_outputs_and_losses():
