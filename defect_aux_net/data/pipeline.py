@@ -175,8 +175,9 @@ def training_inputs(
         targets["segmentation"] = example["masks"]
         weights["segmentation"] = example["has_mask"]
         if distance_weights is not None:
+            # On the masks the loss trains on: `SegDecConfig.dilation` dilates them.
             targets["segmentation_weights"] = distance_transform_weights(
-                example["masks"], *distance_weights
+                example["masks"], *distance_weights, dilation=getattr(config, "dilation", 1)
             )
     if "detection" in config.tasks and detection_targets(config) == "boxes":
         targets["boxes"] = example["boxes"]

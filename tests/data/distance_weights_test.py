@@ -7,6 +7,14 @@ from defect_aux_net.data.distance_weights import (
     distance_transform_weights,
     euclidean_distance_transform,
 )
+from defect_aux_net.data.pipeline import training_inputs
+from defect_aux_net.models.segdec_config import SegDecConfig
+
+# A 3x3 block in a 5x5 image: its centre is 2 pixels from the background, the other
+# 8 pixels 1. Normalised: 1 and 1/2; with w = 3, p = 2: 3 and 0.75; background 1.
+BLOCK_WEIGHTS = np.ones((5, 5))
+BLOCK_WEIGHTS[1:4, 1:4] = 0.75
+BLOCK_WEIGHTS[2, 2] = 3.0
 
 
 def scipy_distances(mask):
@@ -52,14 +60,37 @@ def test_blob_and_thin_scratch_match_scipy():
 
 
 def test_hand_computed_weights():
-    # A 3x3 block in a 5x5 image: its centre is 2 pixels from the background, the other
-    # 8 pixels 1. Normalised: 1 and 1/2; with w = 3, p = 2: 3 and 0.75; background 1.
     mask = np.zeros((5, 5, 1), np.float32)
     mask[1:4, 1:4] = 1.0
+    np.testing.assert_allclose(distance_transform_weights(mask, 3.0, 2.0)[..., 0], BLOCK_WEIGHTS)
+
+
+def test_weights_of_the_dilated_masks():
+    # One pixel dilated by a 3x3 kernel is the 3x3 block; undilated it weighs w = 3.
+    mask = np.zeros((5, 5, 1), np.float32)
+    mask[2, 2] = 1.0
+    np.testing.assert_allclose(
+        distance_transform_weights(mask, 3.0, 2.0, dilation=3)[..., 0], BLOCK_WEIGHTS
+    )
     expected = np.ones((5, 5))
-    expected[1:4, 1:4] = 0.75
     expected[2, 2] = 3.0
     np.testing.assert_allclose(distance_transform_weights(mask, 3.0, 2.0)[..., 0], expected)
+
+
+def test_the_pipeline_weighs_the_segmentation_decision_networks_dilated_masks():
+    # The reference dilates its labels (DILATE) before the distance transform.
+    masks = np.zeros((128, 128, 1), np.float32)
+    masks[62, 62] = 1.0
+    example = {
+        "images": np.zeros((128, 128, 1), np.float32),
+        "masks": masks,
+        "labels": np.ones(1, np.float32),
+        "has_mask": np.float32(1),
+    }
+    config = SegDecConfig.from_preset("small", dilation=3)
+    _, targets, _ = training_inputs(example, config, None, (3.0, 2.0))
+    np.testing.assert_allclose(targets["segmentation_weights"][60:65, 60:65, 0], BLOCK_WEIGHTS)
+    np.testing.assert_array_equal(targets["segmentation"], masks)
 
 
 def test_empty_class_weighs_one_everywhere():
@@ -99,5 +130,7 @@ def test_bad_arguments_are_named():
         distance_transform_weights(mask, 0.0, 1.0)
     with pytest.raises(ValueError, match="power must be non-negative, got -1"):
         distance_transform_weights(mask, 1.0, -1.0)
+    with pytest.raises(ValueError, match="dilation must be an integer >= 1, got 0"):
+        distance_transform_weights(mask, 1.0, 1.0, dilation=0)
     with pytest.raises(ValueError, match=r"mask must be \[H, W, K\], got shape \(4, 4\)"):
         euclidean_distance_transform(np.ones((4, 4), np.float32))
