@@ -31,7 +31,9 @@ class SegDecConfig(PresetConfig):
         at least 128 (the decision head's last block works at 1/64).
       input_normalization: one of `INPUT_NORMALIZATIONS`, how the pipeline scales
         pixels: "min_max" stretches each image to [0, 1]; "caffe" divides by 255
-        (the reference code's scaling; this network has no ImageNet layer).
+        (the reference code's scaling, the dataset presets'; this network has no
+        ImageNet layer). `FeatureNorm` divides by the square root of the standard
+        deviation, so the input's contrast still reaches the features.
       tasks: always `SEGDEC_TASKS`; stored so that consumers read it as from any model.
       trunk_channels: `(first, middle, last)` widths of the segmentation trunk: the
         first 5x5 block, the seven 5x5 blocks after it, and the 15x15 block at 1/8
@@ -107,19 +109,25 @@ class SegDecConfig(PresetConfig):
 
 
 PRESETS = {
-    # The reference code's KolektorSDD settings: 1408x512 grey images, dilation 7,
-    # delta 0.01 (with its learning rate 1, batch 1 and 50 epochs in the experiment).
+    # The reference code's KolektorSDD settings: 1408x512 grey images scaled by 1/255
+    # (data/dataset.py read_img_resize, as for every dataset below), dilation 7, delta
+    # 0.01 (with its learning rate 1, batch 1 and 50 epochs in the experiment).
     "kolektorsdd": SegDecConfig(
-        num_classes=1, input_shape=(1408, 512, 1), delta=0.01, dilation=7
+        num_classes=1, input_shape=(1408, 512, 1), input_normalization="caffe", delta=0.01,
+        dilation=7,
     ),
     # The reference code's DAGM settings (config.py: 512x512 grey; EXPERIMENTS_COMIND.sh
     # train_DAGM: DILATE 7, DELTA_CLS_LOSS 1), one texture class per run.
-    "dagm": SegDecConfig(num_classes=1, input_shape=(512, 512, 1), delta=1.0, dilation=7),
+    "dagm": SegDecConfig(
+        num_classes=1, input_shape=(512, 512, 1), input_normalization="caffe", delta=1.0,
+        dilation=7,
+    ),
     # The reference code's Severstal settings (config.py: 1600 wide x 256 high, grey;
     # EXPERIMENTS_COMIND.sh train_single STEEL: DILATE 1, DELTA_CLS_LOSS 0.1). Four
     # decision logits, one per Kaggle class: the paper keeps class-3 images only.
     "severstal": SegDecConfig(
-        num_classes=4, input_shape=(256, 1600, 1), delta=0.1, dilation=1
+        num_classes=4, input_shape=(256, 1600, 1), input_normalization="caffe", delta=0.1,
+        dilation=1,
     ),
     # The same layers, a sixteenth of the trunk's widths at its end: for CPUs and tests.
     "small": SegDecConfig(

@@ -16,5 +16,7 @@ from defect_aux_net.models.segdec_config import SegDecConfig
 def test_dataset_presets_are_the_reference_codes(preset, shape, dilation, delta):
     config = SegDecConfig.from_preset(preset)
     assert (config.input_shape, config.dilation, config.delta) == (shape, dilation, delta)
+    # data/dataset.py read_img_resize: grey values / 255, no stretching.
+    assert config.resolved_input_normalization == "caffe"
     # The paper's trunk widths, not the small preset's.
     assert config.trunk_channels == (32, 64, 1024)
