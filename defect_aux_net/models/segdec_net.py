@@ -99,9 +99,17 @@ class SegDecNet(keras.Model):
                 )
             ),
         ]
-        decision_logits = keras.layers.Dense(num_classes, name="decision_logit")(
-            keras.layers.Concatenate(name="decision_pooled")(pooled)
-        )
+        # Initialised as the reference's nn.Linear (PyTorch's default): weights and
+        # bias uniform in +-1/sqrt(fan_in).
+        bound = (2 * DECISION_FILTERS[-1] + 2 * num_classes) ** -0.5
+        decision_logits = keras.layers.Dense(
+            num_classes,
+            kernel_initializer=keras.initializers.VarianceScaling(
+                1 / 3, mode="fan_in", distribution="uniform"
+            ),
+            bias_initializer=keras.initializers.RandomUniform(-bound, bound),
+            name="decision_logit",
+        )(keras.layers.Concatenate(name="decision_pooled")(pooled))
         upsampled = keras.layers.UpSampling2D(
             OUTPUT_STRIDE, interpolation="bilinear", name="segmentation_upsample"
         )(segmentation_logits)

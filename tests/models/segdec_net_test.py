@@ -57,6 +57,17 @@ def test_outputs_the_shared_keys_at_the_input_size(model):
     assert model.anchors is None and not model.supports_gated_inference
 
 
+def test_the_decision_logit_starts_as_torch_linear(model):
+    # nn.Linear's default initialisation: weights and bias uniform in +-1/sqrt(fan_in),
+    # fan_in = 32 max- and 32 average-pooled features + 2 x 2 segmentation poolings.
+    layer = model.get_layer("decision_logit")
+    bound = 1 / np.sqrt(68)
+    kernel, bias = np.array(layer.kernel), np.array(layer.bias)
+    assert kernel.shape == (68, 2)
+    assert bound * 0.9 < np.abs(kernel).max() <= bound
+    assert 0 < np.abs(bias).max() <= bound
+
+
 def decision_gradients(model, images, labels):
     with tf.GradientTape() as tape:
         loss = decision_loss(labels, model(images, training=True)["decision_logits"])
