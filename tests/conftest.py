@@ -1,7 +1,9 @@
-"""Test set-up shared by every test: the TensorFlow backend and quiet logs."""
+"""Test set-up shared by every test: the TensorFlow backend, quiet logs, the two tiers."""
 
 import fcntl
 import os
+
+import pytest
 
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -31,7 +33,23 @@ def shared_across_workers(tmp_path_factory, name, fill):
     return folder
 
 
-def pytest_collection_modifyitems(items):
+def pytest_addoption(parser):
+    parser.addoption(
+        "--extended", action="store_true",
+        help="Also run the tests marked `extended` (skipped by default; see README, Tests).",
+    )
+
+
+def pytest_collection_modifyitems(config, items):
+    # The default run skips the extended tier: each of its tests repeats, on more models,
+    # runtimes or a whole launch script, a path that a cheaper test of the default run
+    # checks, and together they would double the run's time.
+    extended = config.getoption("--extended")
+    if not extended:
+        skip = pytest.mark.skip(reason="extended tier: python -m pytest --extended")
+        for item in items:
+            if item.get_closest_marker("extended"):
+                item.add_marker(skip)
     # pytest.ini runs pytest-xdist with --maxschedchunk=1: each worker is dealt the next
     # two tests, then one more each time it finishes one. The tests that run for minutes
     # (marked slow) come first, longest first, each paired with a quick test so that no
@@ -40,9 +58,13 @@ def pytest_collection_modifyitems(items):
     def seconds(item):
         return item.get_closest_marker("slow").kwargs["seconds"]
 
-    slow = sorted((item for item in items if item.get_closest_marker("slow")), key=seconds)
+    def runs_long(item):
+        skipped = not extended and item.get_closest_marker("extended")
+        return item.get_closest_marker("slow") and not skipped
+
+    slow = sorted((item for item in items if runs_long(item)), key=seconds)
     rest = sorted(
-        (item for item in items if not item.get_closest_marker("slow")),
+        (item for item in items if not runs_long(item)),
         key=lambda item: not item.nodeid.startswith("tests/launch/"),
     )
     ordered = []

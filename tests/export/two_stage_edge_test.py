@@ -143,7 +143,7 @@ def numpy_results(results):
     "format",
     [
         pytest.param("onnx", marks=pytest.mark.slow(seconds=40)),
-        pytest.param("litert", marks=pytest.mark.slow(seconds=30)),
+        pytest.param("litert", marks=[pytest.mark.slow(seconds=30), pytest.mark.extended]),
     ],
 )
 def test_faster_rcnn_export_detects_like_the_keras_model(format, faster_rcnn, images, tmp_path):
@@ -151,6 +151,7 @@ def test_faster_rcnn_export_detects_like_the_keras_model(format, faster_rcnn, im
     assert_detects_like_the_keras_model(faster_rcnn, format, images, tmp_path, box_decodings=2)
 
 
+@pytest.mark.extended
 @pytest.mark.slow(seconds=50)
 def test_cascade_rcnn_export_detects_like_the_keras_model(images, tmp_path):
     # Four decodings: the proposals, then each of the three heads' refinement.

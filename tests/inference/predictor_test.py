@@ -247,6 +247,7 @@ def test_paths_that_are_no_model_and_misplaced_class_names_are_refused(run_dir, 
     assert isinstance(error.value, ConfigError) and error.value.field == "score_threshold"
 
 
+@pytest.mark.extended
 @pytest.mark.slow(seconds=40)
 def test_an_openvino_export_beside_the_run_predicts_like_the_saved_model(
     run_dir, images, signatures, tmp_path

@@ -18,6 +18,7 @@ PRECISION_SPLIT = "test[:16]"
 
 # One launch.benchmark run measures every part of a trained run: a process start and
 # the run's loading are paid once (the parts' checks follow, one function each).
+@pytest.mark.extended
 @pytest.mark.slow(seconds=320)
 def test_every_part_of_a_trained_run(trained_run, synthetic_data_dir, tmp_path):
     model_dir, _ = trained_run

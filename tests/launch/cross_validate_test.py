@@ -48,6 +48,7 @@ def _cross_validate(*args):
     return run_launch("cross_validate", *args, fresh_process=False)
 
 
+@pytest.mark.extended
 @pytest.mark.slow(seconds=60)
 def test_folds_are_trained_summarised_and_not_trained_again(fold_data_dir, tmp_path):
     model_dir = tmp_path / "cv"

@@ -102,6 +102,7 @@ def test_fine_tuning_on_the_next_product_reinitialises_its_head_and_says_so(
         assert json.load(file)["init_checkpoint"] == model_dir
 
 
+@pytest.mark.extended
 @pytest.mark.slow(seconds=40)
 def test_lr_find_sweeps_from_the_init_checkpoint_and_suggests_a_rate(
     trained_run, synthetic_data_dir, tmp_path

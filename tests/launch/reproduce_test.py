@@ -35,6 +35,7 @@ ENV = os.environ | {"TF_CPP_MIN_LOG_LEVEL": "2"}
 
 
 # 231 s in .ci/run with three rows; two rows took 127 s of CPU where three took 160 s.
+@pytest.mark.extended
 @pytest.mark.slow(seconds=185)
 def test_a_killed_table_resumes_without_training_finished_rows_again(
     synthetic_data_dir, tmp_path

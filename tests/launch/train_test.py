@@ -184,6 +184,7 @@ def test_overwrite_starts_the_model_dir_afresh(trained_run, synthetic_data_dir, 
     assert best.config.tasks == ("classification",)  # The new run's model.
 
 
+@pytest.mark.extended
 @pytest.mark.slow(seconds=130)
 def test_mirrored_on_two_cpu_devices_trains_like_default(synthetic_data_dir, tmp_path):
     model_dir = str(tmp_path / "run")

@@ -38,6 +38,7 @@ def _best_dice(model, builder, config) -> float:
     return max(dices)
 
 
+@pytest.mark.extended
 @pytest.mark.slow(seconds=60)
 def test_the_small_network_learns_the_synthetic_defects(synthetic_data_dir):  # noqa: F811
     builder = datasets.load_builder("synthetic_defects/small", synthetic_data_dir)

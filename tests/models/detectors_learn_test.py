@@ -95,6 +95,7 @@ def test_decoding_the_training_targets_gives_the_ground_truth(tiny_set, name):
     assert metrics.result()["map"] == pytest.approx(1.0)
 
 
+@pytest.mark.extended
 @pytest.mark.slow(seconds=60)
 def test_ssd_learns(tiny_set):
     # Measured on this set (Adam 1e-3, batch 8): mAP@0.5 0.003 untrained; the MultiBox

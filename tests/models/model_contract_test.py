@@ -26,9 +26,15 @@ NAMES = sorted(MODELS)
 # declares: one export per model class.
 # Lowering costs 10-40 s of CPU a model: once per network implementation. A name that
 # only sets config values of another name's layers (no attention; the detection head
-# alone) shares that name's check, and Defect-Aux-Net's step is compiled in full below.
+# alone) shares that name's check; Defect-Aux-Net's step is also compiled in full below.
 XLA_SHARED = {"resnet50": "se_resnet50", "retinanet": "defect_aux_net"}
-LOWERED_NAMES = [name for name in NAMES if name not in XLA_SHARED and name != "defect_aux_net"]
+# The extended tier's: another decoder, backbone or box head of a family lowered above.
+EXTENDED_LOWERINGS = {"cascade_rcnn", "efficientnet_b0", "linknet", "pspnet"}
+LOWERED_NAMES = [
+    pytest.param(name, marks=[pytest.mark.extended] if name in EXTENDED_LOWERINGS else [])
+    for name in NAMES
+    if name not in XLA_SHARED
+]
 EXPORT_NAMES = list({entry.model_class: name for name, entry in reversed(MODELS.items())}.values())
 # The served outputs of each task (`postprocessing.decode_outputs`).
 SERVED_KEYS = {
@@ -111,7 +117,8 @@ def test_names_sharing_an_xla_check_are_the_same_network():
 def test_the_training_step_lowers_to_xla_and_changes_the_weights(name):
     # Lowering to HLO is where XLA refuses an op without an XLA kernel or a shape it
     # cannot make static, as a TPU would; compiling it to CPU code as well costs a minute
-    # of CPU per model, which the Defect-Aux-Net test below pays once.
+    # of CPU per model: the extended tier compiles Defect-Aux-Net's (below), the default
+    # run a one-head Defect-Aux-Net's (tests/performance/training_throughput_test.py).
     model = small_model(name)
     model.compile(optimizer=keras.optimizers.Adam(1e-3))
     model.optimizer.build(model.trainable_variables)
@@ -126,6 +133,7 @@ def test_the_training_step_lowers_to_xla_and_changes_the_weights(name):
     assert any(not np.array_equal(b, a) for b, a in zip(before, after))
 
 
+@pytest.mark.extended
 @pytest.mark.slow(seconds=90)  # XLA compiles the step to CPU code.
 def test_defect_aux_nets_training_step_compiles_and_runs_with_xla():
     model = small_model("defect_aux_net")
@@ -153,6 +161,7 @@ print(json.dumps(results))
 """
 
 
+@pytest.mark.extended
 @pytest.mark.slow(seconds=230)
 def test_every_model_exports_a_saved_model_that_a_fresh_process_serves(tmp_path):
     # One process reloads every model: a TensorFlow start per model would cost more.

@@ -73,6 +73,7 @@ def png_outputs(cell) -> list:
 # 135 s for the notebook alone with the machine's load at 3 (118 s of the kernel's CPU),
 # 304 s for the test at load 6; about 25 s of it is the range test, 65 s training,
 # export and evaluation (launch.train's own steps), 20 s loading the export twice.
+@pytest.mark.extended
 @pytest.mark.slow(seconds=220)
 def test_notebook_runs_headless_in_its_smoke_configuration(
     tmp_path, monkeypatch, synthetic_data_dir  # noqa: F811

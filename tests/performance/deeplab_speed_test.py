@@ -70,6 +70,7 @@ def test_table1_carries_the_paper_figures_and_divides_by_the_reference():
 
 # One round at 64x64 (the median over rounds is checked above): three fresh processes,
 # one of them compiling the training step with XLA.
+@pytest.mark.extended
 @pytest.mark.slow(seconds=45)
 def test_benchmark_writes_the_measured_figures(synthetic_data_dir, tmp_path):  # noqa: F811
     output = tmp_path / "results.json"
