@@ -125,6 +125,7 @@ def test_export_int8_openvino_calibrated_on_the_training_split(
             assert abs(quantized.probabilities[name] - probability) <= INT8_PROBABILITY_TOLERANCE
 
 
+@pytest.mark.extended
 @pytest.mark.slow(seconds=60)
 def test_export_bfloat16_saved_model_computes_in_bfloat16(trained_run, tmp_path):
     model_dir, _ = trained_run

@@ -65,6 +65,7 @@ def test_a_fine_tuned_model_starts_at_the_old_runs_validation_loss(
     assert from_scratch > 1.2 * old, (from_scratch, old)
 
 
+@pytest.mark.extended
 @pytest.mark.slow(seconds=60)
 def test_fine_tuning_on_the_next_product_reinitialises_its_head_and_says_so(
     trained_run, train_test_data_dir, tmp_path

@@ -53,6 +53,7 @@ def test_unknown_dataset_is_the_last_thing_printed(tmp_path):
     assert "ExperimentConfig" not in result.stderr
 
 
+@pytest.mark.extended
 @pytest.mark.slow(seconds=60)
 def test_train_and_test_only_trains_with_defaults_validating_on_a_holdout(
     train_test_data_dir, tmp_path

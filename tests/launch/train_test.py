@@ -324,6 +324,7 @@ SEGDEC_TRAINING = (
 )
 
 
+@pytest.mark.extended
 @pytest.mark.slow(seconds=70)
 def test_segdec_trains_exports_evaluates_and_predicts_in_a_fresh_process(
     synthetic_data_dir, tmp_path
