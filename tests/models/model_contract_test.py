@@ -28,7 +28,8 @@ NAMES = sorted(MODELS)
 # only sets config values of another name's layers (no attention; the detection head
 # alone) shares that name's check; Defect-Aux-Net's step is also compiled in full below.
 XLA_SHARED = {"resnet50": "se_resnet50", "retinanet": "defect_aux_net"}
-# The extended tier's: another decoder, backbone or box head of a family lowered above.
+# Lowered in the extended tier: another decoder, backbone or box head of a family
+# whose other member the default run lowers.
 EXTENDED_LOWERINGS = {"cascade_rcnn", "efficientnet_b0", "linknet", "pspnet"}
 LOWERED_NAMES = [
     pytest.param(name, marks=[pytest.mark.extended] if name in EXTENDED_LOWERINGS else [])
