@@ -14,6 +14,8 @@ fills the image gets distances to the image border (scipy's
 
 import tensorflow as tf
 
+from defect_aux_net.losses.segdec import dilate_masks
+
 
 def distance_transform_weights(mask, positive_weight: float, power: float, dilation: int = 1):
     """Per-pixel segmentation loss weights of one example's masks.
@@ -23,9 +25,9 @@ def distance_transform_weights(mask, positive_weight: float, power: float, dilat
       positive_weight: `w_pos`, the weight of the centre of each region.
       power: `p`; 1 lowers weights linearly towards region edges, 2 faster.
       dilation: the weights are those of the masks dilated by this square kernel
-        (centred, as `losses.segdec.dilate_masks`), the masks a loss that dilates its
-        targets trains on (the segmentation + decision network's reference computes
-        them on its dilated labels); 1: the masks as given.
+        (`losses.segdec.dilate_masks`, which dilates that loss's targets: the
+        segmentation + decision network's reference computes the weights on its
+        dilated labels); 1: the masks as given.
 
     Returns:
       float32 `[H, W, K]`: `positive_weight * (d / max d) ** power` on positive
@@ -40,7 +42,7 @@ def distance_transform_weights(mask, positive_weight: float, power: float, dilat
     if not isinstance(dilation, int) or dilation < 1:
         raise ValueError(f"dilation must be an integer >= 1, got {dilation!r}.")
     if dilation > 1:
-        mask = tf.nn.max_pool2d(tf.cast(mask, tf.float32)[None], dilation, 1, "SAME")[0]
+        mask = dilate_masks(tf.cast(mask, tf.float32)[None], dilation)[0]
     distance = euclidean_distance_transform(mask)
     largest = tf.reduce_max(distance, axis=[0, 1], keepdims=True)
     relative = tf.math.divide_no_nan(distance, largest)
