@@ -68,6 +68,11 @@ class DefectAuxNetConfig(PresetConfig):
       segmentation_loss: one of `SEGMENTATION_LOSSES` (paper Table I).
       pyramid_channels: channels of the top-down pathway (lateral 1x1 convs).
       segmentation_channels: channels of the segmentation branch convolutions.
+      p2_output_conv: whether the top-down pathway's P2 (1/4 scale) gets the FPN's 3x3
+        output conv. The paper describes lateral 1x1 convs merged by addition and the
+        segmentation branch's own 3x3 convs; semantic FPN also smooths P2. That conv
+        is the pyramid's costliest (about 27 GFLOPs at 600x600 with 256 channels), and
+        only the segmentation branch reads P2, whose first conv smooths it too.
       segmentation_dropout: spatial dropout before the mask prediction.
       min_level: finest pyramid level the detection subnets run on (P2..P5).
       max_level: coarsest level; levels above 5 are made by stride-2 convs on P5.
@@ -100,6 +105,7 @@ class DefectAuxNetConfig(PresetConfig):
     segmentation_loss: str = "dice"
     pyramid_channels: int = 256
     segmentation_channels: int = 128
+    p2_output_conv: bool = True
     segmentation_dropout: float = 0.2
     min_level: int = 3
     max_level: int = 7

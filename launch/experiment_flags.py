@@ -97,6 +97,10 @@ INPUT_NORMALIZATION = flags.DEFINE_enum(
     "the backbone (default: what --backbone_weights expect, caffe for keras.applications "
     "ResNet weights; min_max without).",
 )
+P2_OUTPUT_CONV = flags.DEFINE_boolean(
+    "p2_output_conv", None, "Give the top-down pathway's P2 the FPN's 3x3 output conv "
+    "(--nop2_output_conv: the segmentation branch's own convs smooth it; cheaper).",
+)
 INIT_CHECKPOINT = flags.DEFINE_string(
     "init_checkpoint", None, "A run's --model_dir (its best.keras) or a .keras file to "
     "start from: layers whose names and shapes match are copied (fine-tuning).",
@@ -122,6 +126,7 @@ _FIELDS = {
     "input_size": "model.input_shape",
     "backbone_weights": "model.backbone_weights",
     "input_normalization": "model.input_normalization",
+    "p2_output_conv": "model.p2_output_conv",
     "init_checkpoint": "init_checkpoint",
     "dataset": "dataset",
     "train_split": "train_split",
@@ -194,6 +199,8 @@ def experiment_from_flags(test_split: str | None = None) -> ExperimentConfig:
         model_changes["backbone_weights"] = BACKBONE_WEIGHTS.value
     if INPUT_NORMALIZATION.value is not None:
         model_changes["input_normalization"] = INPUT_NORMALIZATION.value
+    if P2_OUTPUT_CONV.value is not None:
+        model_changes["p2_output_conv"] = P2_OUTPUT_CONV.value
     try:
         model = dataclasses.replace(preset.model, **model_changes)
     except ValueError as error:

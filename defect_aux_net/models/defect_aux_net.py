@@ -59,8 +59,10 @@ class DefectAuxNet(keras.Model):
         if "segmentation" in config.tasks or "detection" in config.tasks:
             max_level = config.max_level if "detection" in config.tasks else 5
             min_level = 2 if "segmentation" in config.tasks else config.min_level
+            unsmoothed = () if config.p2_output_conv or min_level > 2 else (2,)
             pyramid = FeaturePyramid(
-                config.pyramid_channels, max_level, min_level, name="feature_pyramid"
+                config.pyramid_channels, max_level, min_level, unsmoothed,
+                name="feature_pyramid",
             )(features)
         if "segmentation" in config.tasks:
             mask_logits = SegmentationHead(

@@ -72,3 +72,33 @@ def test_bad_levels_are_refused():
         FeaturePyramid(4, min_level=1)
     with pytest.raises(ValueError, match="max_level"):
         FeaturePyramid(4, max_level=4)
+
+
+def test_unsmoothed_p2_is_the_merged_map_and_the_rest_is_unchanged(tmp_path):
+    features = backbone_features(np.random.default_rng(3))
+    full = FeaturePyramid(4, max_level=5)
+    unsmoothed = FeaturePyramid(4, max_level=5, unsmoothed_levels=(2,))
+    full_outputs = full(features)
+    unsmoothed(features)
+    # P2's 3x3 output conv (4 -> 4 channels, with bias) is all that is gone.
+    assert full.count_params() - unsmoothed.count_params() == 3 * 3 * 4 * 4 + 4
+    full_convs = {conv.name: conv for conv in full.lateral_convs + full.output_convs}
+    for conv in unsmoothed.lateral_convs + unsmoothed.output_convs:
+        conv.set_weights(full_convs[conv.name].get_weights())
+    outputs = {name: np.array(value) for name, value in unsmoothed(features).items()}
+    for level in (3, 4, 5):
+        np.testing.assert_allclose(
+            outputs[f"P{level}"], np.array(full_outputs[f"P{level}"]), rtol=1e-6
+        )
+    # Unsmoothed P2 is the merged map: what a full pyramid with an identity P2 conv gives.
+    kernel = np.zeros((3, 3, 4, 4), np.float32)
+    kernel[1, 1] = np.eye(4)
+    full.output_convs[0].set_weights([kernel, np.zeros(4, np.float32)])
+    np.testing.assert_allclose(outputs["P2"], np.array(full(features)["P2"]), rtol=1e-5, atol=1e-6)
+    expected = {f"P{level}": (2, 64 // 2**level, 64 // 2**level, 4) for level in range(2, 6)}
+    check_layer(
+        lambda: FeaturePyramid(4, max_level=5, unsmoothed_levels=(2,)), features, tmp_path,
+        expected,
+    )
+    with pytest.raises(ValueError, match="unsmoothed_levels"):
+        FeaturePyramid(4, min_level=3, unsmoothed_levels=(2,))

@@ -127,6 +127,25 @@ def test_keras_file_round_trip_gives_identical_outputs(tmp_path):
         np.testing.assert_array_equal(actual[key], expected[key])
 
 
+def test_without_the_p2_output_conv_only_that_conv_is_gone(tmp_path):
+    full = build_defect_aux_net(small_config())
+    cheap = build_defect_aux_net(small_config(p2_output_conv=False))
+    channels = full.config.pyramid_channels
+    assert full.count_params() - cheap.count_params() == 3 * 3 * channels * channels + channels
+    assert [conv.name for conv in cheap.get_layer("feature_pyramid").output_convs] == [
+        "output_P3", "output_P4", "output_P5"
+    ]
+    images, _, _ = training_batch(cheap)
+    path = str(tmp_path / "cheap.keras")
+    cheap.save(path)
+    reloaded = keras.saving.load_model(path, safe_mode=True)
+    assert reloaded.config.p2_output_conv is False
+    expected = cheap.predict(images, verbose=0)
+    np.testing.assert_array_equal(
+        reloaded.predict(images, verbose=0)["segmentation"], expected["segmentation"]
+    )
+
+
 def test_trains_under_mixed_bfloat16_with_float32_losses():
     keras.mixed_precision.set_global_policy("mixed_bfloat16")
     try:
