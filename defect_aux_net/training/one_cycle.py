@@ -12,6 +12,9 @@ import math
 import keras
 from keras import ops
 
+# A cycle needs a warm-up step and an annealing step at least.
+MIN_TOTAL_STEPS = 4
+
 
 def _check_phases(total_steps, warmup_fraction):
     if not isinstance(total_steps, int) or total_steps < 2:

@@ -24,6 +24,7 @@ from defect_aux_net.experiments import ExperimentConfig
 from defect_aux_net.export.saved_model import export_saved_model
 from defect_aux_net.models.model_builders import build_model
 from defect_aux_net.training.batch_norm_statistics import recompute_and_save
+from defect_aux_net.training.budget_keeper import keeper_for_run
 from defect_aux_net.training.callbacks import (
     BackupAndRestoreFromChief,
     ModelCheckpointWrittenWhole,
@@ -88,12 +89,16 @@ class TrainingData:
       builder: the prepared TFDS builder.
       class_names: the dataset's class names.
       train_steps: training steps per epoch.
+      deadline: `time.monotonic()` by which the epochs should end, where a time budget
+        measured them in this process (`time_budget.fit_epochs_to_budget`); None
+        otherwise (no budget, or a resumed run's stored epochs).
     """
 
     experiment: ExperimentConfig
     builder: object
     class_names: tuple
     train_steps: int
+    deadline: float | None = None
 
 
 def training_input_options(experiment: ExperimentConfig) -> InputOptions:
@@ -282,6 +287,13 @@ def run_training(
         ),
     ]
     callbacks += early_stopping(experiment)
+    # One process only: workers that shortened their schedules apart would part ways.
+    if data.deadline is not None and worker_index_and_count()[1] == 1:
+        callbacks.append(
+            keeper_for_run(
+                experiment, class_names, train_steps, data.deadline, schedule, paths["config"]
+            )
+        )
     if chief:
         callbacks += [
             # Before CSVLogger: it adds the learning rate to the logs CSVLogger writes.

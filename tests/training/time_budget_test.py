@@ -3,7 +3,12 @@ import pytest
 
 from defect_aux_net.config_errors import ConfigError
 from defect_aux_net.experiments import ExperimentConfig
-from defect_aux_net.training.time_budget import StepTiming, epochs_for_budget, parse_duration
+from defect_aux_net.training.time_budget import (
+    StepTiming,
+    epochs_for_budget,
+    parse_duration,
+    training_deadline,
+)
 from defect_aux_net.training.training_run import early_stopping
 
 
@@ -53,3 +58,10 @@ def test_early_stopping_stops_after_patience_epochs_without_a_lower_validation_l
     # 0.8 at epoch 1 is the best; epochs 2 and 3 do not beat it: stop after epoch 3.
     assert stopped == [False, False, False, True, True]
     assert early_stopping(ExperimentConfig.from_preset("quickstart")) == []
+
+
+def test_the_deadline_leaves_what_follows_the_epochs():
+    # As above: after training 3 s of forward passes, and 3 of the 4 later graphs
+    # (validation's is traced in the first epoch) at 10 s each.
+    deadline = training_deadline(600, 1000.0, StepTiming(20.0, 1.0, 15.0), 8, 24, 48)
+    assert deadline == pytest.approx(1000 + 600 - 3 - 30)
