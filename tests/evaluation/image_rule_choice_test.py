@@ -42,54 +42,60 @@ def test_detection_ranking_perfectly_takes_the_weight():
     assert choice.rule.threshold == pytest.approx(0.525)
 
 
-def test_a_perfect_classifier_keeps_the_papers_rule_on_ties():
+def test_on_ties_the_equal_blend_wins():
     forward = [0.9, 0.8, 0.1, 0.2]
     choice = choose_image_rule(LABELS, {"classification": forward, "detection": NARROW})
-    # Both rank perfectly, as do the blends: the classifier-heaviest wins the tie.
-    assert choice.rule.weights == (1.0, 0.0, 0.0)
-    # Midway between the lowest defective score, 0.8, and the highest other, 0.2.
-    assert choice.rule.threshold == pytest.approx(0.5)
+    # Both heads rank perfectly, as do all blends: the equal blend stays.
+    assert choice.rule.weights == (0.5, 0.0, 0.5)
+    # Fused: 0.725, 0.75 (defective), 0.3, 0.3; midway between 0.725 and 0.3.
+    assert choice.rule.threshold == pytest.approx(0.5125)
 
 
 # Each head misplaces one image; half and half orders all four.
-BLEND_LABELS = LABELS
 BLEND_CLASSIFICATION = [0.9, 0.3, 0.4, 0.1]  # defect-free image 2 above defective image 1
 BLEND_MASK = [0.2, 0.9, 0.1, 0.3]  # defect-free image 3 above defective image 0
 
 
-def test_a_blend_beats_each_head():
-    # Ten copies of the four images: twenty defective images make the gain certain.
-    labels, classification, mask = (np.tile(values, 10) for values in (
-        BLEND_LABELS, BLEND_CLASSIFICATION, BLEND_MASK
-    ))
-    choice = choose_image_rule(labels, {"classification": classification, "mask": mask})
-    # Classifier: precision 1 at recall 1/2, then 20/30 at recall 1.
+def test_the_equal_blend_beats_each_head():
+    choice = choose_image_rule(LABELS, {"classification": BLEND_CLASSIFICATION, "mask": BLEND_MASK})
+    # Classifier: precision 1 at recall 1/2, then 2/3 at recall 1.
     assert choice.aps["classification"] == pytest.approx(1 / 2 + 1 / 2 * 2 / 3)
     assert choice.aps["mask"] < 1
-    # Fused at weight w on the classifier: 0.2 + 0.7 w, 0.9 - 0.6 w (defective);
-    # 0.1 + 0.3 w, 0.3 - 0.2 w (defect-free). All positives above all negatives
-    # needs 0.2 + 0.7 w > 0.3 - 0.2 w (w > 1/9) and 0.9 - 0.6 w > 0.1 + 0.3 w
-    # (w < 8/9): the first grid point from w = 1 down is 0.8. AP 1 beats 5/6 by more
-    # than its standard error, sqrt(5/6 * 1/6 / 20) = 0.083.
-    assert choice.rule.weights == pytest.approx((0.8, 0.2, 0.0))
+    assert choice.rule.weights == (0.5, 0.5, 0.0)
     assert choice.aps["fused"] == 1.0
-    # Midway between the lowest defective fused score, min(0.2 + 0.56, 0.9 - 0.48) =
-    # 0.42, and the highest defect-free one, max(0.1 + 0.24, 0.3 - 0.16) = 0.34.
-    assert choice.rule.threshold == pytest.approx(0.38, abs=1e-6)
+    # Fused: 0.55, 0.6 (defective), 0.25, 0.2: midway between 0.55 and 0.25.
+    assert choice.rule.threshold == pytest.approx(0.4, abs=1e-6)
 
 
-def test_a_better_blend_on_two_defective_images_keeps_the_classifier():
-    choice = choose_image_rule(
-        BLEND_LABELS, {"classification": BLEND_CLASSIFICATION, "mask": BLEND_MASK}
-    )
-    # The same blend ranks all four images (AP 1 against 5/6), but two defective
-    # images cannot tell: the gain is below 1/2, one image's share of the AP.
-    assert ap_standard_error(5 / 6, 2) == 0.5
+# The mask is confidently wrong on defect-free image 2; the classifier ranks all four.
+RIGHT_CLASSIFICATION = [0.9, 0.6, 0.5, 0.1]
+WRONG_MASK = [0.9, 0.1, 0.9, 0.1]
+
+
+def test_a_blend_better_than_the_equal_one_by_its_sampling_error_takes_the_weight():
+    # Ten copies of the four images: twenty defective images make the gain certain.
+    labels, classification, mask = (np.tile(values, 10) for values in (
+        LABELS, RIGHT_CLASSIFICATION, WRONG_MASK
+    ))
+    choice = choose_image_rule(labels, {"classification": classification, "mask": mask})
+    # The equal blend (0.9, 0.35, 0.7, 0.1) puts image 2 above image 1: AP 5/6. The
+    # classifier alone ranks all four (AP 1), more than sqrt(5/6 * 1/6 / 20) = 0.083
+    # better; the grid meets it first (classifier-heaviest first).
     assert choice.rule.weights == (1.0, 0.0, 0.0)
+    assert choice.aps["fused"] == 1.0
+    assert choice.rule.threshold == pytest.approx(0.55)
+
+
+def test_a_better_blend_on_two_defective_images_keeps_the_equal_blend():
+    choice = choose_image_rule(LABELS, {"classification": RIGHT_CLASSIFICATION, "mask": WRONG_MASK})
+    # The classifier ranks all four images (AP 1 against 5/6), but two defective images
+    # cannot tell: the gain is below 1/2, one image's share of the AP.
+    assert ap_standard_error(5 / 6, 2) == 0.5
+    assert choice.rule.weights == (0.5, 0.5, 0.0)
     assert choice.aps["fused"] == pytest.approx(5 / 6)
-    # Best F1 of the classifier's scores: 0.3 takes both defective images and one
-    # other; the threshold lies midway to the next score, 0.1.
-    assert choice.rule.threshold == pytest.approx(0.2)
+    # Best F1 of the fused scores 0.9, 0.35 | 0.7, 0.1: 0.35 takes both defective images
+    # and one other; the threshold lies midway to the next score, 0.1.
+    assert choice.rule.threshold == pytest.approx(0.225)
 
 
 def test_no_rule_for_one_head_or_a_split_of_one_kind():
