@@ -14,8 +14,8 @@ falls back on it, and there the mask ranked images better than the classifier in
 every measurement we have: per-image AP on KolektorSDD's val folder, classifier / mask /
 detection, 0.939 / 0.962 / 0.948, 0.925 / 0.962 / 0.930, 0.800 / 0.845 / 0.712 and
 0.926 / 0.949 / 0.931 (`benchmarks/README.md`), and 0.627 / 0.691 / 0.838 on a third,
-unseen dataset; the equal blend beat the classifier in the two runs where we scored it. An average of heads that err
-on different images errs less than its average head.
+unseen dataset; the equal blend beat the classifier in the two runs where we scored
+it. An average of heads that err on different images errs less than its average head.
 """
 
 import dataclasses
