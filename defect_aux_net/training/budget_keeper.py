@@ -23,12 +23,13 @@ MAX_REFITS = 2
 class KeepToTimeBudget(keras.callbacks.Callback):
     """Shortens the one-cycle schedule when the real epochs would end past the deadline.
 
-    After each epoch from the second on (the first holds the step's compilation), the
-    mean wall time of the epochs after the first projects the end of the planned
-    epochs. When that is more than one epoch past `deadline`, the epochs become those
-    that end by it (after one more compilation), the schedule's `total_steps` follows
-    (so the rate still anneals to its end), the training step is traced again, and
-    training stops there. A run never gets longer.
+    After each epoch from the second on, the mean wall time of the epochs so far
+    projects the end of the planned epochs (the epochs that compiled the step, the
+    first and the one after a re-fit, are left out). When that is more than one epoch
+    past `deadline`, the epochs become those that end by it (after one more
+    compilation), the schedule's `total_steps` follows (so the rate still anneals to
+    its end), the training step is traced again, and training stops there. A run never
+    gets longer.
 
     Args:
       schedule: the run's `OneCycleSchedule` (changed in place).
@@ -59,6 +60,7 @@ class KeepToTimeBudget(keras.callbacks.Callback):
         self.refits = 0
         self._durations = []
         self._began = None
+        self._compiling = True
 
     def on_train_begin(self, logs=None):
         self.epochs = self.params["epochs"]
@@ -68,15 +70,17 @@ class KeepToTimeBudget(keras.callbacks.Callback):
 
     def on_epoch_end(self, epoch, logs=None):
         now = self.clock()
-        self._durations.append(now - self._began)
+        if not self._compiling:
+            self._durations.append(now - self._began)
+        self._compiling = False
         done = epoch + 1
-        if done < self.epochs and len(self._durations) >= 2 and self.refits < MAX_REFITS:
+        if done < self.epochs and self._durations and self.refits < MAX_REFITS:
             self._refit(done, now)
         if done >= self.epochs:
             self.model.stop_training = True
 
     def _refit(self, done: int, now: float):
-        epoch_seconds = float(np.mean(self._durations[1:]))
+        epoch_seconds = float(np.mean(self._durations))
         if now + (self.epochs - done) * epoch_seconds <= self.deadline + epoch_seconds:
             return
         more = max(int((self.deadline - now - self.compile_seconds) // epoch_seconds), 0)
@@ -96,6 +100,7 @@ class KeepToTimeBudget(keras.callbacks.Callback):
             self.schedule.total_steps = epochs * self.steps_per_epoch
             # The step reads the schedule's total when traced: trace it again.
             self.model.make_train_function(force=True)
+            self._compiling = True
         if self.on_refit is not None:
             self.on_refit(epochs, reason)
 

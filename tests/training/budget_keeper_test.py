@@ -72,6 +72,29 @@ def test_late_epochs_shorten_the_schedule_and_the_compiled_step_follows(jit_comp
     assert rates[-1] == pytest.approx(1e-2 / 25 / 1e4, abs=atol)
 
 
+def test_the_epoch_that_compiles_again_does_not_count():
+    class Model:
+        stop_training = False
+
+    keeper = KeepToTimeBudget(
+        OneCycleSchedule(1e-3, 200), 10, deadline=150.0, compile_seconds=5.0,
+        clock=iter([0, 20, 20, 30, 30, 45, 45, 55, 55, 65]).__next__,
+    )
+    keeper.set_model(Model())
+    keeper.model.make_train_function = lambda force: None
+    keeper.set_params({"epochs": 20})
+    keeper.on_train_begin()
+    for epoch in range(5):
+        keeper.on_epoch_begin(epoch)
+        keeper.on_epoch_end(epoch)
+    # After epoch 2 (at 30 s, 10 s an epoch): 18 more end at 210 s, past 150 + 10;
+    # (150 - 30 - 5) // 10 = 11 more: 13 epochs. Epoch 3 compiles again (15 s): left
+    # out, the 10 more epochs of 10 s end at 145 s, in time. Counted, they would take
+    # 12.5 s each and end at 170 s, past 162.5: a second, needless re-fit.
+    assert keeper.refits == 1 and keeper.epochs == 13
+    assert keeper.schedule.total_steps == 130
+
+
 def test_epochs_that_fit_keep_the_schedule():
     # 8 more epochs of 10 s end at 110 s, within a deadline of 100 s plus one epoch.
     rates, atol, schedule, refits, epochs = applied_learning_rates(100.0, jit_compile=False)
