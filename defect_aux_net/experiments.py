@@ -77,6 +77,9 @@ class ExperimentConfig(PresetConfig):
         both, and a resumed run keeps the epochs.
       early_stopping_patience: stop after this many epochs without a lower validation
         loss, or None to run every epoch (the best model is kept either way).
+      lr_range_test: the automatic recipe's learning rate from a range test within the
+        `time_budget` (`training.auto_recipe.range_test_learning_rate`) instead of its
+        rule. Off by default: on NEU-DET and KolektorSDD it never beat the rule.
       batch_norm_images: after training, the best model's batch-norm statistics are
         recomputed as means over this many un-augmented training images
         (`training.batch_norm_statistics`); 0 keeps the moving averages of training.
@@ -107,6 +110,7 @@ class ExperimentConfig(PresetConfig):
     init_checkpoint: Optional[str] = None
     time_budget: Optional[float] = None
     early_stopping_patience: Optional[int] = None
+    lr_range_test: bool = False
     recipe: Optional[dict] = None
     model_name: str = DEFAULT_MODEL
     optimizer: str = "one_cycle_adam"
@@ -181,6 +185,12 @@ class ExperimentConfig(PresetConfig):
             raise ConfigError(
                 "ExperimentConfig.time_budget",
                 f"ExperimentConfig.time_budget must be > 0 seconds, got {self.time_budget}.",
+            )
+        if self.lr_range_test and self.time_budget is None:
+            raise ConfigError(
+                "ExperimentConfig.lr_range_test",
+                "ExperimentConfig.lr_range_test runs within the time budget, which pays "
+                "for it: give ExperimentConfig.time_budget too.",
             )
         if not isinstance(self.batch_norm_images, int) or self.batch_norm_images < 0:
             raise ConfigError(

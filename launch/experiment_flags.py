@@ -114,6 +114,10 @@ EARLY_STOPPING_PATIENCE = flags.DEFINE_integer(
     "early_stopping_patience", None, "Stop after this many epochs without a lower "
     "validation loss (default: run every epoch).", lower_bound=1,
 )
+LR_RANGE_TEST = flags.DEFINE_boolean(
+    "lr_range_test", None, "With the automatic recipe and a time budget: the learning rate "
+    "from a short range test instead of the rule 1e-3 * sqrt(batch / 16).",
+)
 
 # The config field each flag sets (model fields dotted), for `given_fields`.
 _FIELDS = {
@@ -142,6 +146,7 @@ _FIELDS = {
     "seed": "seed",
     "time_budget": "time_budget",
     "early_stopping_patience": "early_stopping_patience",
+    "lr_range_test": "lr_range_test",
 }
 
 
@@ -238,6 +243,10 @@ def experiment_from_flags(test_split: str | None = None) -> ExperimentConfig:
         changes["time_budget"] = None  # The preset's budget gives way to the epochs given.
     if EARLY_STOPPING_PATIENCE.value is not None:
         changes["early_stopping_patience"] = EARLY_STOPPING_PATIENCE.value
+    if LR_RANGE_TEST.value is not None:
+        if LR_RANGE_TEST.value and LEARNING_RATE.value is not None:
+            raise ValueError("Give --learning_rate or --lr_range_test, not both.")
+        changes["lr_range_test"] = LR_RANGE_TEST.value
     if TRAIN_FRACTION.value is not None and not 0 < TRAIN_FRACTION.value <= 1:
         raise ValueError(f"--train_fraction must be in (0, 1], got {TRAIN_FRACTION.value}.")
     return dataclasses.replace(preset, **changes)

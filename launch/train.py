@@ -22,9 +22,9 @@ copied; the log lists those that are not, e.g. a head for another class count):
     --init_checkpoint=runs/first_product --model_dir=runs/next_product
 
 Running the same command again after a kill or preemption resumes from the last
-finished epoch; after a complete run it prints where the outputs are and exits. A
---model_dir holding a run of another configuration is refused; --overwrite deletes it
-and starts afresh.
+backup (written at the end of an epoch every --backup_steps steps at least); after a
+complete run it prints where the outputs are and exits. A --model_dir holding a run of
+another configuration is refused; --overwrite deletes it and starts afresh.
 """
 
 import time
@@ -35,6 +35,7 @@ _STARTED = time.monotonic()
 from absl import app, flags, logging  # noqa: E402
 
 import launch  # noqa: E402
+from defect_aux_net.training import training_run  # noqa: E402
 from launch import experiment_flags, flag_errors, run_flags  # noqa: E402
 
 # --help lists the flags it shares with the other scripts too.
@@ -59,6 +60,11 @@ OVERWRITE = flags.DEFINE_boolean(
 TEST_SPLIT = flags.DEFINE_string(
     "test_split", None, "Split evaluated after training (default: the preset's; '' skips)."
 )
+BACKUP_STEPS = flags.DEFINE_integer(
+    "backup_steps", training_run.BACKUP_STEPS, "Training steps at least between two backups "
+    "of the training state, written at the end of an epoch and when training ends; a kill "
+    "loses the steps since the last (1: every epoch).", lower_bound=1,
+)
 CPU_DEVICES = flags.DEFINE_integer(
     "cpu_devices", None, "Split the CPU into this many logical devices (tests mirrored "
     "training with 8 replicas like a TPU v2-8 on a CPU machine).", lower_bound=1
@@ -78,12 +84,7 @@ def main(argv):
     import keras
 
     from defect_aux_net.config_errors import ConfigError
-    from defect_aux_net.training import (
-        auto_recipe,
-        run_files,
-        time_budget,
-        training_run,
-    )
+    from defect_aux_net.training import auto_recipe, run_files, time_budget
 
     policy = MIXED_PRECISION.value
     if policy == "auto":
@@ -137,6 +138,7 @@ def main(argv):
             jit_compile=jit_compile,
             test_split=test_split,
             overwrite=OVERWRITE.value,
+            backup_steps=BACKUP_STEPS.value,
         )
     # Only what a flag can fix (a broken backup, an --init_checkpoint that --overwrite
     # would delete): any other error keeps its traceback.

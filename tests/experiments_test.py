@@ -90,6 +90,13 @@ def test_invalid_values_are_config_errors_naming_the_field(field, value):
     assert error.value.field == f"ExperimentConfig.{field}"
 
 
+def test_the_range_test_needs_a_time_budget():
+    with pytest.raises(ConfigError, match="lr_range_test runs within the time budget") as error:
+        ExperimentConfig.from_preset("quickstart", lr_range_test=True)
+    assert error.value.field == "ExperimentConfig.lr_range_test"
+    assert ExperimentConfig.from_preset("auto", lr_range_test=True).lr_range_test
+
+
 def test_model_name_must_match_the_model_config_and_optimizer_is_checked():
     import dataclasses
 

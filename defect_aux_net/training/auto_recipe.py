@@ -4,11 +4,11 @@
 does after `prepare_training_data`: survey the training split, choose the recipe
 (`defect_aux_net.recipes`), balance the heads' losses, and log each choice with its
 reason. Once the time budget has measured the step (`training.time_budget`), a run
-that would train too few epochs gets a smaller input (`rescale_for_epochs`), and the
-learning rate comes from a short range test when the budget has room for it
-(`range_test_learning_rate`). A rerun of the same command in the same model_dir takes
-the measured choices from its config.json (`reuse_stored`), so it resumes instead of
-differing in the last digit of a measurement.
+that would train too few epochs gets a smaller input (`rescale_for_epochs`), and, when
+`lr_range_test` asks for it, the learning rate comes from a short range test when the
+budget has room for it (`range_test_learning_rate`). A rerun of the same command in the
+same model_dir takes the measured choices from its config.json (`reuse_stored`), so it
+resumes instead of differing in the last digit of a measurement.
 """
 
 import dataclasses
@@ -255,16 +255,17 @@ def rescale_for_epochs(data: TrainingData, epochs: int) -> TrainingData | None:
 def range_test_learning_rate(data: TrainingData, jit_compile, timing, budget: float):
     """`data` with the learning rate of a range test, when the budget has room for it.
 
-    Runs when the recipe chose the learning rate (not a flag): `find_learning_rate` on
-    the `starting_model` for up to `RANGE_TEST_STEPS[1]` steps, fewer when that would take more
-    than `RANGE_TEST_SHARE` of `budget` (none below `RANGE_TEST_STEPS[0]`), at the step
-    time `timing` measured. The peak is `lr_finder.peak_learning_rate`, within
-    `RANGE_TEST_TRUST` of the rule's; the rule stays when the curve is unusable. The
-    choice records the curve (`range_test`), drawn by `write_range_test_plot`.
+    Runs when `experiment.lr_range_test` is set and the recipe chose the learning rate
+    (not a flag): `find_learning_rate` on the `starting_model` for up to
+    `RANGE_TEST_STEPS[1]` steps, fewer when that would take more than `RANGE_TEST_SHARE`
+    of `budget` (none below `RANGE_TEST_STEPS[0]`), at the step time `timing` measured.
+    The peak is `lr_finder.peak_learning_rate`, within `RANGE_TEST_TRUST` of the rule's;
+    the rule stays when the curve is unusable. The choice records the curve
+    (`range_test`), drawn by `write_range_test_plot`.
     """
     experiment = data.experiment
     rule = (experiment.recipe or {}).get("learning_rate")
-    if rule is None or rule["reason"] == GIVEN:
+    if not experiment.lr_range_test or rule is None or rule["reason"] == GIVEN:
         return data
     room = RANGE_TEST_SHARE * budget - timing.setup_seconds - timing.compile_seconds
     steps = min(RANGE_TEST_STEPS[1], int(room / max(timing.step_seconds, 1e-6)))

@@ -1,13 +1,10 @@
-"""Training callbacks: stop on a NaN loss keeping the backup, a backup that survives a kill
-while it is written (and restores a multi-worker run from the chief's), a best-model
-checkpoint written whole, the training curves with the learning rate, and prediction
-images."""
+"""Training callbacks: stop on a NaN loss keeping the backup (`training.backup`), a
+best-model checkpoint written whole, the training curves with the learning rate, and
+prediction images."""
 
 import functools
-import json
 import math
 import os
-import tempfile
 
 import keras
 import numpy as np
@@ -15,7 +12,6 @@ import tensorflow as tf
 from absl import logging
 
 from defect_aux_net.atomic_writes import PARTIAL
-from defect_aux_net.config_errors import ConfigError
 from defect_aux_net.inference.postprocessing import (
     MASK_THRESHOLD,
     decode_outputs,
@@ -70,74 +66,6 @@ class StopOnNaN(keras.callbacks.TerminateOnNaN):
                 f"{batch + 1} (counted from 1, as Keras prints them): training stopped. "
                 f"{kept} Lower the learning rate or check the data of this epoch."
             ) from error
-
-
-class BackupAndRestoreFromChief(keras.callbacks.BackupAndRestore):
-    """`BackupAndRestore` that survives a kill during its save, and resumes every worker of a
-    multi-worker run from the chief's backup.
-
-    A kill while the backup is written leaves a truncated `latest.weights.h5` (or
-    metadata) that h5py cannot read. Keras' `double_checkpoint` keeps the previous
-    backup as `*.bkp`; this callback restores the latest backup and, if any of its files
-    cannot be read, the previous one, and names the broken files when neither can be.
-
-    Every worker saves its backup at the end of each epoch (saving reads variables that
-    the workers reduce together, so all must take part), each to its own `backup_dir`.
-    A kill can land between the chief's save and another worker's; if each worker then
-    resumed from its own backup, they would start at different epochs and wait on each
-    other's collectives for good. Restoring every worker from the chief's backup gives
-    them all the same epoch and weights (identical on all workers after each step).
-    On the chief, and in a run on one machine, `restore_dir` is `backup_dir`.
-
-    Args:
-      backup_dir: where this worker writes its backup.
-      restore_dir: the chief's `backup_dir`, read once when training begins.
-      **kwargs: passed to `keras.callbacks.BackupAndRestore` (`double_checkpoint` is
-        always on).
-    """
-
-    def __init__(self, backup_dir: str, restore_dir: str, **kwargs):
-        super().__init__(backup_dir, double_checkpoint=True, **kwargs)
-        self.restore_dir = restore_dir
-
-    def on_train_begin(self, logs=None):
-        weights = os.path.join(self.restore_dir, os.path.basename(self._weights_path))
-        metadata = os.path.join(self.restore_dir, os.path.basename(self._training_metadata_path))
-        if not tf.io.gfile.exists(weights):
-            return  # Nothing to resume: a new run.
-        errors = []
-        for suffix in ("", ".bkp"):  # The latest backup, then the previous one.
-            try:
-                self._restore(weights + suffix, metadata + suffix)
-                if suffix:
-                    logging.warning(
-                        "The latest backup in %s cannot be read (%s); resumed from the "
-                        "previous one.", self.restore_dir, errors[0]
-                    )
-                return
-            except Exception as error:  # h5py, JSON and missing-file errors alike.
-                errors.append(f"{weights + suffix} or {metadata + suffix}: {error}")
-        # What to change is run_training's `overwrite`, the one way past a broken backup.
-        raise ConfigError(
-            "overwrite",
-            f"The training backup in {self.restore_dir} cannot be restored: "
-            f"{'; '.join(errors)}. The run cannot resume; rerun it with overwrite=True "
-            "to start it afresh.",
-        )
-
-    def _restore(self, weights: str, metadata: str):
-        """Loads the weights and the epoch reached, as `BackupAndRestore` does."""
-        with tf.io.gfile.GFile(metadata) as file:
-            epoch = json.loads(file.read())["epoch"]
-        if self.model.optimizer is not None and not self.model.optimizer.built:
-            self.model.optimizer.build(self.model.trainable_variables)
-        # Keras loads weights only from a `.weights.h5` name, and `restore_dir` may be
-        # another worker's: the previous backup is read from a local copy.
-        with tempfile.TemporaryDirectory() as folder:
-            local = os.path.join(folder, "restored.weights.h5")
-            tf.io.gfile.copy(weights, local)
-            self.model.load_weights(local)
-        self.model._initial_epoch = epoch  # How BackupAndRestore tells `fit` where to start.
 
 
 class ModelCheckpointWrittenWhole(keras.callbacks.ModelCheckpoint):

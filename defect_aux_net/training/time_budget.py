@@ -144,8 +144,9 @@ def epochs_for_budget(
     epochs for `MIN_TOTAL_STEPS` steps.
     """
     forward = timing.step_seconds / batch_size * FORWARD_SHARE
-    traces = timing.setup_seconds + timing.compile_seconds * (1 + LATER_TRACES * TRACE_SHARE)
-    after = (validation_examples + test_examples) * forward
+    after, later_traces = _after_epochs(timing, batch_size, validation_examples, test_examples)
+    # The training step and validation are traced before the epochs' time is measured.
+    traces = timing.setup_seconds + timing.compile_seconds * (1 + TRACE_SHARE) + later_traces
     epoch = train_steps * timing.step_seconds + validation_examples * forward
     left = budget - elapsed - traces - after
     fewest = math.ceil(MIN_TOTAL_STEPS / train_steps)
@@ -169,9 +170,9 @@ def fit_epochs_to_budget(
 
     With the automatic recipe, the measured step time also decides two of its choices:
     an input too large for `recipes.MIN_EPOCHS` epochs is made smaller (and the step
-    measured again), and the learning rate comes from a range test when the budget has
-    room for one (`auto_recipe.range_test_learning_rate`). Both cost time the epochs
-    are then fitted to.
+    measured again), and with `lr_range_test` the learning rate comes from a range test
+    when the budget has room for one (`auto_recipe.range_test_learning_rate`). Both cost
+    time the epochs are then fitted to.
 
     Args:
       data: the run's data; its experiment has a `time_budget`.
@@ -227,12 +228,20 @@ def training_deadline(
     test_examples: int,
 ) -> float:
     """When the epochs should end: `started + budget` less what follows them, estimated
-    as `epochs_for_budget` does (thresholds and test evaluation, and the graphs traced
-    after training)."""
+    as `epochs_for_budget` does."""
+    return started + budget - sum(
+        _after_epochs(timing, batch_size, validation_examples, test_examples)
+    )
+
+
+def _after_epochs(timing: StepTiming, batch_size, validation_examples, test_examples):
+    """`(evaluation, traces)`: seconds of what follows the epochs, thresholds and test
+    evaluation, and the graphs traced then (`LATER_TRACES` but validation's)."""
     forward = timing.step_seconds / batch_size * FORWARD_SHARE
-    after = (validation_examples + test_examples) * forward
-    traces = timing.compile_seconds * (LATER_TRACES - 1) * TRACE_SHARE
-    return started + budget - after - traces
+    return (
+        (validation_examples + test_examples) * forward,
+        timing.compile_seconds * (LATER_TRACES - 1) * TRACE_SHARE,
+    )
 
 
 def _warm_up(data: TrainingData, strategy, jit_compile) -> StepTiming:

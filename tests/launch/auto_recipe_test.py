@@ -38,11 +38,13 @@ def test_the_default_recipe_and_budget_are_recorded_and_a_rerun_keeps_them(
     assert "the budget is too short: 1 epoch(s), the fewest possible" in epochs["reason"]
     assert "Recipe: batch_size = 8" in result.stderr
     assert "Time budget: warm-up of 6 steps" in result.stderr
-    # The learning rate: the rule's, saying why (10 % of 5 s has no room for a range
-    # test, which tests/training/auto_recipe_test.py runs), and no range test plot.
+    # The learning rate: the rule's, saying so; the range test is asked for with
+    # --lr_range_test (tests/training/auto_recipe_test.py runs it).
     rate = recipe["learning_rate"]
-    assert config["learning_rate"] == rate["value"]
-    assert "no range test" in rate["reason"] and "range_test" not in rate
+    # 1e-3 * sqrt(8 / 16) to two digits.
+    assert config["learning_rate"] == rate["value"] == 7.1e-4
+    assert "sqrt" in rate["reason"] and "range_test" not in rate
+    assert config["lr_range_test"] is False
     assert not (model_dir / "lr_range_test.png").exists()
     # Batch-norm statistics recomputed on the 72 training images, in whole batches of 8.
     assert config["batch_norm_images"] == recipe["batch_norm_images"]["value"] == 72

@@ -19,6 +19,9 @@ def test_dataset_without_preset_is_the_automatic_recipe_and_its_30_minutes():
     assert experiment.time_budget == 1800
     # What the recipe must leave alone: the flags given, whatever their values.
     assert experiment_flags.given_fields() == {"dataset", "batch_size", "model.input_shape"}
+    assert not experiment.lr_range_test  # The recipe's rule sets the learning rate.
+    parse("--dataset=neu_det", "--lr_range_test")
+    assert experiment_flags.experiment_from_flags().lr_range_test
 
 
 @flagsaver.flagsaver
@@ -46,6 +49,10 @@ def test_epochs_replace_the_budget_and_a_budget_the_epochs():
     [
         (["--epochs=3", "--time_budget=30m"], "--epochs or --time_budget"),
         (["--time_budget=30"], "--time_budget='30'"),
+        (["--dataset=neu_det", "--lr_range_test", "--learning_rate=1e-3"],
+         "--learning_rate or --lr_range_test"),
+        (["--dataset=neu_det", "--lr_range_test", "--epochs=3"],
+         "lr_range_test runs within the time budget"),
     ],
 )
 def test_bad_budget_flags_name_the_flag(args, message):

@@ -96,6 +96,7 @@ def test_a_killed_table_resumes_without_training_finished_rows_again(
 
 
 # 74 s of CPU alone, building the synthetic dataset and starting TensorFlow twice.
+@pytest.mark.extended
 @pytest.mark.slow(seconds=60)
 def test_overwrite_trains_a_complete_row_again(synthetic_data_dir, tmp_path):
     # The first row's folder holds a complete run (of another configuration, which

@@ -87,6 +87,7 @@ def digest(folder):
     return digests
 
 
+@pytest.mark.extended
 @pytest.mark.slow(seconds=70)
 def test_an_export_killed_half_way_is_never_picked_up(trained_run, tmp_path):
     model_dir = copy_of_run(trained_run[0], tmp_path)

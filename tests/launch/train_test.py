@@ -98,6 +98,7 @@ def test_train_writes_config_checkpoint_export_logs_and_metrics(trained_run):
     assert image_tags, "no prediction images in TensorBoard logs"
 
 
+@pytest.mark.extended
 @pytest.mark.slow(seconds=100)
 def test_killed_run_resumes_without_losing_epochs(synthetic_data_dir, tmp_path):
     model_dir = str(tmp_path / "run")
@@ -106,6 +107,7 @@ def test_killed_run_resumes_without_losing_epochs(synthetic_data_dir, tmp_path):
         # model, run twice, took four minutes of CI. 32 steps per epoch.
         *TINY_TRAINING, "--epochs=2", "--train_fraction=0.5", "--test_split=",
         "--export=false", "--attention=none", "--tasks=classification",
+        "--backup_steps=1",  # A backup after each epoch (the default waits 50 steps).
         f"--data_dir={synthetic_data_dir}", f"--model_dir={model_dir}",
     ]
     env = os.environ | {"TF_CPP_MIN_LOG_LEVEL": "2"}
@@ -233,6 +235,7 @@ def trainable_weights(path):
     return [variable.numpy() for variable in model.trainable_weights]
 
 
+@pytest.mark.extended
 @pytest.mark.slow(seconds=80)
 def test_two_workers_on_localhost_train_together(synthetic_data_dir, tmp_path):
     model_dir = str(tmp_path / "run")

@@ -138,6 +138,11 @@ def test_the_learning_rate_comes_from_a_range_test_and_a_rerun_keeps_it(
     rule = data.experiment.learning_rate
     # 64x64 images: no input smaller than 128x128 pixels trains more epochs.
     assert rescale_for_epochs(data, 1) is None
+    # Without lr_range_test, the rule's rate as it was.
+    assert range_test_learning_rate(data, False, StepTiming(0.0, 0.5), 2000.0) is data
+    data = dataclasses.replace(
+        data, experiment=dataclasses.replace(data.experiment, lr_range_test=True)
+    )
     # A step of 1 s leaves 10 s of a 100 s budget: not the 50 steps of a test.
     kept = range_test_learning_rate(data, False, StepTiming(0.0, 1.0), 100.0)
     assert kept.experiment.learning_rate == rule
@@ -177,6 +182,7 @@ def test_the_learning_rate_comes_from_a_range_test_and_a_rerun_keeps_it(
         },
     )
     stored = run_files.config_dict(stored_experiment, data.class_names)
+    start = dataclasses.replace(start, lr_range_test=True)  # The same command.
     again = apply_recipe(prepare_training_data(start, builder.data_dir_root), stored=stored)
     again = fit_epochs_to_budget(again, None, False, time.monotonic(), stored)
     assert (again.experiment.learning_rate, again.experiment.epochs) == (0.0042, 3)

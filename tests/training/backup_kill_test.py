@@ -10,7 +10,7 @@ import sys
 TRAIN = """
 import os, signal, sys
 import h5py, keras, numpy as np
-from defect_aux_net.training.callbacks import BackupAndRestoreFromChief
+from defect_aux_net.training.backup import BackupAndRestoreFromChief
 
 backup_dir, epochs, mode = sys.argv[1], int(sys.argv[2]), sys.argv[3]
 
