@@ -2,7 +2,8 @@
 
 `time_budget` fits the epochs to a warm-up's step time before training; the epochs
 then cost more than it saw (input batches it found prepared, checkpoints it did not
-write). `KeepToTimeBudget` measures them and shortens the schedule when needed.
+write, validation). `KeepToTimeBudget` measures them and shortens the schedule when
+needed.
 """
 
 import dataclasses
@@ -15,27 +16,23 @@ from absl import logging
 from defect_aux_net.training.one_cycle import MIN_TOTAL_STEPS, OneCycleSchedule
 from defect_aux_net.training.run_files import write_config
 
-# The schedule is re-fitted at most this many times: each re-fit traces and compiles
-# the training step again.
-MAX_REFITS = 2
-
 
 class KeepToTimeBudget(keras.callbacks.Callback):
     """Shortens the one-cycle schedule when the real epochs would end past the deadline.
 
-    After each epoch from the second on, the mean wall time of the epochs so far
-    projects the end of the planned epochs (the epochs that compiled the step, the
-    first and the one after a re-fit, are left out). When that is more than one epoch
-    past `deadline`, the epochs become those that end by it (after one more
-    compilation), the schedule's `total_steps` follows (so the rate still anneals to
-    its end), the training step is traced again, and training stops there. A run never
-    gets longer.
+    After each epoch from the second on, the mean wall time of the epochs so far (the
+    first, which compiles the step, left out) projects the end of the planned epochs.
+    When that is more than one epoch past `deadline`, the epochs become those that end
+    by it, the schedule's `total_steps` follows (so the rate still anneals to its end)
+    and training stops there. The schedule must hold its total in a variable
+    (`OneCycleSchedule.hold_total_steps_in_variable`): the compiled step then follows
+    without being traced again, which cost a minute per re-fit on KolektorSDD. It may
+    re-fit after any epoch, as the epoch time settles; a run never gets longer.
 
     Args:
       schedule: the run's `OneCycleSchedule` (changed in place).
       steps_per_epoch: training steps per epoch.
       deadline: `clock()` value by which the epochs should end.
-      compile_seconds: what compiling the training step costs (the warm-up's).
       on_refit: called with `(epochs, reason)` after each re-fit (e.g. to record it).
       clock: seconds, monotonic.
     """
@@ -45,15 +42,18 @@ class KeepToTimeBudget(keras.callbacks.Callback):
         schedule: OneCycleSchedule,
         steps_per_epoch: int,
         deadline: float,
-        compile_seconds: float,
         on_refit=None,
         clock=time.monotonic,
     ):
         super().__init__()
+        if isinstance(schedule.traced_total_steps(), int):
+            raise ValueError(
+                "KeepToTimeBudget needs a schedule whose step reads its total from a "
+                "variable: call schedule.hold_total_steps_in_variable() before compiling."
+            )
         self.schedule = schedule
         self.steps_per_epoch = steps_per_epoch
         self.deadline = deadline
-        self.compile_seconds = compile_seconds
         self.on_refit = on_refit
         self.clock = clock
         self.epochs = None
@@ -74,7 +74,7 @@ class KeepToTimeBudget(keras.callbacks.Callback):
             self._durations.append(now - self._began)
         self._compiling = False
         done = epoch + 1
-        if done < self.epochs and self._durations and self.refits < MAX_REFITS:
+        if done < self.epochs and self._durations:
             self._refit(done, now)
         if done >= self.epochs:
             self.model.stop_training = True
@@ -83,7 +83,7 @@ class KeepToTimeBudget(keras.callbacks.Callback):
         epoch_seconds = float(np.mean(self._durations))
         if now + (self.epochs - done) * epoch_seconds <= self.deadline + epoch_seconds:
             return
-        more = max(int((self.deadline - now - self.compile_seconds) // epoch_seconds), 0)
+        more = max(int((self.deadline - now) // epoch_seconds), 0)
         epochs = done + more
         if more > 0 and epochs * self.steps_per_epoch < MIN_TOTAL_STEPS:
             epochs, more = done, 0
@@ -98,9 +98,6 @@ class KeepToTimeBudget(keras.callbacks.Callback):
         self.epochs = epochs
         if more > 0:
             self.schedule.total_steps = epochs * self.steps_per_epoch
-            # The step reads the schedule's total when traced: trace it again.
-            self.model.make_train_function(force=True)
-            self._compiling = True
         if self.on_refit is not None:
             self.on_refit(epochs, reason)
 
@@ -127,7 +124,4 @@ def keeper_for_run(
         )
         write_config(refitted, class_names, config_path)
 
-    return KeepToTimeBudget(
-        schedule, steps_per_epoch, deadline, experiment.recipe["epochs"]["compile_seconds"],
-        on_refit=record,
-    )
+    return KeepToTimeBudget(schedule, steps_per_epoch, deadline, on_refit=record)

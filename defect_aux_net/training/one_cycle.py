@@ -38,7 +38,7 @@ def one_cycle_value(step, total_steps, warmup_fraction, start, peak, end):
 
     Args:
       step: scalar step (any numeric dtype).
-      total_steps: steps in the whole cycle.
+      total_steps: steps in the whole cycle (a number or a variable).
       warmup_fraction: fraction of the steps spent going from `start` to `peak`.
       start: value at step 0.
       peak: value at the end of the warm-up.
@@ -48,6 +48,7 @@ def one_cycle_value(step, total_steps, warmup_fraction, start, peak, end):
       float32 scalar tensor.
     """
     step = ops.cast(step, "float32")
+    total_steps = ops.cast(total_steps, "float32")
     warmup_end = warmup_fraction * total_steps - 1.0
     last_step = total_steps - 1.0
     in_warmup = ops.less_equal(step, warmup_end)
@@ -99,16 +100,47 @@ class OneCycleSchedule(keras.optimizers.schedules.LearningRateSchedule):
             )
         _check_phases(total_steps, warmup_fraction)
         self.peak_learning_rate = peak_learning_rate
-        self.total_steps = total_steps
+        self._total_steps = total_steps
+        self._total_steps_variable = None
         self.warmup_fraction = warmup_fraction
         self.initial_div_factor = initial_div_factor
         self.final_div_factor = final_div_factor
+
+    @property
+    def total_steps(self) -> int:
+        return self._total_steps
+
+    @total_steps.setter
+    def total_steps(self, value: int):
+        # A step traced earlier sees the change only through `hold_total_steps_in_variable`.
+        _check_phases(value, self.warmup_fraction)
+        self._total_steps = value
+        if self._total_steps_variable is not None:
+            self._total_steps_variable.assign(float(value))
+
+    def hold_total_steps_in_variable(self):
+        """Makes the traced step read `total_steps` from a variable, so that a change
+        (`training.budget_keeper`) takes effect without tracing and compiling the step
+        again. Call it before the step is traced, under the strategy's scope (the
+        variable is then placed like the model's). float32 holds steps exactly up to 2^24.
+        """
+        if self._total_steps_variable is None:
+            self._total_steps_variable = keras.Variable(
+                float(self._total_steps), dtype="float32", trainable=False,
+                name="one_cycle_total_steps",
+            )
+
+    def traced_total_steps(self):
+        """What the step computes with: the variable, if any, else the number."""
+        if self._total_steps_variable is None:
+            return self._total_steps
+        return self._total_steps_variable
 
     def __call__(self, step):
         initial = self.peak_learning_rate / self.initial_div_factor
         return one_cycle_value(
             step,
-            self.total_steps,
+            self.traced_total_steps(),
             self.warmup_fraction,
             start=initial,
             peak=self.peak_learning_rate,
@@ -203,7 +235,7 @@ class OneCycleAdam(keras.optimizers.Adam):
         # The raw step counter, the one the base optimizer gives the learning-rate schedule.
         return one_cycle_value(
             self._iterations,
-            schedule.total_steps,
+            schedule.traced_total_steps(),
             schedule.warmup_fraction,
             start=self.max_momentum,
             peak=self.base_momentum,

@@ -259,7 +259,11 @@ def run_training(
         )
         jit_compile = False
     keras.utils.set_random_seed(experiment.seed)
+    # One process only: workers that shortened their schedules apart would part ways.
+    keep_to_deadline = data.deadline is not None and worker_index_and_count()[1] == 1
     with strategy.scope():
+        if keep_to_deadline:  # KeepToTimeBudget changes it without a new trace.
+            schedule.hold_total_steps_in_variable()
         model = build_model(model_config)
         model.compile(
             optimizer=make_optimizer(experiment, schedule),
@@ -294,8 +298,7 @@ def run_training(
         ),
     ]
     callbacks += early_stopping(experiment)
-    # One process only: workers that shortened their schedules apart would part ways.
-    if data.deadline is not None and worker_index_and_count()[1] == 1:
+    if keep_to_deadline:
         callbacks.append(
             keeper_for_run(
                 experiment, class_names, train_steps, data.deadline, schedule, paths["config"]

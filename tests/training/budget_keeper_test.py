@@ -27,13 +27,14 @@ def applied_learning_rates(deadline, jit_compile):
     """Trains w -> w - lr * 1 per step (MAE far above its target: gradient 1) under
     a keeper, and reads each step's learning rate off the weight's changes."""
     schedule = OneCycleSchedule(1e-2, EPOCHS * STEPS_PER_EPOCH)
+    schedule.hold_total_steps_in_variable()
     model = keras.Sequential(
         [keras.Input((1,)), keras.layers.Dense(1, use_bias=False, kernel_initializer="zeros")]
     )
     model.compile(optimizer=keras.optimizers.SGD(schedule), loss="mae", jit_compile=jit_compile)
     refits = []
     keeper = KeepToTimeBudget(
-        schedule, STEPS_PER_EPOCH, deadline, compile_seconds=5.0,
+        schedule, STEPS_PER_EPOCH, deadline,
         on_refit=lambda epochs, reason: refits.append((epochs, reason)), clock=EpochClock(),
     )
     weights = [0.0]
@@ -60,39 +61,48 @@ def expected_rates(total_steps, steps):
 @pytest.mark.parametrize("jit_compile", [False, True])
 def test_late_epochs_shorten_the_schedule_and_the_compiled_step_follows(jit_compile):
     # After epoch 2 (at 30 s; later epochs 10 s), 8 more would end at 110 s against a
-    # deadline of 55 s; (55 - 30 - 5 s of compilation) // 10 = 2 more fit: 4 epochs.
-    rates, atol, schedule, refits, epochs = applied_learning_rates(55.0, jit_compile)
-    assert epochs == 4
-    assert schedule.total_steps == 4 * STEPS_PER_EPOCH
+    # deadline of 45 s; (45 - 30) // 10 = 1 more fits: 3 epochs.
+    rates, atol, schedule, refits, epochs = applied_learning_rates(45.0, jit_compile)
+    assert epochs == 3
+    assert schedule.total_steps == 3 * STEPS_PER_EPOCH
     (refitted, reason), = refits
-    assert refitted == 4 and "10.0 s" in reason and "55 s past" in reason
-    # Steps 0-3 ran on the 20-step cycle, steps 4-7 on the 8-step one, down to its end.
-    expected = expected_rates(20, range(4)) + expected_rates(8, range(4, 8))
+    assert refitted == 3 and "10.0 s" in reason and "65 s past" in reason
+    # Steps 0-3 ran on the 20-step cycle, steps 4-5 on the 6-step one, down to its end,
+    # without the step being traced again (the keeper only assigns the variable).
+    expected = expected_rates(20, range(4)) + expected_rates(6, range(4, 6))
     np.testing.assert_allclose(rates, expected, rtol=1e-5, atol=atol)
     assert rates[-1] == pytest.approx(1e-2 / 25 / 1e4, abs=atol)
 
 
-def test_the_epoch_that_compiles_again_does_not_count():
+def test_the_schedule_is_refitted_again_when_the_epochs_slow_down():
     class Model:
         stop_training = False
 
+    schedule = OneCycleSchedule(1e-3, 200)
+    schedule.hold_total_steps_in_variable()
     keeper = KeepToTimeBudget(
-        OneCycleSchedule(1e-3, 200), 10, deadline=150.0, compile_seconds=5.0,
-        clock=iter([0, 20, 20, 30, 30, 45, 45, 55, 55, 65]).__next__,
+        schedule, 10, deadline=150.0,
+        clock=iter([0, 20, 20, 30, 30, 40, 40, 60, 60, 80]).__next__,
     )
     keeper.set_model(Model())
-    keeper.model.make_train_function = lambda force: None
     keeper.set_params({"epochs": 20})
     keeper.on_train_begin()
     for epoch in range(5):
         keeper.on_epoch_begin(epoch)
         keeper.on_epoch_end(epoch)
-    # After epoch 2 (at 30 s, 10 s an epoch): 18 more end at 210 s, past 150 + 10;
-    # (150 - 30 - 5) // 10 = 11 more: 13 epochs. Epoch 3 compiles again (15 s): left
-    # out, the 10 more epochs of 10 s end at 145 s, in time. Counted, they would take
-    # 12.5 s each and end at 170 s, past 162.5: a second, needless re-fit.
-    assert keeper.refits == 1 and keeper.epochs == 13
-    assert keeper.schedule.total_steps == 130
+    # Epoch 1 (20 s) compiles: left out. After epoch 2 (at 30 s, 10 s an epoch) 18 more
+    # end at 210 s, past 150 + 10: (150 - 30) // 10 = 12 more, 14 epochs. Epoch 3 ends
+    # at 40 s: 11 more at 10 s end at 150, in time. Epoch 4 takes 20 s: the mean, 13.3 s,
+    # ends 10 more at 193 s, past 163: (150 - 60) // 13.3 = 6 more, 10 epochs. Epoch 5
+    # (20 s, mean 15 s): 5 more end at 155, in time.
+    assert keeper.refits == 2 and keeper.epochs == 10
+    assert schedule.total_steps == 100
+    assert float(keras.ops.convert_to_numpy(schedule.traced_total_steps())) == 100.0
+
+
+def test_a_schedule_traced_with_its_total_as_a_number_is_refused():
+    with pytest.raises(ValueError, match="hold_total_steps_in_variable"):
+        KeepToTimeBudget(OneCycleSchedule(1e-3, 200), 10, deadline=150.0)
 
 
 def test_epochs_that_fit_keep_the_schedule():
@@ -106,8 +116,9 @@ def test_a_refit_is_written_to_the_runs_config(tmp_path):
     recipe = {"epochs": {"value": 10, "reason": "budget 600 s", "compile_seconds": 5.0}}
     experiment = ExperimentConfig.from_preset("quickstart", epochs=10, recipe=recipe)
     path = str(tmp_path / "config.json")
-    keeper = keeper_for_run(experiment, ("scratch",), 2, 100.0, OneCycleSchedule(1e-3, 20), path)
-    assert keeper.compile_seconds == 5.0
+    schedule = OneCycleSchedule(1e-3, 20)
+    schedule.hold_total_steps_in_variable()
+    keeper = keeper_for_run(experiment, ("scratch",), 2, 100.0, schedule, path)
     keeper.on_refit(4, "epochs took 10.0 s")
     stored = json.load(open(path))
     assert stored["epochs"] == 4
