@@ -44,6 +44,20 @@ def test_other_workers_resume_from_the_chief_backup_not_their_own(tmp_path):
     assert not own_dir.exists()
 
 
+def assert_resumes(backup_dir, epochs, trained, weights):
+    """A new model fitted for `epochs` with the backup in `backup_dir` starts from
+    `weights` and trains `trained` epochs."""
+    x, y = linear_data()
+    started = RecordStartWeights()
+    backup = BackupAndRestoreFromChief(str(backup_dir), str(backup_dir))
+    history = linear_model().fit(
+        x, y, batch_size=4, epochs=epochs, callbacks=[backup, started], verbose=0
+    )
+    assert len(history.history["loss"]) == trained
+    for expected, actual in zip(weights, started.weights, strict=True):
+        np.testing.assert_array_equal(actual, expected)
+
+
 def truncate(path):
     data = path.read_bytes()
     path.write_bytes(data[: len(data) // 2])
@@ -59,14 +73,8 @@ def test_a_backup_truncated_by_a_kill_resumes_from_the_previous_one(tmp_path):
     # A kill while epoch 2's backup was written: half of its weights file.
     truncate(backup_dir / "latest.weights.h5")
 
-    started = RecordStartWeights()
-    backup = BackupAndRestoreFromChief(str(backup_dir), str(backup_dir))
-    history = linear_model().fit(
-        x, y, batch_size=4, epochs=3, callbacks=[backup, started], verbose=0
-    )
-    assert len(history.history["loss"]) == 2  # Epochs 2 and 3, from epoch 1's backup.
-    for expected, actual in zip(recorded.per_epoch[0], started.weights):
-        np.testing.assert_array_equal(actual, expected)
+    # Epochs 2 and 3, from epoch 1's backup.
+    assert_resumes(backup_dir, epochs=3, trained=2, weights=recorded.per_epoch[0])
 
 
 def test_a_run_killed_after_its_last_epoch_resumes_with_nothing_to_train(tmp_path):
@@ -165,14 +173,8 @@ def test_a_kill_between_keeping_the_previous_backup_and_writing_the_next_resumes
         "latest.weights.h5.bkp", "training_metadata.json.bkp"
     ]
 
-    started = RecordStartWeights()
-    backup = BackupAndRestoreFromChief(str(backup_dir), str(backup_dir))
-    history = linear_model().fit(
-        x, y, batch_size=4, epochs=4, callbacks=[backup, started], verbose=0
-    )
-    assert len(history.history["loss"]) == 2  # Epochs 3 and 4, from epoch 2's backup.
-    for expected, actual in zip(recorded.per_epoch[1], started.weights):
-        np.testing.assert_array_equal(actual, expected)
+    # Epochs 3 and 4, from epoch 2's backup.
+    assert_resumes(backup_dir, epochs=4, trained=2, weights=recorded.per_epoch[1])
 
 
 def test_weights_without_metadata_are_a_backup_never_completed(tmp_path):
