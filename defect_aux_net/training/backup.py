@@ -19,7 +19,7 @@ class BackupAndRestoreFromChief(keras.callbacks.BackupAndRestore):
     A backup is written at the end of the first epoch at least `min_steps` training steps
     after the previous one, and when training ends. Keras writes one every epoch: on
     KolektorSDD (9 steps per epoch) that was 141 MB of weights and Adam moments every
-    20 s, 18.6 GB over a 30-minute run, and the process sat idle once the disk throttled.
+    20 s, 18.6 GB in 60 epochs, and the process sat idle once the disk throttled.
     A kill loses at most the steps since the last backup.
 
     The previous backup is kept as `*.bkp`, renamed, not copied as Keras'
@@ -42,7 +42,8 @@ class BackupAndRestoreFromChief(keras.callbacks.BackupAndRestore):
       backup_dir: where this worker writes its backup.
       restore_dir: the chief's `backup_dir`, read once when training begins.
       min_steps: training steps at least between two backups (1: every epoch).
-      **kwargs: passed to `keras.callbacks.BackupAndRestore` (`save_freq` is "epoch").
+      **kwargs: passed to `keras.callbacks.BackupAndRestore` (leave `save_freq` at
+        "epoch": `min_steps` spaces the backups).
     """
 
     def __init__(self, backup_dir: str, restore_dir: str, min_steps: int = 1, **kwargs):
