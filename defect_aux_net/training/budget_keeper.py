@@ -60,7 +60,6 @@ class KeepToTimeBudget(keras.callbacks.Callback):
         self.refits = 0
         self._durations = []
         self._began = None
-        self._compiling = True
 
     def on_train_begin(self, logs=None):
         self.epochs = self.params["epochs"]
@@ -70,17 +69,15 @@ class KeepToTimeBudget(keras.callbacks.Callback):
 
     def on_epoch_end(self, epoch, logs=None):
         now = self.clock()
-        if not self._compiling:
-            self._durations.append(now - self._began)
-        self._compiling = False
+        self._durations.append(now - self._began)
         done = epoch + 1
-        if done < self.epochs and self._durations:
+        if done < self.epochs and len(self._durations) >= 2:
             self._refit(done, now)
         if done >= self.epochs:
             self.model.stop_training = True
 
     def _refit(self, done: int, now: float):
-        epoch_seconds = float(np.mean(self._durations))
+        epoch_seconds = float(np.mean(self._durations[1:]))  # The first compiles the step.
         if now + (self.epochs - done) * epoch_seconds <= self.deadline + epoch_seconds:
             return
         more = max(int((self.deadline - now) // epoch_seconds), 0)
