@@ -228,6 +228,16 @@ def test_evaluation_reads_the_split_once_in_order_without_augmentation(
     assert truth["has_mask"].dtype == bool and truth["has_boxes"].dtype == bool
 
 
+@pytest.mark.parametrize("training", [True, False])
+def test_only_the_repeated_training_stream_is_autotuned(builder, training):
+    # Destroying an autotuned evaluation iterator waits beside a training pipeline.
+    options = InputOptions(batch_size=4, training=training)
+
+    dataset = make_dataset(builder, "validation", CONFIG, options)
+
+    assert dataset.options().autotune.enabled is training
+
+
 def test_training_stream_is_a_function_of_the_seed(builder):
     options = InputOptions(batch_size=4, training=True, seed=3, shuffle_buffer=SHUFFLE_BUFFER)
     dataset = make_dataset(builder, "train", CONFIG, options)
