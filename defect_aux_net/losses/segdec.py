@@ -6,12 +6,18 @@ then downsampled by reflection padding and average pooling: soft targets in [0, 
 that keep thin defects visible at 1/8. The distance-transform weights of the input
 pipeline are downsampled the same way. The two losses are balanced over the run:
 `(1 - n/N) * L_seg + delta * n/N * L_dec` at epoch n of N.
+
+A batch's images combine by `reduction`: "mean" (Keras' convention) or "sum", the
+reference code's: it runs one backward pass per image (MEMORY_FIT 1) and one SGD step
+per batch, so its gradient is the sum of the images' gradients and its learning rate
+applies to that sum (`SegDecConfig.batch_reduction`).
 """
 
 from keras import ops
 
 # The segmentation logits' stride: three 2x2 max-pools in the trunk.
 OUTPUT_STRIDE = 8
+REDUCTIONS = ("mean", "sum")
 
 
 def balance_weights(epoch, epochs: int, delta: float) -> tuple:
@@ -48,12 +54,14 @@ def soft_targets(values, stride: int = OUTPUT_STRIDE):
     return ops.average_pool(padded, 2 * stride + 1, strides=stride, padding="valid")
 
 
-def segmentation_loss(masks, logits, has_mask, dilation: int, pixel_weights=None):
+def segmentation_loss(
+    masks, logits, has_mask, dilation: int, pixel_weights=None, reduction: str = "mean"
+):
     """Weighted BCE of the 1/8 logits against the soft targets of `masks`.
 
     Each image's loss is the mean over its pixels and classes of `w * bce` (the
-    reference's `mean(bce * seg_loss_mask)`), averaged over the images that have a
-    mask (`has_mask` > 0); 0 for a batch without one.
+    reference's `mean(bce * seg_loss_mask)`), averaged (`reduction` "mean") or summed
+    ("sum") over the images that have a mask (`has_mask` > 0); 0 for a batch without one.
 
     Args:
       masks: float `[B, H, W, K]` binary masks at the input size.
@@ -63,7 +71,9 @@ def segmentation_loss(masks, logits, has_mask, dilation: int, pixel_weights=None
         segmentation head no gradient while the decision loss still trains on them.
       dilation: kernel of `dilate_masks`.
       pixel_weights: float `[B, H, W, K]` distance-transform weights, or None.
+      reduction: one of `REDUCTIONS`.
     """
+    _check_reduction(reduction)
     masks = ops.cast(masks, "float32")
     logits = ops.cast(logits, "float32")
     targets = soft_targets(dilate_masks(masks, dilation))
@@ -72,12 +82,24 @@ def segmentation_loss(masks, logits, has_mask, dilation: int, pixel_weights=None
         per_pixel = per_pixel * soft_targets(ops.cast(pixel_weights, "float32"))
     per_image = ops.mean(per_pixel, axis=(1, 2, 3))
     has_mask = ops.cast(has_mask, "float32")
-    return ops.divide_no_nan(ops.sum(has_mask * per_image), ops.sum(has_mask))
+    total = ops.sum(has_mask * per_image)
+    if reduction == "sum":
+        return total
+    return ops.divide_no_nan(total, ops.sum(has_mask))
 
 
-def decision_loss(labels, logits):
-    """Mean BCE of the decision logits `[B, K]` against image labels `[B, K]`."""
-    return ops.mean(_bce_with_logits(ops.cast(labels, "float32"), ops.cast(logits, "float32")))
+def decision_loss(labels, logits, reduction: str = "mean"):
+    """BCE of the decision logits `[B, K]` against image labels `[B, K]`: each image's
+    mean over its K logits, averaged (`reduction` "mean") or summed ("sum") over the batch."""
+    _check_reduction(reduction)
+    bce = _bce_with_logits(ops.cast(labels, "float32"), ops.cast(logits, "float32"))
+    per_image = ops.mean(bce, axis=-1)
+    return ops.sum(per_image) if reduction == "sum" else ops.mean(per_image)
+
+
+def _check_reduction(reduction: str):
+    if reduction not in REDUCTIONS:
+        raise ValueError(f"reduction must be one of {REDUCTIONS}, got {reduction!r}.")
 
 
 def _bce_with_logits(targets, logits):

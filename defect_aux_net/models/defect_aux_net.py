@@ -150,13 +150,17 @@ def _float32_output(activation, name):
     return keras.layers.Activation(activation, dtype="float32", name=name)
 
 
-def model_loss(model: keras.Model, loss):
+def model_loss(model: keras.Model, loss, summed: bool = False):
     """What a model's `compute_loss` returns for its loss `loss`.
 
     The regularisation losses its layers add are added (`fit` minimises only what
     `compute_loss` returns), and the sum is divided by the replica count
-    (`scale_for_replicas`).
+    (`scale_for_replicas`). A `summed` loss (a sum over the replica's images, not a
+    mean) is not divided: the replicas' gradients add up to the sum over the global
+    batch. Its regularisation still is, so it counts once.
     """
+    if summed:
+        return loss + scale_for_replicas(ops.sum(model.losses)) if model.losses else loss
     if model.losses:
         loss = loss + ops.sum(model.losses)
     return scale_for_replicas(loss)

@@ -3,6 +3,7 @@
 import dataclasses
 
 from defect_aux_net.config import INPUT_NORMALIZATIONS
+from defect_aux_net.losses.segdec import REDUCTIONS
 from defect_aux_net.preset_configs import PresetConfig
 
 # The network always has both heads: the decision head reads the segmentation logits.
@@ -46,6 +47,12 @@ class SegDecConfig(PresetConfig):
       gradient_adjustment: stop the decision loss's gradients at the decision head's
         input and at the global poolings of the segmentation logits, so that the
         decision head never disturbs the segmentation features.
+      batch_reduction: how a batch's image losses combine, one of `REDUCTIONS`: "mean",
+        or "sum" as the reference code (one backward pass per image, MEMORY_FIT 1, and
+        one SGD step per batch), so that its learning rates apply unchanged to its batch
+        sizes: Severstal's 0.1 at batch 10 is a step of 1.0 times the mean gradient. The
+        paper presets sum; with a label-only image (mixed supervision) in the batch, the
+        sum also weighs each masked image's segmentation loss as the reference does.
     """
 
     num_classes: int = 1
@@ -57,6 +64,7 @@ class SegDecConfig(PresetConfig):
     dilation: int = 1
     dynamic_balance: bool = True
     gradient_adjustment: bool = True
+    batch_reduction: str = "mean"
 
     def __post_init__(self):
         for name in ("input_shape", "tasks", "trunk_channels"):
@@ -106,6 +114,11 @@ class SegDecConfig(PresetConfig):
             raise ValueError(f"delta must be >= 0, got {self.delta!r}.")
         if not isinstance(self.dilation, int) or self.dilation < 1:
             raise ValueError(f"dilation must be an integer >= 1, got {self.dilation!r}.")
+        if self.batch_reduction not in REDUCTIONS:
+            raise ValueError(
+                f"batch_reduction must be one of {', '.join(REDUCTIONS)}, got "
+                f"{self.batch_reduction!r}."
+            )
 
 
 PRESETS = {
@@ -114,20 +127,20 @@ PRESETS = {
     # 0.01 (with its learning rate 1, batch 1 and 50 epochs in the experiment).
     "kolektorsdd": SegDecConfig(
         num_classes=1, input_shape=(1408, 512, 1), input_normalization="caffe", delta=0.01,
-        dilation=7,
+        dilation=7, batch_reduction="sum",
     ),
     # The reference code's DAGM settings (config.py: 512x512 grey; EXPERIMENTS_COMIND.sh
     # train_DAGM: DILATE 7, DELTA_CLS_LOSS 1), one texture class per run.
     "dagm": SegDecConfig(
         num_classes=1, input_shape=(512, 512, 1), input_normalization="caffe", delta=1.0,
-        dilation=7,
+        dilation=7, batch_reduction="sum",
     ),
     # The reference code's Severstal settings (config.py: 1600 wide x 256 high, grey;
     # EXPERIMENTS_COMIND.sh train_single STEEL: DILATE 1, DELTA_CLS_LOSS 0.1). Four
     # decision logits, one per Kaggle class: the paper keeps class-3 images only.
     "severstal": SegDecConfig(
         num_classes=4, input_shape=(256, 1600, 1), input_normalization="caffe", delta=0.1,
-        dilation=1,
+        dilation=1, batch_reduction="sum",
     ),
     # The same layers, a sixteenth of the trunk's widths at its end: for CPUs and tests.
     "small": SegDecConfig(

@@ -152,6 +152,7 @@ class SegDecNet(keras.Model):
         )
 
     def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
+        reduction = self.config.batch_reduction
         losses = {
             "segmentation": segmentation_loss(
                 y["segmentation"],
@@ -159,14 +160,17 @@ class SegDecNet(keras.Model):
                 sample_weight["segmentation"],
                 self.config.dilation,
                 y.get("segmentation_weights"),
+                reduction,
             ),
-            "classification": decision_loss(y["classification"], y_pred["decision_logits"]),
+            "classification": decision_loss(
+                y["classification"], y_pred["decision_logits"], reduction
+            ),
         }
         for task, tracker in self.task_loss_trackers.items():
             tracker.update_state(losses[task])
         balance = keras.ops.cast(self.loss_balance, "float32")
         total = balance[0] * losses["segmentation"] + balance[1] * losses["classification"]
-        return model_loss(self, total)
+        return model_loss(self, total, summed=reduction == "sum")
 
     @property
     def metrics(self):

@@ -85,7 +85,7 @@ _ADDED_FIELDS = (
     ("init_checkpoint", "time_budget", "early_stopping_patience", "recipe", "model_name",
      "optimizer", "augmentation", "augmentation_weights", "segmentation_label_fraction",
      "batch_norm_images", "weight_decay", "lr_range_test"),
-    ("input_normalization", "p2_output_conv"),
+    ("input_normalization", "p2_output_conv", "batch_reduction"),
 )
 
 

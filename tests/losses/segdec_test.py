@@ -100,3 +100,35 @@ def test_a_label_only_image_gets_no_segmentation_gradient_but_a_decision_gradien
         [[(sigmoid(0.5) - 1) / 2], [(sigmoid(-0.5) - 1) / 2]],
         rtol=1e-6,
     )
+
+
+def test_summed_losses_are_the_reference_loop_over_single_images():
+    # The reference runs one image at a time and adds up the images' losses; a label-only
+    # image (has_mask 0) adds its decision loss only.
+    rng = np.random.default_rng(0)
+    masks = (rng.random((3, 64, 64, 2)) > 0.9).astype(np.float32)
+    logits = rng.normal(size=(3, 8, 8, 2)).astype(np.float32)
+    weights = rng.random((3, 64, 64, 2)).astype(np.float32) + 1
+    has_mask = np.array([1.0, 0.0, 1.0], np.float32)
+    labels = masks.max(axis=(1, 2))
+    decisions = rng.normal(size=(3, 2)).astype(np.float32)
+    one = lambda i: slice(i, i + 1)  # noqa: E731
+    segmentation = sum(
+        float(segmentation_loss(masks[one(i)], logits[one(i)], np.ones(1), 3, weights[one(i)]))
+        for i in (0, 2)
+    )
+    decision = sum(float(decision_loss(labels[one(i)], decisions[one(i)])) for i in range(3))
+    summed = segmentation_loss(masks, logits, has_mask, 3, weights, reduction="sum")
+    np.testing.assert_allclose(float(summed), segmentation, rtol=1e-6)
+    np.testing.assert_allclose(
+        float(decision_loss(labels, decisions, reduction="sum")), decision, rtol=1e-6
+    )
+    # The mean divides by the images that count: two masked images, three decisions.
+    mean = segmentation_loss(masks, logits, has_mask, 3, weights)
+    np.testing.assert_allclose(float(mean), segmentation / 2, rtol=1e-6)
+    np.testing.assert_allclose(float(decision_loss(labels, decisions)), decision / 3, rtol=1e-6)
+
+
+def test_an_unknown_reduction_is_named():
+    with pytest.raises(ValueError, match="reduction"):
+        decision_loss(np.ones((1, 1)), np.zeros((1, 1)), reduction="max")

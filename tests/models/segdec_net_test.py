@@ -122,6 +122,47 @@ def test_training_steps_follow_the_loss_balance():
     )
 
 
+def loss_gradients(model, images, targets, weights):
+    with tf.GradientTape() as tape:
+        outputs = model(images, training=True)
+        loss = model.compute_loss(images, targets, outputs, weights)
+    return tape.gradient(loss, model.trainable_weights)
+
+
+def test_a_summed_batch_steps_as_the_reference_accumulating_one_image_at_a_time():
+    # The reference (MEMORY_FIT 1) calls backward once per image and steps once per
+    # batch: its gradient is the sum of the single images' gradients. Image 1 is label
+    # only (mixed supervision): it adds its decision gradient only.
+    keras.utils.set_random_seed(2)
+    model = SegDecNet(dataclasses.replace(CONFIG, batch_reduction="sum"))
+    model.loss_balance.assign([0.5, 0.25])
+    images, targets, weights = batch(size=3, seed=3)
+    weights["segmentation"] = np.array([1.0, 0.0, 1.0], np.float32)
+    one = lambda values, i: {k: v[i : i + 1] for k, v in values.items()}  # noqa: E731
+    expected = [
+        sum(parts)
+        for parts in zip(
+            *(
+                loss_gradients(model, images[i : i + 1], one(targets, i), one(weights, i))
+                for i in range(3)
+            )
+        )
+    ]
+    actual = loss_gradients(model, images, targets, weights)
+    for variable, a, e in zip(model.trainable_weights, actual, expected):
+        scale = float(np.abs(e).max())
+        assert_close(a, e, float32_output_tolerance() * scale, variable.path)
+    assert max(float(np.abs(e).max()) for e in expected) > 0
+    # A mean over the batch is not that sum divided by the batch (the masked images count
+    # twice in the segmentation mean): the two conventions differ beyond rounding.
+    mean_model = SegDecNet(CONFIG)
+    mean_model.set_weights(model.get_weights())
+    mean_model.loss_balance.assign([0.5, 0.25])
+    means = loss_gradients(mean_model, images, targets, weights)
+    differences = [np.abs(m * 3 - e).max() / np.abs(e).max() for m, e in zip(means, expected)]
+    assert max(differences) > 0.1
+
+
 def test_the_logits_bias_trains_and_takes_a_defect_free_image_below_ln_2():
     # Without a bias the logits' spatial mean is 0 (FeatureNorm), and softplus is
     # convex: mean softplus(z) >= softplus(0) = ln 2 on any defect-free image, whatever
@@ -177,6 +218,7 @@ def test_mixed_bfloat16_trains_with_float32_outputs_and_losses():
         (dict(tasks=("segmentation",)), "always"),
         (dict(dilation=0), "dilation"),
         (dict(input_normalization="z"), "input_normalization"),
+        (dict(batch_reduction="max"), "batch_reduction"),
     ],
 )
 def test_bad_configs_are_named(changes, message):

@@ -163,3 +163,19 @@ def test_a_config_written_before_later_fields_existed_loads_and_resumes(tmp_path
     # What a rerun compares its measured choices with (auto_recipe.reuse_stored).
     stored = run_files.read_stored_config(model_dir)
     assert stored == run_files.config_dict(experiment(), CLASS_NAMES)
+
+
+def test_a_segdec_config_written_before_batch_reduction_loads_as_the_mean_it_trained_with(
+    tmp_path,
+):
+    segdec = ExperimentConfig.from_preset("segdec_small").for_classes(CLASS_NAMES)
+    model_dir = str(tmp_path / "run")
+    path = run_files.model_dir_paths(model_dir)["config"]
+    run_files.write_config(segdec, CLASS_NAMES, path)
+    values = json.load(open(path))
+    del values["model"]["batch_reduction"]
+    with open(path, "w") as file:
+        json.dump(values, file)
+    loaded, _ = run_files.read_config(model_dir)
+    assert loaded.model.batch_reduction == "mean"
+    assert loaded == segdec
