@@ -165,3 +165,44 @@ def test_a_given_scale_sets_the_input_and_is_recorded():
     assert experiment.model.input_shape == (160, 160, 3)
     assert choices["input_scale"] == {"value": 0.8, "reason": "for more epochs"}
     assert choices["model.input_shape"]["reason"].startswith("for more epochs; ")
+
+
+@pytest.mark.parametrize("epochs, augment", [(7, False), (19, False), (20, True), (50, True)])
+def test_augmentation_follows_the_epochs_given(epochs, augment):
+    survey = make_survey((200, 200), [[0, 0, 40, 60]] * 10, num_examples=10, defective=10)
+    start = ExperimentConfig.from_preset("auto", time_budget=None, epochs=epochs)
+    experiment, choices = choose_recipe(survey, start)
+    assert experiment.augment is augment
+    assert choices["augment"]["value"] is augment
+    assert f"{epochs} epoch" in choices["augment"]["reason"]
+
+
+def test_under_a_time_budget_augmentation_waits_for_the_epochs():
+    survey = make_survey((200, 200), [[0, 0, 40, 60]] * 10, num_examples=10, defective=10)
+    experiment, choices = choose_recipe(survey, ExperimentConfig.from_preset("auto"))
+    assert experiment.augment is True
+    assert "until the time budget has measured the epochs" in choices["augment"]["reason"]
+    given, choices = choose_recipe(
+        survey, ExperimentConfig.from_preset("auto", augment=False), keep={"augment"}
+    )
+    assert given.augment is False and choices["augment"]["reason"] == "given as a flag"
+
+
+def test_retinanet_keeps_the_fields_that_name_it():
+    # Boxes and image labels: Defect-Aux-Net would get two heads; RetinaNet's one head is
+    # what makes it RetinaNet (its config is Defect-Aux-Net's), so its tasks stay.
+    survey = make_survey((200, 200), [[0, 0, 40, 60]] * 10, num_examples=10, defective=10)
+    auto = ExperimentConfig.from_preset("auto")
+    start = dataclasses.replace(
+        auto, model_name="retinanet", model=model_config("retinanet", "small", num_classes=1)
+    )
+    experiment, choices = choose_recipe(survey, start)
+    assert experiment.model.tasks == ("detection",)
+    assert choices["model.tasks"]["reason"] == (
+        "retinanet keeps its own: the field names the network"
+    )
+    assert experiment.model_name == "retinanet"
+    # The anchors are chosen for its detection path as for Defect-Aux-Net's.
+    expected, _ = choose_recipe(survey, auto)
+    assert experiment.model.anchor_size == expected.model.anchor_size
+    assert experiment.model.input_shape == expected.model.input_shape

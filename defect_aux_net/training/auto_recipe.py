@@ -25,7 +25,13 @@ from defect_aux_net.data import datasets
 from defect_aux_net.data.dataset_survey import survey_split
 from defect_aux_net.data.pipeline import make_dataset
 from defect_aux_net.models.model_builders import build_model
-from defect_aux_net.recipes import GIVEN, choose_recipe, has_field, scale_for_epochs
+from defect_aux_net.recipes import (
+    GIVEN,
+    augmentation_for_epochs,
+    choose_recipe,
+    has_field,
+    scale_for_epochs,
+)
 from defect_aux_net.training import run_files
 from defect_aux_net.training.init_checkpoint import initialize_from_checkpoint
 from defect_aux_net.training.lr_finder import (
@@ -195,7 +201,7 @@ def apply_recipe(
     )
     field = "model.loss_weights"
     reused = reuse_stored(
-        stored, experiment, data.class_names, (field,), ("epochs", "learning_rate")
+        stored, experiment, data.class_names, (field,), ("epochs", "learning_rate", "augment")
     )
     if reused is not None:
         experiment = reused
@@ -250,6 +256,23 @@ def rescale_for_epochs(data: TrainingData, epochs: int) -> TrainingData | None:
         return None
     logging.info("Recipe: a smaller input for more epochs: %s", scale[1])
     return apply_recipe(data, given_fields(experiment), scale=scale)
+
+
+def augment_for_epochs(data: TrainingData) -> TrainingData:
+    """`data` with `augment` chosen again for the epochs the budget measured
+    (`recipes.augmentation_for_epochs`), where the recipe chose it."""
+    experiment = data.experiment
+    choice = (experiment.recipe or {}).get("augment")
+    if choice is None or choice["reason"] == GIVEN:
+        return data
+    augment, reason = augmentation_for_epochs(experiment.epochs)
+    logging.info("Recipe: augment = %s (%s)", augment, reason)
+    experiment = dataclasses.replace(
+        experiment,
+        augment=augment,
+        recipe=experiment.recipe | {"augment": {"value": augment, "reason": reason}},
+    )
+    return dataclasses.replace(data, experiment=experiment)
 
 
 def range_test_learning_rate(data: TrainingData, jit_compile, timing, budget: float):

@@ -28,6 +28,7 @@ from defect_aux_net.config_errors import ConfigError
 from defect_aux_net.data import datasets
 from defect_aux_net.data.pipeline import distributed_dataset
 from defect_aux_net.models.model_builders import build_model
+from defect_aux_net.recipes import GIVEN
 from defect_aux_net.training import auto_recipe
 from defect_aux_net.training.auto_recipe import reuse_stored
 from defect_aux_net.training.one_cycle import MIN_TOTAL_STEPS, OneCycleSchedule
@@ -172,7 +173,9 @@ def fit_epochs_to_budget(
     an input too large for `recipes.MIN_EPOCHS` epochs is made smaller (and the step
     measured again), and with `lr_range_test` the learning rate comes from a range test
     when the budget has room for one (`auto_recipe.range_test_learning_rate`). Both cost
-    time the epochs are then fitted to.
+    time the epochs are then fitted to. The epochs then decide the augmentation
+    (`auto_recipe.augment_for_epochs`); the step was timed with it on, so a run without
+    it has an epoch or so to spare.
 
     Args:
       data: the run's data; its experiment has a `time_budget`.
@@ -184,8 +187,11 @@ def fit_epochs_to_budget(
     """
     experiment = data.experiment
     fields = ("epochs",)
-    if "learning_rate" in (experiment.recipe or {}):
+    recipe = experiment.recipe or {}
+    if "learning_rate" in recipe:
         fields += ("learning_rate",)
+    if recipe.get("augment", {}).get("reason", GIVEN) != GIVEN:
+        fields += ("augment",)
     reused = reuse_stored(stored, experiment, data.class_names, fields)
     if reused is not None:
         logging.info("Time budget: the run's stored %d epochs (resuming).", reused.epochs)
@@ -212,6 +218,8 @@ def fit_epochs_to_budget(
     experiment = dataclasses.replace(
         experiment, epochs=epochs, recipe=(experiment.recipe or {}) | {"epochs": choice}
     )
+    data = auto_recipe.augment_for_epochs(dataclasses.replace(data, experiment=experiment))
+    experiment = data.experiment
     validation, test = _split_sizes(data)
     deadline = training_deadline(
         experiment.time_budget, started, timing, experiment.batch_size, validation, test

@@ -37,6 +37,9 @@ def test_the_default_recipe_and_budget_are_recorded_and_a_rerun_keeps_them(
     assert epochs["step_seconds"] > 0 and "per epoch" in epochs["reason"]
     assert "the budget is too short: 1 epoch(s), the fewest possible" in epochs["reason"]
     assert "Recipe: batch_size = 8" in result.stderr
+    # One epoch shows each image once: no augmentation (the budget decided it).
+    assert config["augment"] is recipe["augment"]["value"] is False
+    assert "1 epoch(s)" in recipe["augment"]["reason"]
     assert "Time budget: warm-up of 6 steps" in result.stderr
     # The learning rate: the rule's, saying so; the range test is asked for with
     # --lr_range_test (tests/training/auto_recipe_test.py runs it).

@@ -20,7 +20,7 @@ from defect_aux_net.training.auto_recipe import (
     write_range_test_plot,
 )
 from defect_aux_net.training.time_budget import StepTiming, fit_epochs_to_budget
-from defect_aux_net.training.training_run import prepare_training_data
+from defect_aux_net.training.training_run import TrainingData, prepare_training_data
 from tests.data.synthetic_fixture import NAME, synthetic_small_builder
 
 
@@ -81,6 +81,22 @@ def test_fields_not_measured_yet_are_left_out_of_the_comparison():
 def test_a_broken_stored_config_is_another_run(stored):
     # model_dir_state then names the broken file.
     assert reuse_stored(stored, ExperimentConfig.from_preset("auto"), ["a"], ("epochs",)) is None
+
+
+@pytest.mark.parametrize("epochs, augment", [(7, False), (20, True)])
+def test_the_measured_epochs_decide_the_augmentation_the_recipe_chose(epochs, augment):
+    chosen = {"augment": {"value": True, "reason": "until the time budget has measured"}}
+    data = TrainingData(
+        ExperimentConfig.from_preset("auto", epochs=epochs, recipe=chosen), None, ("a",), 10
+    )
+    experiment = auto_recipe.augment_for_epochs(data).experiment
+    assert experiment.augment is augment
+    assert experiment.recipe["augment"]["value"] is augment
+    assert f"{epochs} epoch" in experiment.recipe["augment"]["reason"]
+    # A flag given stays, whatever the epochs.
+    given = {"augment": {"value": True, "reason": "given as a flag"}}
+    kept = dataclasses.replace(data, experiment=dataclasses.replace(data.experiment, recipe=given))
+    assert auto_recipe.augment_for_epochs(kept) == kept
 
 
 # Session-wide: the suite's ordering runs slow tests apart from their module.
