@@ -62,6 +62,15 @@ MIN_EPOCHS = 20
 # with; KolektorSDD, 36 defective images, 35 epochs without: image AP 0.51-0.61
 # (memorised), 0.93 with, and 0.96 with in 80 epochs.
 AUGMENT_EPOCHS = MIN_EPOCHS
+# The fields of anchors laid out as Defect-Aux-Net's (`detection.anchors.anchors_for_config`),
+# which the anchor recipe chooses; other detectors (SSD's default boxes, Faster R-CNN's RPN
+# anchors) keep their own.
+ANCHOR_FIELDS = tuple(
+    f"model.{name}" for name in (
+        "min_level", "max_level", "anchor_size", "anchor_scales_per_octave",
+        "anchor_aspect_ratios",
+    )
+)
 # The reason the recipe gives a field the user set (which it keeps).
 GIVEN = "given as a flag"
 
@@ -150,7 +159,17 @@ def choose_recipe(
         scale, reason = scale
         recipe.choices["input_scale"] = {"value": scale, "reason": reason}
     # The anchor recipe sets Defect-Aux-Net's anchor fields; other detectors keep theirs.
-    detection = "detection" in recipe.value("model.tasks") and recipe.has("model.anchor_size")
+    detection = "detection" in recipe.value("model.tasks") and all(
+        recipe.has(field) for field in ANCHOR_FIELDS
+    )
+    if "detection" in recipe.value("model.tasks") and not detection and recipe.has(
+        "model.anchor_size"
+    ):
+        recipe.choose(
+            "model.anchor_size", recipe.value("model.anchor_size"),
+            f"{type(recipe.experiment.model).__name__} keeps its own anchors: the recipe "
+            "sizes anchors laid out as Defect-Aux-Net's (levels, scales and ratios)",
+        )
     # Anchors are chosen at the input size rounded to 32 pixels; their top level then
     # sets the multiple the final size is rounded to.
     _choose_input_size(recipe, survey, scale, reason)

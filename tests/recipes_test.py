@@ -206,3 +206,21 @@ def test_retinanet_keeps_the_fields_that_name_it():
     expected, _ = choose_recipe(survey, auto)
     assert experiment.model.anchor_size == expected.model.anchor_size
     assert experiment.model.input_shape == expected.model.input_shape
+
+
+@pytest.mark.parametrize("name", ["faster_rcnn", "cascade_rcnn"])
+def test_a_detector_with_anchors_of_its_own_keeps_them(name):
+    # Faster R-CNN's RPN anchors are not laid out as Defect-Aux-Net's (no min_level or
+    # scales per octave): the anchor recipe leaves them, and says so.
+    survey = make_survey((200, 200), [[0, 0, 40, 60]] * 10, num_examples=10, defective=10)
+    start = dataclasses.replace(
+        ExperimentConfig.from_preset("auto"), model_name=name,
+        model=model_config(name, "small", num_classes=1),
+    )
+    experiment, choices = choose_recipe(survey, start)
+    assert experiment.model.anchor_size == start.model.anchor_size
+    assert experiment.model.anchor_aspect_ratios == start.model.anchor_aspect_ratios
+    assert "keeps its own anchors" in choices["model.anchor_size"]["reason"]
+    assert "model.positive_iou" not in choices
+    # The rest of the recipe as Defect-Aux-Net's: 40-pixel defects, 200x200 -> 128x128.
+    assert experiment.model.input_shape == (128, 128, 3)
