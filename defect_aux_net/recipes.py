@@ -112,14 +112,14 @@ class _Recipe:
             self.choices[field] = {"value": self.value(field), "reason": GIVEN}
             return
         name = field.removeprefix("model.")
-        network = self.experiment.model_name
-        if field.startswith("model.") and name in MODELS[network].config_values:
-            self.choices[field] = {
-                "value": self.value(field),
-                "reason": f"{network} keeps its own: the field names the network",
-            }
-            return
         if field.startswith("model."):
+            network = self.experiment.model_name
+            if name in MODELS[network].config_values:
+                self.choices[field] = {
+                    "value": self.value(field),
+                    "reason": f"{network} keeps its own: the field names the network",
+                }
+                return
             try:
                 model = dataclasses.replace(self.experiment.model, **{name: value})
             except ValueError as error:  # ConfigError, or a model's own ValueError.
@@ -159,12 +159,9 @@ def choose_recipe(
         scale, reason = scale
         recipe.choices["input_scale"] = {"value": scale, "reason": reason}
     # The anchor recipe sets Defect-Aux-Net's anchor fields; other detectors keep theirs.
-    detection = "detection" in recipe.value("model.tasks") and all(
-        recipe.has(field) for field in ANCHOR_FIELDS
-    )
-    if "detection" in recipe.value("model.tasks") and not detection and recipe.has(
-        "model.anchor_size"
-    ):
+    detects = "detection" in recipe.value("model.tasks")
+    detection = detects and all(recipe.has(field) for field in ANCHOR_FIELDS)
+    if detects and not detection and recipe.has("model.anchor_size"):
         recipe.choose(
             "model.anchor_size", recipe.value("model.anchor_size"),
             f"{type(recipe.experiment.model).__name__} keeps its own anchors: the recipe "

@@ -239,6 +239,12 @@ def given_fields(experiment) -> frozenset:
     )
 
 
+def recipe_chose(experiment, field: str) -> bool:
+    """Whether the recipe chose `field`: not a flag's value, nor a run without a recipe."""
+    choice = (experiment.recipe or {}).get(field)
+    return choice is not None and choice["reason"] != GIVEN
+
+
 def rescale_for_epochs(data: TrainingData, epochs: int) -> TrainingData | None:
     """The recipe again at a smaller input (`recipes.scale_for_epochs`), or None.
 
@@ -246,9 +252,7 @@ def rescale_for_epochs(data: TrainingData, epochs: int) -> TrainingData | None:
     made smaller, or `epochs` (what the budget buys at it) are enough.
     """
     experiment = data.experiment
-    recipe = experiment.recipe or {}
-    choice = recipe.get("model.input_shape")
-    if choice is None or choice["reason"] == GIVEN or "input_scale" in recipe:
+    if not recipe_chose(experiment, "model.input_shape") or "input_scale" in experiment.recipe:
         return None
     survey = survey_split(data.builder, experiment.train_split_slice)
     scale = scale_for_epochs(survey, experiment.model.input_shape, epochs)
@@ -262,8 +266,7 @@ def augment_for_epochs(data: TrainingData) -> TrainingData:
     """`data` with `augment` chosen again for the epochs the budget measured
     (`recipes.augmentation_for_epochs`), where the recipe chose it."""
     experiment = data.experiment
-    choice = (experiment.recipe or {}).get("augment")
-    if choice is None or choice["reason"] == GIVEN:
+    if not recipe_chose(experiment, "augment"):
         return data
     augment, reason = augmentation_for_epochs(experiment.epochs)
     logging.info("Recipe: augment = %s (%s)", augment, reason)
@@ -287,9 +290,9 @@ def range_test_learning_rate(data: TrainingData, jit_compile, timing, budget: fl
     (`range_test`), drawn by `write_range_test_plot`.
     """
     experiment = data.experiment
-    rule = (experiment.recipe or {}).get("learning_rate")
-    if not experiment.lr_range_test or rule is None or rule["reason"] == GIVEN:
+    if not experiment.lr_range_test or not recipe_chose(experiment, "learning_rate"):
         return data
+    rule = experiment.recipe["learning_rate"]
     room = RANGE_TEST_SHARE * budget - timing.setup_seconds - timing.compile_seconds
     steps = min(RANGE_TEST_STEPS[1], int(room / max(timing.step_seconds, 1e-6)))
     if steps < RANGE_TEST_STEPS[0]:

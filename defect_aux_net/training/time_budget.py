@@ -28,7 +28,6 @@ from defect_aux_net.config_errors import ConfigError
 from defect_aux_net.data import datasets
 from defect_aux_net.data.pipeline import distributed_dataset
 from defect_aux_net.models.model_builders import build_model
-from defect_aux_net.recipes import GIVEN
 from defect_aux_net.training import auto_recipe
 from defect_aux_net.training.auto_recipe import reuse_stored
 from defect_aux_net.training.one_cycle import MIN_TOTAL_STEPS, OneCycleSchedule
@@ -187,10 +186,9 @@ def fit_epochs_to_budget(
     """
     experiment = data.experiment
     fields = ("epochs",)
-    recipe = experiment.recipe or {}
-    if "learning_rate" in recipe:
+    if "learning_rate" in (experiment.recipe or {}):
         fields += ("learning_rate",)
-    if recipe.get("augment", {}).get("reason", GIVEN) != GIVEN:
+    if auto_recipe.recipe_chose(experiment, "augment"):
         fields += ("augment",)
     reused = reuse_stored(stored, experiment, data.class_names, fields)
     if reused is not None:
