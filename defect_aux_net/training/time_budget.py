@@ -5,7 +5,8 @@ measured first: a short warm-up of the real compiled training step (same model, 
 strategy and XLA setting) on a throw-away copy of the model. Its first step holds the
 tracing and compilation, which the run pays again; the later ones give the step time.
 The epochs are what the budget leaves after the time already spent, the run's own
-compilation, and an estimate of validation, thresholds, export and test evaluation.
+compilation, and an estimate of validation, the batch-norm pass (timed in the warm-up),
+thresholds, export and test evaluation.
 
 The warm-up cannot see everything an epoch costs: its input batches were prepared
 while the first step compiled, and it writes no checkpoint. On 2 cores KolektorSDD's
@@ -30,13 +31,24 @@ from defect_aux_net.data.pipeline import distributed_dataset
 from defect_aux_net.models.model_builders import build_model
 from defect_aux_net.training import auto_recipe
 from defect_aux_net.training.auto_recipe import reuse_stored
+from defect_aux_net.training.batch_norm_statistics import (
+    recompute_batch_norm_statistics,
+    training_image_batches,
+)
 from defect_aux_net.training.one_cycle import MIN_TOTAL_STEPS, OneCycleSchedule
 from defect_aux_net.training.optimizers import make_optimizer
 from defect_aux_net.training.strategies import supports_xla
-from defect_aux_net.training.training_run import TrainingData, training_input_options
+from defect_aux_net.training.training_run import (
+    TrainingData,
+    batch_norm_input_options,
+    training_input_options,
+)
 
 # Timed steps after the first (compiling) one; their median is the step time.
 WARMUP_STEPS = 5
+# Batches of the batch-norm pass timed in the warm-up: the first holds its trace, the
+# median of the other four is robust to one slow batch.
+BATCH_NORM_TIMED_BATCHES = 5
 # A forward pass takes about a third of a training step (the backward pass about two
 # forward passes), per image: what validation, thresholds and test evaluation cost.
 FORWARD_SHARE = 1 / 3
@@ -79,11 +91,15 @@ class StepTiming:
         filling the input pipeline).
       step_seconds: the median of the later steps.
       setup_seconds: building the model and the input pipeline, before the first step.
+      batch_norm_seconds: the batch-norm pass after training
+        (`batch_norm_statistics`), all of it: its input pipeline, its trace, and
+        its batches at the time of those timed.
     """
 
     compile_seconds: float
     step_seconds: float
     setup_seconds: float = 0.0
+    batch_norm_seconds: float = 0.0
 
 
 class _StepTimer(keras.callbacks.Callback):
@@ -121,7 +137,48 @@ def measure_step_time(data: TrainingData, strategy, jit_compile, steps: int = WA
     model.fit(train_data, epochs=1, steps_per_epoch=steps + 1, callbacks=[timer], verbose=0)
     step = float(np.median(timer.durations[1:]))
     setup = time.perf_counter() - started - sum(timer.durations)
-    return StepTiming(max(timer.durations[0] - step, 0.0), step, setup)
+    batch_norm = _time_batch_norm_pass(data, strategy) if experiment.batch_norm_images else 0.0
+    return StepTiming(max(timer.durations[0] - step, 0.0), step, setup, batch_norm)
+
+
+def _time_batch_norm_pass(data: TrainingData, strategy) -> float:
+    """Seconds the batch-norm pass after training will take, from a pass over
+    `BATCH_NORM_TIMED_BATCHES` batches: its first batch holds the trace, the others
+    give the time per batch.
+
+    On a model of its own, built outside `strategy` as the pass's model is loaded. The
+    pass's cost is the model's, not a fixed share of its step: in training mode the
+    two-stage detectors sample proposals in the forward pass, which took them 0.68 and
+    0.81 of a training step per batch against 0.31 to 0.36 for the one-stage networks
+    (`benchmarks/README.md`).
+    """
+    experiment = data.experiment
+    model = build_model(experiment.model)
+    options = batch_norm_input_options(experiment, strategy)
+    stamps = [time.perf_counter()]
+
+    def timed(image_batches):
+        for images in image_batches:
+            stamps.append(time.perf_counter())
+            yield images
+
+    image_batches = training_image_batches(
+        data.builder, experiment.train_split_slice, experiment.model, options,
+        BATCH_NORM_TIMED_BATCHES * options.batch_size,
+    )
+    if not recompute_batch_norm_statistics(model, timed(image_batches)):
+        return 0.0  # No batch norm: the pass reads nothing.
+    stamps.append(time.perf_counter())
+    # From each batch's arrival to the next's: its forward pass and the next's input.
+    durations = np.diff(stamps[1:])
+    per_batch = float(np.median(durations[1:])) if len(durations) > 1 else durations[0]
+    batches = max(1, experiment.batch_norm_images // options.batch_size)
+    logging.info(
+        "Time budget: batch-norm pass timed: %.1f s to the first batch, %.1f s for it "
+        "(tracing), then %.2f s per batch; %d batches", stamps[1] - stamps[0],
+        durations[0], per_batch, batches,
+    )
+    return float(stamps[1] - stamps[0] + durations[0] + (batches - 1) * per_batch)
 
 
 def epochs_for_budget(
@@ -139,8 +196,9 @@ def epochs_for_budget(
     (`setup_seconds`), compiles its step again (`compile_seconds`) and `LATER_TRACES`
     inference graphs (`TRACE_SHARE` of that each); an epoch is
     `train_steps` steps plus a forward pass (`FORWARD_SHARE` of a step, per image) over
-    the validation split; after training, thresholds and test evaluation make one more
-    forward pass over the validation and test splits. At least one epoch, and enough
+    the validation split; after training, the batch-norm pass (`batch_norm_seconds`),
+    then thresholds and test evaluation make one more forward pass over the validation
+    and test splits. At least one epoch, and enough
     epochs for `MIN_TOTAL_STEPS` steps.
     """
     forward = timing.step_seconds / batch_size * FORWARD_SHARE
@@ -153,9 +211,9 @@ def epochs_for_budget(
     epochs = max(int(left // epoch), fewest)
     reason = (
         f"budget {budget:.0f} s: {elapsed:.0f} s spent before training, {traces:.0f} s of "
-        f"set-up and compilation, {after:.0f} s of thresholds and test evaluation, then "
-        f"{epoch:.1f} s per epoch ({train_steps} steps of {timing.step_seconds:.3f} s "
-        f"measured, validation of {validation_examples} images)"
+        f"set-up and compilation, {after:.0f} s of the batch-norm pass, thresholds and test "
+        f"evaluation, then {epoch:.1f} s per epoch ({train_steps} steps of "
+        f"{timing.step_seconds:.3f} s measured, validation of {validation_examples} images)"
     )
     if left < fewest * epoch:
         reason += f"; the budget is too short: {fewest} epoch(s), the fewest possible"
@@ -211,6 +269,7 @@ def fit_epochs_to_budget(
         "step_seconds": round(timing.step_seconds, 4),
         "compile_seconds": round(timing.compile_seconds, 1),
         "setup_seconds": round(timing.setup_seconds, 1),
+        "batch_norm_seconds": round(timing.batch_norm_seconds, 1),
     }
     experiment = data.experiment
     experiment = dataclasses.replace(
@@ -241,11 +300,12 @@ def training_deadline(
 
 
 def _after_epochs(timing: StepTiming, batch_size, validation_examples, test_examples):
-    """`(evaluation, traces)`: seconds of what follows the epochs, thresholds and test
-    evaluation, and the graphs traced then (`LATER_TRACES` but validation's)."""
+    """`(evaluation, traces)`: seconds of what follows the epochs, the batch-norm pass,
+    thresholds and test evaluation, and the graphs traced then (`LATER_TRACES` but
+    validation's)."""
     forward = timing.step_seconds / batch_size * FORWARD_SHARE
     return (
-        (validation_examples + test_examples) * forward,
+        timing.batch_norm_seconds + (validation_examples + test_examples) * forward,
         timing.compile_seconds * (LATER_TRACES - 1) * TRACE_SHARE,
     )
 

@@ -121,6 +121,15 @@ def training_input_options(experiment: ExperimentConfig) -> InputOptions:
     )
 
 
+def batch_norm_input_options(experiment: ExperimentConfig, strategy) -> InputOptions:
+    """How the batch-norm pass after training reads the training split: one replica's
+    batches, since each replica's batch norms normalised by those."""
+    return dataclasses.replace(
+        training_input_options(experiment),
+        batch_size=max(1, experiment.batch_size // strategy.num_replicas_in_sync),
+    )
+
+
 def prepare_training_data(experiment: ExperimentConfig, data_dir: str | None) -> TrainingData:
     """Loads (or builds) the dataset and checks it suits the experiment.
 
@@ -329,19 +338,17 @@ def run_training(
     if experiment.batch_norm_images:
         # Before thresholds, metrics and export: they all read these statistics. Run again
         # after a kill, it writes the same: training-mode statistics ignore the old ones.
-        # One replica's batches: each replica's batch norms normalised by those.
-        options = dataclasses.replace(
-            training_input_options(experiment),
-            batch_size=max(1, experiment.batch_size // strategy.num_replicas_in_sync),
-        )
         images = recompute_and_save(
-            best, paths["best"], builder, experiment.train_split_slice, options,
-            experiment.batch_norm_images,
+            best, paths["best"], builder, experiment.train_split_slice,
+            batch_norm_input_options(experiment, strategy), experiment.batch_norm_images,
         )
-        logging.info(
-            "Batch-norm statistics of the best model recomputed on %d un-augmented images "
-            "of %s, drawn as in training.", images, experiment.train_split_slice,
-        )
+        if images:
+            logging.info(
+                "Batch-norm statistics of the best model recomputed on %d un-augmented "
+                "images of %s, drawn as in training.", images, experiment.train_split_slice,
+            )
+        else:
+            logging.info("The model has no batch norm: no statistics to recompute.")
     rules = choose_decision_rules(
         best, builder, experiment.validation_split, min(experiment.batch_size, 32)
     )

@@ -35,6 +35,8 @@ def test_the_default_recipe_and_budget_are_recorded_and_a_rerun_keeps_them(
     epochs = recipe["epochs"]
     assert config["epochs"] == epochs["value"] >= 1
     assert epochs["step_seconds"] > 0 and "per epoch" in epochs["reason"]
+    # The batch-norm pass after training was timed in the warm-up.
+    assert epochs["batch_norm_seconds"] > 0
     assert "the budget is too short: 1 epoch(s), the fewest possible" in epochs["reason"]
     assert "Recipe: batch_size = 8" in result.stderr
     # One epoch shows each image once: no augmentation (the budget decided it).

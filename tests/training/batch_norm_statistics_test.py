@@ -62,3 +62,15 @@ def test_frozen_batch_norms_keep_their_statistics():
 def test_no_batches_is_an_error_not_unchanged_statistics():
     with pytest.raises(ValueError, match="No image batches"):
         recompute_batch_norm_statistics(_model(), [])
+
+
+def test_a_model_without_batch_norm_reads_no_batches():
+    model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2)])
+    read = []
+
+    def batches():
+        read.append(1)
+        yield np.zeros((2, 3), "float32")
+
+    assert recompute_batch_norm_statistics(model, batches()) == 0
+    assert read == []

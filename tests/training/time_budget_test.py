@@ -37,6 +37,14 @@ def test_epochs_fill_what_the_budget_leaves():
     assert "11.0 s per epoch" in reason
 
 
+def test_the_batch_norm_pass_after_training_takes_its_time_from_the_epochs():
+    # As above with a 30 s pass: 422 - 30 = 392 s left, 35 epochs of 11 s.
+    timing = StepTiming(20.0, 1.0, 15.0, batch_norm_seconds=30.0)
+    epochs, reason = epochs_for_budget(600, 100, timing, 10, 8, 24, 48)
+    assert epochs == 35
+    assert "33 s of the batch-norm pass, thresholds and test evaluation" in reason
+
+
 def test_a_budget_too_short_gives_the_fewest_epochs_and_says_so():
     # One-cycle needs 4 steps: 2 epochs of 3 steps.
     epochs, reason = epochs_for_budget(100, 100, StepTiming(20.0, 1.0), 3, 8, 24, 0)
@@ -65,3 +73,7 @@ def test_the_deadline_leaves_what_follows_the_epochs():
     # (validation's is traced in the first epoch) at 10 s each.
     deadline = training_deadline(600, 1000.0, StepTiming(20.0, 1.0, 15.0), 8, 24, 48)
     assert deadline == pytest.approx(1000 + 600 - 3 - 30)
+    # The batch-norm pass follows the epochs too.
+    timing = StepTiming(20.0, 1.0, 15.0, batch_norm_seconds=30.0)
+    deadline = training_deadline(600, 1000.0, timing, 8, 24, 48)
+    assert deadline == pytest.approx(1000 + 600 - 3 - 30 - 30)
