@@ -82,6 +82,11 @@ def recompute_batch_norm_statistics(model: keras.Model, image_batches) -> int:
     return count
 
 
+def batch_count(images: int, batch_size: int) -> int:
+    """Whole batches of `batch_size` in `images` images, at least one: what the pass reads."""
+    return max(1, images // batch_size)
+
+
 def training_image_batches(builder, split: str, config, options: InputOptions, images: int):
     """`images` images of `split` (whole batches, at least one) drawn as training draws them
     (`options`: batch size, sampling), without augmentation.
@@ -92,7 +97,7 @@ def training_image_batches(builder, split: str, config, options: InputOptions, i
     training raised it to 0.633.
     """
     dataset = make_dataset(builder, split, config, dataclasses.replace(options, augment=False))
-    return dataset.map(lambda images, *_: images).take(max(1, images // options.batch_size))
+    return dataset.map(lambda images, *_: images).take(batch_count(images, options.batch_size))
 
 
 def recompute_and_save(model, path: str, builder, split: str, options: InputOptions, images: int):

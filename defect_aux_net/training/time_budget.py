@@ -32,6 +32,7 @@ from defect_aux_net.models.model_builders import build_model
 from defect_aux_net.training import auto_recipe
 from defect_aux_net.training.auto_recipe import reuse_stored
 from defect_aux_net.training.batch_norm_statistics import (
+    batch_count,
     recompute_batch_norm_statistics,
     training_image_batches,
 )
@@ -172,7 +173,7 @@ def _time_batch_norm_pass(data: TrainingData, strategy) -> float:
     # From each batch's arrival to the next's: its forward pass and the next's input.
     durations = np.diff(stamps[1:])
     per_batch = float(np.median(durations[1:])) if len(durations) > 1 else durations[0]
-    batches = max(1, experiment.batch_norm_images // options.batch_size)
+    batches = batch_count(experiment.batch_norm_images, options.batch_size)
     logging.info(
         "Time budget: batch-norm pass timed: %.1f s to the first batch, %.1f s for it "
         "(tracing), then %.2f s per batch; %d batches", stamps[1] - stamps[0],
@@ -198,8 +199,7 @@ def epochs_for_budget(
     `train_steps` steps plus a forward pass (`FORWARD_SHARE` of a step, per image) over
     the validation split; after training, the batch-norm pass (`batch_norm_seconds`),
     then thresholds and test evaluation make one more forward pass over the validation
-    and test splits. At least one epoch, and enough
-    epochs for `MIN_TOTAL_STEPS` steps.
+    and test splits. At least one epoch, and enough epochs for `MIN_TOTAL_STEPS` steps.
     """
     forward = timing.step_seconds / batch_size * FORWARD_SHARE
     after, later_traces = _after_epochs(timing, batch_size, validation_examples, test_examples)
