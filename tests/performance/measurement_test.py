@@ -23,13 +23,21 @@ def test_median_seconds_is_the_median_after_warmup():
 
 
 def test_median_seconds_counts_cpu_time():
-    def busy():
-        end = time.perf_counter() + 0.05
-        while time.perf_counter() < end:
-            pass
+    # The busy call records its own wall and CPU time, so the expected ratio holds
+    # however loaded the machine is (other processes only stretch the wall time).
+    wall, cpu = [], []
 
-    # About 1 on an idle core; other processes on the machine can take some of it.
-    assert median_seconds(busy, warmup=0, repeats=3)["cpu_per_wall"] > 0.4
+    def busy():
+        wall_start, cpu_start = time.perf_counter(), time.process_time()
+        while time.process_time() - cpu_start < 0.05:
+            pass
+        wall.append(time.perf_counter() - wall_start)
+        cpu.append(time.process_time() - cpu_start)
+
+    timing = median_seconds(busy, warmup=0, repeats=3)
+    assert timing["median_s"] == pytest.approx(sorted(wall)[1], rel=0.01)
+    # The few microseconds between the call and its own clocks are all that differ.
+    assert timing["cpu_per_wall"] == pytest.approx(sum(cpu) / sum(wall), rel=0.01)
 
 
 def test_median_seconds_rejects_no_repeats():
