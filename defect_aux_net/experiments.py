@@ -49,6 +49,10 @@ class ExperimentConfig(PresetConfig):
         None on a dataset without a test split.
       batch_size: global batch size (paper: 128).
       epochs: training epochs (paper: 50).
+      passes_per_epoch: an epoch's length in passes over the training split (its
+        steps are this many times a pass's, rounded). 1 but where a `time_budget`
+        sets it: the budget's training time split evenly between its epochs, which
+        is less than one pass when the budget is shorter than that.
       learning_rate: peak learning rate of the one-cycle schedule (`lr_find` suggests one).
       train_fraction: fraction of `train_split` used (paper Fig. 10), in (0, 1].
       augment: augment training images (with `augmentation`).
@@ -72,9 +76,9 @@ class ExperimentConfig(PresetConfig):
         weights start training, layer by layer where names and shapes match
         (`training.init_checkpoint`): fine-tuning on a new product. None: the
         model's initialisation (and `model.backbone_weights`).
-      time_budget: seconds the whole run may take, or None. `epochs` is then set from
-        the step time measured at the start (`training.time_budget`); config.json holds
-        both, and a resumed run keeps the epochs.
+      time_budget: seconds the whole run may take, or None. `epochs` and
+        `passes_per_epoch` are then set from the step time measured at the start
+        (`training.time_budget`); config.json holds them, and a resumed run keeps them.
       early_stopping_patience: stop after this many epochs without a lower validation
         loss, or None to run every epoch (the best model is kept either way).
       lr_range_test: the automatic recipe's learning rate from a range test within the
@@ -100,6 +104,7 @@ class ExperimentConfig(PresetConfig):
     test_split: Optional[str] = "test"
     batch_size: int = 128
     epochs: int = 50
+    passes_per_epoch: float = 1.0
     learning_rate: float = 1e-3
     train_fraction: float = 1.0
     augment: bool = True
@@ -215,6 +220,13 @@ class ExperimentConfig(PresetConfig):
                     f"ExperimentConfig.{name}",
                     f"ExperimentConfig.{name} must be >= 1, got {getattr(self, name)}.",
                 )
+        passes = self.passes_per_epoch
+        if isinstance(passes, bool) or not isinstance(passes, (int, float)) or not passes > 0:
+            raise ConfigError(
+                "ExperimentConfig.passes_per_epoch",
+                "ExperimentConfig.passes_per_epoch must be a number > 0 (1: an epoch is "
+                f"one pass over the training split), got {passes!r}.",
+            )
         decay = self.weight_decay
         if isinstance(decay, bool) or not isinstance(decay, (int, float)) or not decay >= 0:
             raise ConfigError(

@@ -183,7 +183,8 @@ def choose_recipe(
         anchor_recipe.choose_positive_iou(recipe, survey)
     defective = survey.defective / survey.num_examples
     recipe.choose("augment", *augmentation_for_epochs(
-        None if recipe.value("time_budget") else recipe.value("epochs")
+        None if recipe.value("time_budget")
+        else recipe.value("epochs") * recipe.value("passes_per_epoch")
     ))
     images = min(survey.num_examples, BATCH_NORM_IMAGES)
     recipe.choose(
@@ -213,21 +214,23 @@ def choose_recipe(
     return recipe.experiment, recipe.choices
 
 
-def augmentation_for_epochs(epochs: int | None) -> tuple:
-    """`(augment, reason)` for a run of `epochs` (None: a time budget will measure them,
-    and the choice is made again then)."""
-    if epochs is None:
+def augmentation_for_epochs(passes: float | None) -> tuple:
+    """`(augment, reason)` for a run of `passes` over the training split (epochs of one
+    pass each, or a time budget's; None: a time budget will measure them, and the
+    choice is made again then)."""
+    if passes is None:
         return True, (
             "the paper's augmentation, until the time budget has measured the epochs: "
-            f"then on for {AUGMENT_EPOCHS} or more"
+            f"then on for {AUGMENT_EPOCHS} passes or more"
         )
-    if epochs >= AUGMENT_EPOCHS:
+    shown = f"{round(passes, 1):g}"
+    if passes >= AUGMENT_EPOCHS:
         return True, (
-            f"the paper's augmentation: {epochs} epochs show each defective image {epochs} "
+            f"the paper's augmentation: {shown} passes show each defective image {shown} "
             "times, and from scratch the heads learn them by heart without it"
         )
     return False, (
-        f"{epochs} epoch(s) show each defective image {epochs} times (< {AUGMENT_EPOCHS}): "
+        f"{shown} pass(es) show each defective image {shown} times (< {AUGMENT_EPOCHS}): "
         "a network trained from scratch is still fitting them, and augmented copies only "
         "slow it"
     )
@@ -282,7 +285,7 @@ def input_scale(survey: DatasetSurvey) -> tuple:
     return scale, reason
 
 
-def scale_for_epochs(survey: DatasetSurvey, input_shape, epochs: int) -> tuple | None:
+def scale_for_epochs(survey: DatasetSurvey, input_shape, epochs: float) -> tuple | None:
     """`(scale, reason)` of a smaller input that trains about `MIN_EPOCHS` epochs, or None.
 
     Rule: an epoch's time grows with the pixels of an input (convolutions cost the
@@ -299,7 +302,7 @@ def scale_for_epochs(survey: DatasetSurvey, input_shape, epochs: int) -> tuple |
     Args:
       survey: the training split's survey.
       input_shape: the input size the epochs were measured at.
-      epochs: the epochs the budget buys at `input_shape`.
+      epochs: the passes over the training split the budget buys at `input_shape`.
 
     Returns:
       None when `epochs >= MIN_EPOCHS` or the limits leave no smaller input.
@@ -324,7 +327,8 @@ def scale_for_epochs(survey: DatasetSurvey, input_shape, epochs: int) -> tuple |
     if (current - scale) * min(height, width) < 16:
         return None
     reason = (
-        f"median image {height:.0f}x{width:.0f}: the budget buys {epochs} epoch(s) at "
+        f"median image {height:.0f}x{width:.0f}: the budget buys {round(epochs, 1):g} "
+        f"pass(es) at "
         f"{input_shape[0]}x{input_shape[1]} (< {MIN_EPOCHS}); scaled by {scale:.3g} for "
         f"about {MIN_EPOCHS} (an epoch's time grows with the input's pixels)"
         + (f", not below {limit}" if scale > wanted else "")

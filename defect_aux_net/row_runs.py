@@ -14,10 +14,10 @@ from defect_aux_net.paper_tables import PaperTable, Row
 
 # How rows are sized (`row_run`): "cpu" is the automatic recipe (the small network,
 # input size, batch and learning rate derived from the data, `recipes`) with the first
-# row's epochs fitted to `CPU_ROW_SECONDS` and every other row training as many; "paper"
-# is the paper's preset of the table (its network, input size, batch 128, 50 epochs);
-# "smoke" is the recipe at `SMOKE_INPUT_SIZE` for one epoch, a check that a table runs
-# end to end on a dataset (its figures measure nothing).
+# row's epochs (and their passes) fitted to `CPU_ROW_SECONDS` and every other row
+# training as many; "paper" is the paper's preset of the table (its network, input
+# size, batch 128, 50 epochs); "smoke" is the recipe at `SMOKE_INPUT_SIZE` for one
+# epoch, a check that a table runs end to end on a dataset (its figures measure nothing).
 BUDGETS = ("cpu", "paper", "smoke")
 CPU_ROW_SECONDS = 600.0
 SMOKE_INPUT_SIZE = (64, 64)
@@ -26,7 +26,7 @@ SMOKE_EPOCHS = 1
 SMALL_PRESET = "small"
 # What every row of a table repeats from the first row's run where the recipe chose it
 # (it reads each row's training split: Fig. 10's fractions could get other batches).
-SCHEDULE_FIELDS = ("epochs", "batch_size", "learning_rate")
+SCHEDULE_FIELDS = ("epochs", "passes_per_epoch", "batch_size", "learning_rate")
 
 
 def check_models(table: PaperTable):

@@ -70,6 +70,11 @@ INPUT_SIZE = flags.DEFINE_list(
 )
 BATCH_SIZE = flags.DEFINE_integer("batch_size", None, "Global batch size (paper: 128).", lower_bound=1)
 EPOCHS = flags.DEFINE_integer("epochs", None, "Training epochs (paper: 50).", lower_bound=1)
+PASSES_PER_EPOCH = flags.DEFINE_float(
+    "passes_per_epoch", None, "An epoch's length in passes over the training split "
+    "(default 1; --time_budget sets it, spreading the budget's time over its epochs).",
+    lower_bound=1e-6,
+)
 LEARNING_RATE = flags.DEFINE_float(
     "learning_rate", None, "Peak learning rate of the one-cycle schedule, or SGD's "
     "constant one (presets with the sgd optimizer: segdec_kolektor).", lower_bound=0.0
@@ -137,6 +142,7 @@ _FIELDS = {
     "validation_split": "validation_split",
     "batch_size": "batch_size",
     "epochs": "epochs",
+    "passes_per_epoch": "passes_per_epoch",
     "learning_rate": "learning_rate",
     "weight_decay": "weight_decay",
     "train_fraction": "train_fraction",
@@ -218,6 +224,7 @@ def experiment_from_flags(test_split: str | None = None) -> ExperimentConfig:
         (VALIDATION_SPLIT, "validation_split"),
         (BATCH_SIZE, "batch_size"),
         (EPOCHS, "epochs"),
+        (PASSES_PER_EPOCH, "passes_per_epoch"),
         (LEARNING_RATE, "learning_rate"),
         (WEIGHT_DECAY, "weight_decay"),
         (TRAIN_FRACTION, "train_fraction"),
@@ -232,14 +239,15 @@ def experiment_from_flags(test_split: str | None = None) -> ExperimentConfig:
         changes["test_split"] = test_split or None
     if DISTANCE_WEIGHTS.value is not None:
         changes["distance_weights"] = _floats(DISTANCE_WEIGHTS, 2)
-    if EPOCHS.value is not None and TIME_BUDGET.value is not None:
-        raise ValueError("Give --epochs or --time_budget, not both.")
+    for flag in (EPOCHS, PASSES_PER_EPOCH):
+        if flag.value is not None and TIME_BUDGET.value is not None:
+            raise ValueError(f"Give --{flag.name} or --time_budget, not both.")
     if TIME_BUDGET.value is not None:
         try:
             changes["time_budget"] = time_budget.parse_duration(TIME_BUDGET.value)
         except ConfigError as error:
             raise ValueError(flag_errors.flag_message(error)) from error
-    elif EPOCHS.value is not None:
+    elif EPOCHS.value is not None or PASSES_PER_EPOCH.value is not None:
         changes["time_budget"] = None  # The preset's budget gives way to the epochs given.
     if EARLY_STOPPING_PATIENCE.value is not None:
         changes["early_stopping_patience"] = EARLY_STOPPING_PATIENCE.value

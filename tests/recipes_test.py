@@ -152,7 +152,7 @@ def test_few_epochs_take_a_smaller_input_down_to_the_defects_floor(
         return
     scale, reason = choice
     assert scale == pytest.approx(expected)
-    assert f"{epochs} epoch(s) at {input_size}x{input_size}" in reason
+    assert f"{epochs} pass(es) at {input_size}x{input_size}" in reason
     assert ("16 px wide" in reason) == (short_side < 40)
 
 
@@ -174,7 +174,7 @@ def test_augmentation_follows_the_epochs_given(epochs, augment):
     experiment, choices = choose_recipe(survey, start)
     assert experiment.augment is augment
     assert choices["augment"]["value"] is augment
-    assert f"{epochs} epoch" in choices["augment"]["reason"]
+    assert f"{epochs} pass" in choices["augment"]["reason"]
 
 
 def test_under_a_time_budget_augmentation_waits_for_the_epochs():

@@ -23,17 +23,20 @@ def test_the_cpu_budget_fits_the_first_rows_epochs_and_gives_them_to_the_others(
     experiment = first.experiment()
     assert experiment.time_budget == 600.0
     assert experiment.model.backbone == "resnet18"  # The small network of the recipe.
-    with pytest.raises(ValueError, match=r"needs the schedule \(epochs, batch_size, "):
+    needs = r"needs the schedule \(epochs, passes_per_epoch, batch_size, "
+    with pytest.raises(ValueError, match=needs):
         row_run(table, table.rows[1], "cpu", "neu_det")
-    schedule = {"epochs": 7, "batch_size": 8, "learning_rate": 0.00071}
+    schedule = {"epochs": 7, "passes_per_epoch": 1.25, "batch_size": 8, "learning_rate": 0.00071}
     second = row_run(table, table.rows[1], "cpu", "neu_det", schedule=schedule)
     experiment = second.experiment()
     # Given epochs replace the auto preset's 30-minute budget, as launch.train's --epochs.
-    assert (experiment.epochs, experiment.time_budget) == (7, None)
+    assert (experiment.epochs, experiment.passes_per_epoch, experiment.time_budget) == (
+        7, 1.25, None
+    )
     assert (experiment.batch_size, experiment.learning_rate) == (8, 0.00071)
     assert experiment.model.attention == "none"
     # The recipe keeps the fields a run sets: the schedule is the first row's.
-    assert {"epochs", "batch_size", "learning_rate"} <= set(second.fields)
+    assert {"epochs", "passes_per_epoch", "batch_size", "learning_rate"} <= set(second.fields)
     given = row_run(table, table.rows[0], "cpu", "neu_det", epochs=3).experiment()
     assert (given.epochs, given.time_budget) == (3, None)
 

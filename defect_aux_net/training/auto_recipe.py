@@ -42,7 +42,7 @@ from defect_aux_net.training.lr_finder import (
 )
 from defect_aux_net.training.training_run import (
     TrainingData,
-    steps_per_epoch,
+    steps_per_pass,
     training_input_options,
 )
 
@@ -197,7 +197,7 @@ def apply_recipe(
     summary = survey.split_summary()
     datasets.check_tasks(tasks, summary, experiment.dataset, experiment.train_split)
     data = dataclasses.replace(
-        data, experiment=experiment, train_steps=steps_per_epoch(experiment, summary)
+        data, experiment=experiment, pass_steps=steps_per_pass(experiment, summary)
     )
     field = "model.loss_weights"
     reused = reuse_stored(
@@ -245,17 +245,18 @@ def recipe_chose(experiment, field: str) -> bool:
     return choice is not None and choice["reason"] != GIVEN
 
 
-def rescale_for_epochs(data: TrainingData, epochs: int) -> TrainingData | None:
+def rescale_for_epochs(data: TrainingData, passes: float) -> TrainingData | None:
     """The recipe again at a smaller input (`recipes.scale_for_epochs`), or None.
 
     None when the input size was not the recipe's (a flag, or no recipe), was already
-    made smaller, or `epochs` (what the budget buys at it) are enough.
+    made smaller, or `passes` over the training split (what the budget buys at it) are
+    enough.
     """
     experiment = data.experiment
     if not recipe_chose(experiment, "model.input_shape") or "input_scale" in experiment.recipe:
         return None
     survey = survey_split(data.builder, experiment.train_split_slice)
-    scale = scale_for_epochs(survey, experiment.model.input_shape, epochs)
+    scale = scale_for_epochs(survey, experiment.model.input_shape, passes)
     if scale is None:
         return None
     logging.info("Recipe: a smaller input for more epochs: %s", scale[1])
@@ -263,12 +264,14 @@ def rescale_for_epochs(data: TrainingData, epochs: int) -> TrainingData | None:
 
 
 def augment_for_epochs(data: TrainingData) -> TrainingData:
-    """`data` with `augment` chosen again for the epochs the budget measured
-    (`recipes.augmentation_for_epochs`), where the recipe chose it."""
+    """`data` with `augment` chosen again for the passes over the training split the
+    budget measured (`recipes.augmentation_for_epochs`), where the recipe chose it."""
     experiment = data.experiment
     if not recipe_chose(experiment, "augment"):
         return data
-    augment, reason = augmentation_for_epochs(experiment.epochs)
+    augment, reason = augmentation_for_epochs(
+        round(experiment.epochs * experiment.passes_per_epoch, 1)
+    )
     logging.info("Recipe: augment = %s (%s)", augment, reason)
     experiment = dataclasses.replace(
         experiment,

@@ -33,13 +33,14 @@ class RowResult:
     Attributes:
       run: what it trained.
       model_dir: its run folder.
-      epochs: the epochs it trained (its config.json's).
+      epochs: the passes over its training split it trained: its config.json's epochs
+        times their passes (fractional where a time budget chose them).
       figures: our number for each metric key of the table.
     """
 
     run: RowRun
     model_dir: str
-    epochs: int
+    epochs: float
     figures: dict
 
 
@@ -228,7 +229,8 @@ def run_table(
         experiment, _ = run_files.read_config(model_dir)
         if schedule is None and run.preset == "auto":  # The first row's recipe chose it.
             schedule = {field: getattr(experiment, field) for field in SCHEDULE_FIELDS}
-        results.append(RowResult(run, model_dir, experiment.epochs, row_figures(table, outputs)))
+        passes = round(experiment.epochs * experiment.passes_per_epoch, 2)
+        results.append(RowResult(run, model_dir, passes, row_figures(table, outputs)))
         logging.info("Row %r: %s", row.name, results[-1].figures)
     return results
 
@@ -279,7 +281,7 @@ def report_markdown(table: PaperTable, results: list, commands: list, heading: s
         for metric in table.metrics:
             ours = "not run" if result is None else _cell(result.figures[metric.key])
             cells += [_cell(row.paper.get(metric.key)), ours]
-        cells += ["—", "not run"] if result is None else [str(result.epochs), f"`{command}`"]
+        cells += ["—", "not run"] if result is None else [f"{result.epochs:g}", f"`{command}`"]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 

@@ -186,51 +186,62 @@ def epochs_for_budget(
     budget: float,
     elapsed: float,
     timing: StepTiming,
-    train_steps: int,
+    pass_steps: int,
     batch_size: int,
     validation_examples: int,
     test_examples: int,
 ) -> tuple:
-    """`(epochs, reason)`: the most epochs whose estimated run ends within `budget`.
+    """`(epochs, passes_per_epoch, reason)`: the training that ends within `budget`.
 
     Estimate, in seconds: the run builds its model and input pipeline again
     (`setup_seconds`), compiles its step again (`compile_seconds`) and `LATER_TRACES`
-    inference graphs (`TRACE_SHARE` of that each); an epoch is
-    `train_steps` steps plus a forward pass (`FORWARD_SHARE` of a step, per image) over
-    the validation split; after training, the batch-norm pass (`batch_norm_seconds`),
+    inference graphs (`TRACE_SHARE` of that each); a pass is `pass_steps` steps, and
+    each epoch ends with a forward pass (`FORWARD_SHARE` of a step, per image) over the
+    validation split; after training, the batch-norm pass (`batch_norm_seconds`),
     then thresholds and test evaluation make one more forward pass over the validation
-    and test splits. At least one epoch, and enough epochs for `MIN_TOTAL_STEPS` steps.
+    and test splits.
+
+    The epochs are the whole passes (each with its validation) that fit, at least one;
+    the time left over is spread over their steps, so an epoch is a little more than a
+    pass, or less than one when a pass does not fit. Whole passes alone left up to a
+    pass unused: one of two affordable passes of Faster R-CNN on NEU-DET at 12 minutes
+    (`benchmarks/README.md`). At least `MIN_TOTAL_STEPS` steps in all.
     """
     forward = timing.step_seconds / batch_size * FORWARD_SHARE
     after, later_traces = _after_epochs(timing, batch_size, validation_examples, test_examples)
     # The training step and validation are traced before the epochs' time is measured.
     traces = timing.setup_seconds + timing.compile_seconds * (1 + TRACE_SHARE) + later_traces
-    epoch = train_steps * timing.step_seconds + validation_examples * forward
+    validation = validation_examples * forward
+    one_pass = pass_steps * timing.step_seconds + validation
     left = budget - elapsed - traces - after
-    fewest = math.ceil(MIN_TOTAL_STEPS / train_steps)
-    epochs = max(int(left // epoch), fewest)
+    epochs = max(int(left // one_pass), 1)
+    steps = int((left - epochs * validation) // (epochs * timing.step_seconds))
+    fewest = math.ceil(MIN_TOTAL_STEPS / epochs)
+    passes = max(steps, fewest) / pass_steps
     reason = (
         f"budget {budget:.0f} s: {elapsed:.0f} s spent before training, {traces:.0f} s of "
         f"set-up and compilation, {after:.0f} s of the batch-norm pass, thresholds and test "
-        f"evaluation, then {epoch:.1f} s per epoch ({train_steps} steps of "
-        f"{timing.step_seconds:.3f} s measured, validation of {validation_examples} images)"
+        f"evaluation, then {one_pass:.1f} s per pass ({pass_steps} steps of "
+        f"{timing.step_seconds:.3f} s measured, validation of {validation_examples} images): "
+        f"{epochs} epoch(s) of {max(steps, fewest)} steps, {passes:.2f} passes each"
     )
-    if left < fewest * epoch:
-        reason += f"; the budget is too short: {fewest} epoch(s), the fewest possible"
+    if steps < fewest:
+        reason += f"; the budget is too short: {fewest * epochs} steps, the fewest possible"
         logging.warning("The time budget, %.0f s, is too short for this run: %s", budget, reason)
-    return epochs, reason
+    return epochs, passes, reason
 
 
 def fit_epochs_to_budget(
     data: TrainingData, strategy, jit_compile, started: float, stored: dict | None = None
 ) -> TrainingData:
-    """`data` with `epochs` fitted to `experiment.time_budget` (seconds since `started`).
+    """`data` with `epochs` and `passes_per_epoch` fitted to `experiment.time_budget`
+    (seconds since `started`).
 
     With the automatic recipe, the measured step time also decides two of its choices:
     an input too large for `recipes.MIN_EPOCHS` epochs is made smaller (and the step
     measured again), and with `lr_range_test` the learning rate comes from a range test
     when the budget has room for one (`auto_recipe.range_test_learning_rate`). Both cost
-    time the epochs are then fitted to. The epochs then decide the augmentation
+    time the epochs are then fitted to. The passes then decide the augmentation
     (`auto_recipe.augment_for_epochs`); the step was timed with it on, which cost the
     step no measurable time on NEU-DET (`benchmarks/README.md`).
 
@@ -240,29 +251,32 @@ def fit_epochs_to_budget(
       jit_compile: as given to `run_training`.
       started: `time.monotonic()` when the run started (the budget counts from there).
       stored: the model_dir's config.json: a rerun of the same run keeps its epochs
-        (and its measured learning rate).
+        and passes (and its measured learning rate).
     """
     experiment = data.experiment
-    fields = ("epochs",)
+    fields = ("epochs", "passes_per_epoch")
     if "learning_rate" in (experiment.recipe or {}):
         fields += ("learning_rate",)
     if auto_recipe.recipe_chose(experiment, "augment"):
         fields += ("augment",)
     reused = reuse_stored(stored, experiment, data.class_names, fields)
     if reused is not None:
-        logging.info("Time budget: the run's stored %d epochs (resuming).", reused.epochs)
+        logging.info(
+            "Time budget: the run's stored %d epochs of %.2f passes (resuming).",
+            reused.epochs, reused.passes_per_epoch,
+        )
         return dataclasses.replace(data, experiment=reused)
     timing = _warm_up(data, strategy, jit_compile)
-    epochs, _ = _budget_epochs(data, timing, started)
-    smaller = auto_recipe.rescale_for_epochs(data, epochs)
+    epochs, passes, _ = _budget_epochs(data, timing, started)
+    smaller = auto_recipe.rescale_for_epochs(data, epochs * passes)
     if smaller is not None:
         data = smaller
         timing = _warm_up(data, strategy, jit_compile)
     data = auto_recipe.range_test_learning_rate(
         data, jit_compile, timing, experiment.time_budget
     )
-    epochs, reason = _budget_epochs(data, timing, started)
-    logging.info("Time budget: %d epochs (%s)", epochs, reason)
+    epochs, passes, reason = _budget_epochs(data, timing, started)
+    logging.info("Time budget: %d epochs of %.2f passes (%s)", epochs, passes, reason)
     choice = {
         "value": epochs,
         "reason": reason,
@@ -272,8 +286,12 @@ def fit_epochs_to_budget(
         "batch_norm_seconds": round(timing.batch_norm_seconds, 1),
     }
     experiment = data.experiment
+    length = {"value": passes, "reason": f"the time budget's: {epochs} epoch(s), see epochs"}
     experiment = dataclasses.replace(
-        experiment, epochs=epochs, recipe=(experiment.recipe or {}) | {"epochs": choice}
+        experiment,
+        epochs=epochs,
+        passes_per_epoch=passes,
+        recipe=(experiment.recipe or {}) | {"epochs": choice, "passes_per_epoch": length},
     )
     data = auto_recipe.augment_for_epochs(dataclasses.replace(data, experiment=experiment))
     experiment = data.experiment

@@ -5,6 +5,7 @@ the pieces are here so notebooks can do the same without absl.
 """
 
 import dataclasses
+import math
 import os
 import sys
 
@@ -61,8 +62,8 @@ TPU_STEPS_PER_EXECUTION = 32
 BACKUP_STEPS = 50
 
 
-def steps_per_epoch(experiment: ExperimentConfig, summary: datasets.SplitSummary) -> int:
-    """Training steps per epoch: one pass over the split (or the sampled epoch)."""
+def steps_per_pass(experiment: ExperimentConfig, summary: datasets.SplitSummary) -> int:
+    """Training steps of one pass over the split (or of the sampled epoch)."""
     examples = summary.num_examples
     if experiment.negative_sampling:
         if summary.defective == 0:
@@ -92,7 +93,8 @@ class TrainingData:
       experiment: the experiment with the model's classes set to the dataset's.
       builder: the prepared TFDS builder.
       class_names: the dataset's class names.
-      train_steps: training steps per epoch.
+      pass_steps: training steps of one pass over the training split (`train_steps`
+        are per epoch).
       deadline: `time.monotonic()` by which the epochs should end, where a time budget
         measured them in this process (`time_budget.fit_epochs_to_budget`); None
         otherwise (no budget, or a resumed run's stored epochs).
@@ -101,8 +103,13 @@ class TrainingData:
     experiment: ExperimentConfig
     builder: object
     class_names: tuple
-    train_steps: int
+    pass_steps: int
     deadline: float | None = None
+
+    @property
+    def train_steps(self) -> int:
+        """Training steps per epoch: `experiment.passes_per_epoch` passes."""
+        return max(1, round(self.pass_steps * self.experiment.passes_per_epoch))
 
 
 def training_input_options(experiment: ExperimentConfig) -> InputOptions:
@@ -115,7 +122,11 @@ def training_input_options(experiment: ExperimentConfig) -> InputOptions:
         augmentation=experiment.augmentation,
         augmentation_weights=experiment.augmentation_weights,
         segmentation_label_fraction=experiment.segmentation_label_fraction,
-        negative_sampling_epochs=experiment.epochs if experiment.negative_sampling else 0,
+        # Sampled epochs enough for every step (epochs may be more or less than a pass).
+        negative_sampling_epochs=(
+            math.ceil(experiment.epochs * experiment.passes_per_epoch)
+            if experiment.negative_sampling else 0
+        ),
         distance_weights=experiment.distance_weights,
         cache=experiment.cache,
     )
@@ -160,7 +171,7 @@ def prepare_training_data(experiment: ExperimentConfig, data_dir: str | None) ->
     datasets.check_tasks(
         experiment.model.tasks, summary, experiment.dataset, experiment.train_split
     )
-    return TrainingData(experiment, builder, class_names, steps_per_epoch(experiment, summary))
+    return TrainingData(experiment, builder, class_names, steps_per_pass(experiment, summary))
 
 
 def one_cycle_schedule(data: TrainingData) -> OneCycleSchedule:

@@ -13,7 +13,7 @@ def test_the_default_recipe_and_budget_are_recorded_and_a_rerun_keeps_them(
     train_test_data_dir, tmp_path
 ):
     model_dir = tmp_path / "run"
-    # A budget the set-up alone uses up: the fewest epochs, saying so (a longer one
+    # A budget the set-up alone uses up: the fewest steps, saying so (a longer one
     # trains until it is spent; tests/training/time_budget_test.py checks the epochs
     # a budget buys). What is recorded, and kept by a rerun, is the same.
     command = (
@@ -33,15 +33,18 @@ def test_the_default_recipe_and_budget_are_recorded_and_a_rerun_keeps_them(
     assert config["batch_size"] == recipe["batch_size"]["value"] == 8
     assert config["time_budget"] == 5
     epochs = recipe["epochs"]
-    assert config["epochs"] == epochs["value"] >= 1
-    assert epochs["step_seconds"] > 0 and "per epoch" in epochs["reason"]
+    assert config["epochs"] == epochs["value"] == 1
+    assert epochs["step_seconds"] > 0 and "per pass (9 steps of" in epochs["reason"]
     # The batch-norm pass after training was timed in the warm-up.
     assert epochs["batch_norm_seconds"] > 0
-    assert "the budget is too short: 1 epoch(s), the fewest possible" in epochs["reason"]
+    # One-cycle's 4 steps, fewer than the pass's 72 / 8 = 9.
+    assert "the budget is too short: 4 steps, the fewest possible" in epochs["reason"]
+    passes = recipe["passes_per_epoch"]
+    assert config["passes_per_epoch"] == passes["value"] == pytest.approx(4 / 9)
     assert "Recipe: batch_size = 8" in result.stderr
-    # One epoch shows each image once: no augmentation (the budget decided it).
+    # Less than a pass: no augmentation (the budget decided it).
     assert config["augment"] is recipe["augment"]["value"] is False
-    assert "1 epoch(s)" in recipe["augment"]["reason"]
+    assert "0.4 pass(es)" in recipe["augment"]["reason"]
     assert "Time budget: warm-up of 6 steps" in result.stderr
     # The learning rate: the rule's, saying so; the range test is asked for with
     # --lr_range_test (tests/training/auto_recipe_test.py runs it).

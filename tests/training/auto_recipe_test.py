@@ -92,7 +92,7 @@ def test_the_measured_epochs_decide_the_augmentation_the_recipe_chose(epochs, au
     experiment = auto_recipe.augment_for_epochs(data).experiment
     assert experiment.augment is augment
     assert experiment.recipe["augment"]["value"] is augment
-    assert f"{epochs} epoch" in experiment.recipe["augment"]["reason"]
+    assert f"{epochs} pass" in experiment.recipe["augment"]["reason"]
     # A flag given stays, whatever the epochs.
     given = {"augment": {"value": True, "reason": "given as a flag"}}
     kept = dataclasses.replace(data, experiment=dataclasses.replace(data.experiment, recipe=given))
@@ -192,14 +192,16 @@ def test_the_learning_rate_comes_from_a_range_test_and_a_rerun_keeps_it(
     # A rerun (rule learning rate again) takes the stored one, without measuring.
     stored_experiment = dataclasses.replace(
         data.experiment,
-        learning_rate=0.0042, epochs=3,
+        learning_rate=0.0042, epochs=3, passes_per_epoch=1.5,
         recipe=measured.experiment.recipe | {
             "learning_rate": dict(choice, value=0.0042), "epochs": {"value": 3, "reason": "m"},
+            "passes_per_epoch": {"value": 1.5, "reason": "m"},
         },
     )
     stored = run_files.config_dict(stored_experiment, data.class_names)
     start = dataclasses.replace(start, lr_range_test=True)  # The same command.
     again = apply_recipe(prepare_training_data(start, builder.data_dir_root), stored=stored)
     again = fit_epochs_to_budget(again, None, False, time.monotonic(), stored)
-    assert (again.experiment.learning_rate, again.experiment.epochs) == (0.0042, 3)
+    stored_schedule = (again.experiment.learning_rate, again.experiment.epochs)
+    assert stored_schedule + (again.experiment.passes_per_epoch,) == (0.0042, 3, 1.5)
     assert run_files.config_dict(again.experiment, data.class_names) == stored

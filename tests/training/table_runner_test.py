@@ -47,7 +47,8 @@ def test_figures_are_read_from_the_metrics_file(tmp_path):
 def test_the_report_puts_the_papers_numbers_beside_ours(tmp_path):
     table = TABLES["T4"]
     results = [
-        RowResult(row_run(table, row, "paper", "d"), f"/runs/{row.folder}", 1,
+        # Epochs: passes over the training split, fractional where a budget chose them.
+        RowResult(row_run(table, row, "paper", "d"), f"/runs/{row.folder}", 1 + index * 0.85,
                   {"classification.accuracy": 0.5 + index / 8, PARAMETERS: 1.23456})
         for index, row in enumerate(table.rows[:2])
     ]
@@ -66,7 +67,7 @@ def test_the_report_puts_the_papers_numbers_beside_ours(tmp_path):
         "| SE + spatial attention | 0.971 | 0.500 | 36.200 | 1.235 | 1 | "
         "`python -m launch.train --a` |"
     )
-    assert lines[9].startswith("| Without attention | 0.962 | 0.625 | 33.200 | 1.235 | 1 |")
+    assert lines[9].startswith("| Without attention | 0.962 | 0.625 | 33.200 | 1.235 | 1.85 |")
     assert lines[10:] == [
         "| SE attention | 0.968 | not run | 35.700 | not run | — | not run |",
         "| Spatial attention | 0.963 | not run | 33.500 | not run | — | not run |",
@@ -80,7 +81,7 @@ def test_the_report_puts_the_papers_numbers_beside_ours(tmp_path):
         "name": "Without attention",
         "model_dir": "/runs/none",
         "command": "python -m launch.train --b",
-        "epochs": 1,
+        "epochs": 1.85,
         "paper": {"classification.accuracy": 0.962, PARAMETERS: 33.2},
         "ours": {"classification.accuracy": 0.625, PARAMETERS: 1.23456},
     }
@@ -121,7 +122,8 @@ def test_rows_after_the_first_need_its_schedule_before_anything_trains(tmp_path)
     assert error.value.field == "rows"
     assert str(error.value).startswith(
         "rows=train_75: at the smoke budget every row trains with the schedule (epochs, "
-        "batch_size, learning_rate) the first row's recipe chooses, and the first row, "
+        "passes_per_epoch, batch_size, learning_rate) the first row's recipe chooses, and "
+        "the first row, "
         f"train_90, is not complete in {tmp_path}: include it, or train it first."
     )
     assert list(tmp_path.iterdir()) == []

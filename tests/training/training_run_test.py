@@ -12,7 +12,7 @@ from defect_aux_net.training.training_run import (
     TrainingData,
     one_cycle_schedule,
     prepare_training_data,
-    steps_per_epoch,
+    steps_per_pass,
     validation_examples,
 )
 from tests.data import folder_fixture
@@ -21,12 +21,12 @@ from tests.data.synthetic_fixture import synthetic_small_builder
 
 def test_an_epoch_is_one_pass_over_the_split():
     experiment = ExperimentConfig.from_preset("quickstart", batch_size=16)
-    assert steps_per_epoch(experiment, SplitSummary(100, 50, 50, 30)) == 6
+    assert steps_per_pass(experiment, SplitSummary(100, 50, 50, 30)) == 6
 
 
 def test_negative_sampling_epochs_pair_every_defective_image():
     experiment = ExperimentConfig.from_preset("quickstart", batch_size=4, negative_sampling=True)
-    assert steps_per_epoch(experiment, SplitSummary(100, 50, 50, 10)) == 5
+    assert steps_per_pass(experiment, SplitSummary(100, 50, 50, 10)) == 5
 
 
 def names_only(error, field: str):
@@ -38,24 +38,38 @@ def names_only(error, field: str):
 def test_a_batch_larger_than_the_split_names_the_field():
     experiment = ExperimentConfig.from_preset("quickstart", batch_size=128)
     with pytest.raises(ValueError, match=r"^ExperimentConfig.batch_size=128 .* 100 ") as error:
-        steps_per_epoch(experiment, SplitSummary(100, 0, 0, 0))
+        steps_per_pass(experiment, SplitSummary(100, 0, 0, 0))
     names_only(error.value, "ExperimentConfig.batch_size")
 
 
 def test_negative_sampling_without_defects_names_the_field():
     experiment = ExperimentConfig.from_preset("quickstart", negative_sampling=True)
     with pytest.raises(ValueError, match=r"^ExperimentConfig.negative_sampling=True") as error:
-        steps_per_epoch(experiment, SplitSummary(100, 0, 0, 0))
+        steps_per_pass(experiment, SplitSummary(100, 0, 0, 0))
     names_only(error.value, "ExperimentConfig.negative_sampling")
+
+
+@pytest.mark.parametrize("passes, steps", [(1.0, 7), (2.5, 18), (0.3, 2), (0.01, 1)])
+def test_an_epoch_is_its_passes_times_a_pass_rounded(passes, steps):
+    # 7 steps a pass: 17.5 rounds to 18 (half to even), 2.1 to 2; at least one step.
+    experiment = ExperimentConfig.from_preset("quickstart", passes_per_epoch=passes)
+    assert TrainingData(experiment, None, (), pass_steps=7).train_steps == steps
+
+
+@pytest.mark.parametrize("passes", [0, -1.0, True, "2"])
+def test_passes_per_epoch_must_be_a_positive_number(passes):
+    with pytest.raises(ValueError, match=r"^ExperimentConfig.passes_per_epoch must be") as error:
+        ExperimentConfig.from_preset("quickstart", passes_per_epoch=passes)
+    names_only(error.value, "ExperimentConfig.passes_per_epoch")
 
 
 def test_a_run_too_short_for_one_cycle_names_the_fields():
     experiment = ExperimentConfig.from_preset("quickstart", epochs=1, batch_size=16)
-    schedule = one_cycle_schedule(TrainingData(experiment, None, (), train_steps=4))
+    schedule = one_cycle_schedule(TrainingData(experiment, None, (), pass_steps=4))
     assert schedule.total_steps == 4
     expected = r"^ExperimentConfig.epochs=1 x 2 steps .*ExperimentConfig.batch_size=16.* = 2 steps"
     with pytest.raises(ValueError, match=expected) as error:
-        one_cycle_schedule(TrainingData(experiment, None, (), train_steps=2))
+        one_cycle_schedule(TrainingData(experiment, None, (), pass_steps=2))
     names_only(error.value, "ExperimentConfig.epochs")
 
 
