@@ -63,9 +63,14 @@ def load_builder(name: str, data_dir: str | None = None) -> tfds.core.DatasetBui
     if base_name in SELF_GENERATING:
         builder.download_and_prepare()
         return builder
-    # Without --config, `tfds build` builds every config of the builder.
-    config = builder.builder_config
-    config_flag = f" --config={config.name}" if config is not None else ""
+    # Without a config flag, `tfds build` builds every config of the builder; it takes
+    # an empty `--config=` for none, so a config named "" is given by its index.
+    config, config_flag = builder.builder_config, ""
+    if config is not None and config.name:
+        config_flag = f" --config={config.name}"
+    elif config is not None:
+        names = [each.name for each in type(builder).BUILDER_CONFIGS]
+        config_flag = f" --config_idx={names.index(config.name)}"
     if ours:
         command = (
             f"tfds build tfds_builders/{base_name}{config_flag} --manual_dir=<your files> "

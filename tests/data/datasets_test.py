@@ -110,5 +110,12 @@ def test_not_built_config_is_named_in_the_build_command(tmp_path):
         datasets.load_builder("dagm2007/class3", str(tmp_path))
 
 
+def test_a_config_named_empty_is_given_by_its_index(tmp_path):
+    # KolektorSDD's default config is named "": `--config=` would build every config.
+    with pytest.raises(ValueError) as error:
+        datasets.load_builder("kolektor_sdd", str(tmp_path))
+    assert "tfds build tfds_builders/kolektor_sdd --config_idx=0 --manual_dir=" in str(error.value)
+
+
 def test_class_names_of_the_synthetic_dataset(builder):
     assert datasets.class_names(builder) == ("scratch", "crack", "pit", "blotch")
