@@ -2,11 +2,12 @@
 
 `time_budget` fits the epochs to a warm-up's step time before training; the epochs
 then cost more than it saw (input batches it found prepared, checkpoints it did not
-write, validation). `KeepToTimeBudget` measures them and shortens the schedule when
-needed.
+write, validation). `KeepToTimeBudget` measures them, and the last epoch's steps, and
+shortens the schedule when needed.
 """
 
 import dataclasses
+import math
 import time
 
 import keras
@@ -24,24 +25,39 @@ class KeepToTimeBudget(keras.callbacks.Callback):
     first, which compiles the step, left out) projects the end of the planned epochs.
     When that is more than one epoch past `deadline`, the epochs become those that end
     by it, the schedule's `total_steps` follows (so the rate still anneals to its end)
-    and training stops there. The schedule must hold its total in a variable
-    (`OneCycleSchedule.hold_total_steps_in_variable`): the compiled step then follows
-    without being traced again, which cost a minute per re-fit on KolektorSDD. It may
-    re-fit after any epoch, as the epoch time settles; a run never gets longer.
+    and training stops there. The last epoch's steps are watched too, as no later epoch
+    is left to drop (a run of one or two epochs has no other check): when the steps left
+    at this epoch's pace (its first step, which may compile, left out), then its
+    validation, would end more than `LATE_STEPS` steps past `deadline`, the epoch stops
+    at the step that ends in time and the schedule's total follows. A time budget fills
+    its epochs to the end (`time_budget.epochs_for_budget`), so any step slower than
+    the warm-up's would otherwise make the run late. The schedule must hold its total
+    in a variable (`OneCycleSchedule.hold_total_steps_in_variable`): the compiled step
+    then follows without being traced again, which cost a minute per re-fit on
+    KolektorSDD. It may re-fit after any epoch or step, as the pace settles; a run never
+    gets longer.
 
     Args:
       schedule: the run's `OneCycleSchedule` (changed in place).
       steps_per_epoch: training steps per epoch.
       deadline: `clock()` value by which the epochs should end.
+      validation_seconds: estimated seconds of the first validation (its graph's trace
+        included); later ones are measured.
       on_refit: called with `(epochs, reason)` after each re-fit (e.g. to record it).
       clock: seconds, monotonic.
     """
+
+    # Lateness within this many steps is left alone: the estimate is no finer.
+    LATE_STEPS = 5
+    # Steps of the last epoch timed before its pace is trusted.
+    TIMED_STEPS = 10
 
     def __init__(
         self,
         schedule: OneCycleSchedule,
         steps_per_epoch: int,
         deadline: float,
+        validation_seconds: float = 0.0,
         on_refit=None,
         clock=time.monotonic,
     ):
@@ -54,18 +70,70 @@ class KeepToTimeBudget(keras.callbacks.Callback):
         self.schedule = schedule
         self.steps_per_epoch = steps_per_epoch
         self.deadline = deadline
+        self.validation_seconds = validation_seconds
         self.on_refit = on_refit
         self.clock = clock
         self.epochs = None
         self.refits = 0
+        self.last_step = None  # The last epoch's last step, once cut short.
         self._durations = []
         self._began = None
+        self._epoch = None
+        self._paced_from = None  # (clock, batch) at this epoch's first step's end.
+        self._validation_began = None
 
     def on_train_begin(self, logs=None):
         self.epochs = self.params["epochs"]
 
     def on_epoch_begin(self, epoch, logs=None):
         self._began = self.clock()
+        self._epoch = epoch
+        self._paced_from = None
+
+    def on_train_batch_end(self, batch, logs=None):
+        if self.last_step is not None and batch >= self.last_step:
+            self.model.stop_training = True
+            return
+        if self._epoch != self.epochs - 1:
+            return
+        now = self.clock()
+        if self._paced_from is None:
+            self._paced_from = (now, batch)
+            return
+        began, first = self._paced_from
+        if batch - first < self.TIMED_STEPS:
+            return
+        step_seconds = (now - began) / (batch - first)
+        last = self.steps_per_epoch - 1 if self.last_step is None else self.last_step
+        left = last - batch
+        late = now + left * step_seconds + self.validation_seconds - self.deadline
+        if late > self.LATE_STEPS * step_seconds:
+            self._cut(batch, left, step_seconds, late)
+
+    def _cut(self, batch: int, left: int, step_seconds: float, late: float):
+        more = max(left - math.ceil(late / step_seconds), 0)
+        total = self._epoch * self.steps_per_epoch + batch + 1 + more
+        if total < MIN_TOTAL_STEPS:
+            return  # A cycle needs them; the run ends late rather than without one.
+        self.last_step = batch + more
+        self.schedule.total_steps = total
+        reason = (
+            f"steps took {step_seconds:.3f} s: the last epoch would end {late:.0f} s past "
+            f"the budget; it stops after {self.last_step + 1} of its "
+            f"{self.steps_per_epoch} steps"
+        )
+        logging.warning("Time budget: %s.", reason)
+        self.refits += 1
+        if self.on_refit is not None:
+            self.on_refit(self.epochs, reason)
+        if more == 0:
+            self.model.stop_training = True
+
+    def on_test_begin(self, logs=None):
+        self._validation_began = self.clock()
+
+    def on_test_end(self, logs=None):
+        self.validation_seconds = self.clock() - self._validation_began
 
     def on_epoch_end(self, epoch, logs=None):
         now = self.clock()
@@ -100,7 +168,13 @@ class KeepToTimeBudget(keras.callbacks.Callback):
 
 
 def keeper_for_run(
-    experiment, class_names, steps_per_epoch: int, deadline: float, schedule, config_path: str
+    experiment,
+    class_names,
+    steps_per_epoch: int,
+    deadline: float,
+    validation_seconds: float,
+    schedule,
+    config_path: str,
 ) -> KeepToTimeBudget:
     """A run's `KeepToTimeBudget`; a re-fit is written to its config.json, so that a rerun
     (resuming after a kill, or finding the run complete) has the epochs it trained.
@@ -109,7 +183,8 @@ def keeper_for_run(
       experiment: the run's `ExperimentConfig`, its epochs chosen by the time budget
         (`recipe["epochs"]`).
       class_names: the dataset's, as config.json holds them.
-      steps_per_epoch, deadline, schedule: as `KeepToTimeBudget` takes them.
+      steps_per_epoch, deadline, validation_seconds, schedule: as `KeepToTimeBudget`
+        takes them.
       config_path: the run's config.json.
     """
 
@@ -121,4 +196,6 @@ def keeper_for_run(
         )
         write_config(refitted, class_names, config_path)
 
-    return KeepToTimeBudget(schedule, steps_per_epoch, deadline, on_refit=record)
+    return KeepToTimeBudget(
+        schedule, steps_per_epoch, deadline, validation_seconds, on_refit=record
+    )

@@ -207,7 +207,7 @@ def epochs_for_budget(
     pass unused: one of two affordable passes of Faster R-CNN on NEU-DET at 12 minutes
     (`benchmarks/README.md`). At least `MIN_TOTAL_STEPS` steps in all.
     """
-    forward = timing.step_seconds / batch_size * FORWARD_SHARE
+    forward = _forward_seconds(timing, batch_size)
     after, later_traces = _after_epochs(timing, batch_size, validation_examples, test_examples)
     # The training step and validation are traced before the epochs' time is measured.
     traces = timing.setup_seconds + timing.compile_seconds * (1 + TRACE_SHARE) + later_traces
@@ -299,7 +299,13 @@ def fit_epochs_to_budget(
     deadline = training_deadline(
         experiment.time_budget, started, timing, experiment.batch_size, validation, test
     )
-    return dataclasses.replace(data, experiment=experiment, deadline=deadline)
+    forward = _forward_seconds(timing, experiment.batch_size)
+    return dataclasses.replace(
+        data,
+        experiment=experiment,
+        deadline=deadline,
+        validation_seconds=validation * forward + timing.compile_seconds * TRACE_SHARE,
+    )
 
 
 def training_deadline(
@@ -321,11 +327,16 @@ def _after_epochs(timing: StepTiming, batch_size, validation_examples, test_exam
     """`(evaluation, traces)`: seconds of what follows the epochs, the batch-norm pass,
     thresholds and test evaluation, and the graphs traced then (`LATER_TRACES` but
     validation's)."""
-    forward = timing.step_seconds / batch_size * FORWARD_SHARE
+    forward = _forward_seconds(timing, batch_size)
     return (
         timing.batch_norm_seconds + (validation_examples + test_examples) * forward,
         timing.compile_seconds * (LATER_TRACES - 1) * TRACE_SHARE,
     )
+
+
+def _forward_seconds(timing: StepTiming, batch_size: int) -> float:
+    """Seconds of one image's forward pass (`FORWARD_SHARE` of its share of a step)."""
+    return timing.step_seconds / batch_size * FORWARD_SHARE
 
 
 def _warm_up(data: TrainingData, strategy, jit_compile) -> StepTiming:

@@ -98,6 +98,8 @@ class TrainingData:
       deadline: `time.monotonic()` by which the epochs should end, where a time budget
         measured them in this process (`time_budget.fit_epochs_to_budget`); None
         otherwise (no budget, or a resumed run's stored epochs).
+      validation_seconds: with `deadline`, the budget's estimate of the first
+        validation, its graph's trace included (`budget_keeper.KeepToTimeBudget`).
     """
 
     experiment: ExperimentConfig
@@ -105,6 +107,7 @@ class TrainingData:
     class_names: tuple
     pass_steps: int
     deadline: float | None = None
+    validation_seconds: float = 0.0
 
     @property
     def train_steps(self) -> int:
@@ -321,7 +324,8 @@ def run_training(
     if keep_to_deadline:
         callbacks.append(
             keeper_for_run(
-                experiment, class_names, train_steps, data.deadline, schedule, paths["config"]
+                experiment, class_names, train_steps, data.deadline, data.validation_seconds,
+                schedule, paths["config"],
             )
         )
     if chief:

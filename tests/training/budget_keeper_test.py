@@ -12,30 +12,38 @@ STEPS_PER_EPOCH = 2
 EPOCHS = 10
 
 
-class EpochClock:
-    """The epoch starts and ends a callback sees: the first epoch 20 s (compilation),
-    the others 10 s each."""
+class StepClock(keras.callbacks.Callback):
+    """Simulated time, advanced as `fit` ends each step: the first step takes
+    `first_step` seconds (compilation), the others `step` each. Listed before the
+    keeper, it has moved on when the keeper reads it."""
 
-    def __init__(self):
-        self.times = iter([0.0, 20.0] + [t for end in range(30, 200, 10) for t in (end - 10, end)])
+    def __init__(self, first_step: float, step: float):
+        super().__init__()
+        self.now, self.first_step, self.step, self.steps = 0.0, first_step, step, 0
 
     def __call__(self):
-        return next(self.times)
+        return self.now
+
+    def on_train_batch_end(self, batch, logs=None):
+        self.now += self.first_step if self.steps == 0 else self.step
+        self.steps += 1
 
 
-def applied_learning_rates(deadline, jit_compile):
+def applied_learning_rates(deadline, jit_compile, epochs=EPOCHS, steps_per_epoch=STEPS_PER_EPOCH):
     """Trains w -> w - lr * 1 per step (MAE far above its target: gradient 1) under
-    a keeper, and reads each step's learning rate off the weight's changes."""
-    schedule = OneCycleSchedule(1e-2, EPOCHS * STEPS_PER_EPOCH)
+    a keeper, and reads each step's learning rate off the weight's changes. Steps take
+    5 s, the first 15 s: the first epoch of 2 steps 20 s, the others 10 s."""
+    schedule = OneCycleSchedule(1e-2, epochs * steps_per_epoch)
     schedule.hold_total_steps_in_variable()
     model = keras.Sequential(
         [keras.Input((1,)), keras.layers.Dense(1, use_bias=False, kernel_initializer="zeros")]
     )
     model.compile(optimizer=keras.optimizers.SGD(schedule), loss="mae", jit_compile=jit_compile)
     refits = []
+    clock = StepClock(15.0, 5.0)
     keeper = KeepToTimeBudget(
-        schedule, STEPS_PER_EPOCH, deadline,
-        on_refit=lambda epochs, reason: refits.append((epochs, reason)), clock=EpochClock(),
+        schedule, steps_per_epoch, deadline,
+        on_refit=lambda epochs, reason: refits.append((epochs, reason)), clock=clock,
     )
     weights = [0.0]
     record = keras.callbacks.LambdaCallback(
@@ -43,8 +51,11 @@ def applied_learning_rates(deadline, jit_compile):
             float(model.layers[0].get_weights()[0][0, 0])
         )
     )
-    x, y = np.ones((4, 1), np.float32), np.full((4, 1), -1e3, np.float32)
-    history = model.fit(x, y, batch_size=2, epochs=EPOCHS, callbacks=[keeper, record], verbose=0)
+    x = np.ones((2 * steps_per_epoch, 1), np.float32)
+    y = np.full((2 * steps_per_epoch, 1), -1e3, np.float32)
+    history = model.fit(
+        x, y, batch_size=2, epochs=epochs, callbacks=[clock, keeper, record], verbose=0
+    )
     # Each rate is a difference of two float32 weights: off by up to two of the largest
     # weight's units in the last place.
     atol = 2 * float(np.spacing(np.float32(max(np.abs(weights)))))
@@ -112,13 +123,69 @@ def test_epochs_that_fit_keep_the_schedule():
     np.testing.assert_allclose(rates, expected_rates(20, range(20)), rtol=1e-5, atol=atol)
 
 
+@pytest.mark.parametrize("jit_compile", [False, True])
+def test_a_late_last_epoch_stops_at_the_step_that_ends_in_time(jit_compile):
+    # One epoch of 40 steps, 5 s each after a first of 15 s: step b ends at 15 + 5b.
+    # After step 10 (65 s; 10 steps timed) the 29 left would end at 210 s against a
+    # deadline of 120 s: 90 s, 18 steps late. It stops after step 10 + 29 - 18 = 21,
+    # at 120 s, and the cycle is 22 steps.
+    rates, atol, schedule, refits, epochs = applied_learning_rates(120.0, jit_compile, 1, 40)
+    assert (epochs, len(rates), schedule.total_steps) == (1, 22, 22)
+    (refitted, reason), = refits
+    assert refitted == 1
+    assert reason == (
+        "steps took 5.000 s: the last epoch would end 90 s past the budget; it stops after "
+        "22 of its 40 steps"
+    )
+    # Steps 0-10 on the 40-step cycle, the rest on the 22-step one, down to its end.
+    expected = expected_rates(40, range(11)) + expected_rates(22, range(11, 22))
+    np.testing.assert_allclose(rates, expected, rtol=1e-5, atol=atol)
+    assert rates[-1] == pytest.approx(1e-2 / 25 / 1e4, abs=atol)
+
+
+def test_the_last_epoch_leaves_room_for_its_validation_and_lateness_within_five_steps():
+    class Model:
+        stop_training = False
+
+    def run(deadline, validation_seconds):
+        schedule = OneCycleSchedule(1e-3, 100)
+        schedule.hold_total_steps_in_variable()
+        now = [0.0]
+        keeper = KeepToTimeBudget(schedule, 100, deadline, validation_seconds, clock=lambda: now[0])
+        keeper.set_model(Model())
+        keeper.set_params({"epochs": 1})
+        keeper.on_train_begin()
+        keeper.on_epoch_begin(0)
+        for batch in range(11):  # 1 s a step after a first of 5 s.
+            now[0] = 5.0 + batch
+            keeper.on_train_batch_end(batch)
+        return keeper
+
+    # After step 10 (15 s): 89 steps and 10 s of validation end at 114 s.
+    assert run(110.0, 10.0).last_step is None  # 4 s late: within 5 steps.
+    # 54 s late: 35 of the 89 steps left, ending at 50 s, validated by 60 s.
+    cut = run(60.0, 10.0)
+    assert (cut.last_step, cut.schedule.total_steps) == (45, 46)
+    assert run(60.0, 0.0).last_step == 55  # Without validation, 10 steps more.
+
+
+def test_validation_is_timed_as_it_runs():
+    schedule = OneCycleSchedule(1e-3, 100)
+    schedule.hold_total_steps_in_variable()
+    times = iter([3.0, 10.0])
+    keeper = KeepToTimeBudget(schedule, 10, 100.0, 30.0, clock=times.__next__)
+    keeper.on_test_begin()
+    keeper.on_test_end()
+    assert keeper.validation_seconds == 7.0
+
+
 def test_a_refit_is_written_to_the_runs_config(tmp_path):
     recipe = {"epochs": {"value": 10, "reason": "budget 600 s", "compile_seconds": 5.0}}
     experiment = ExperimentConfig.from_preset("quickstart", epochs=10, recipe=recipe)
     path = str(tmp_path / "config.json")
     schedule = OneCycleSchedule(1e-3, 20)
     schedule.hold_total_steps_in_variable()
-    keeper = keeper_for_run(experiment, ("scratch",), 2, 100.0, schedule, path)
+    keeper = keeper_for_run(experiment, ("scratch",), 2, 100.0, 5.0, schedule, path)
     keeper.on_refit(4, "epochs took 10.0 s")
     stored = json.load(open(path))
     assert stored["epochs"] == 4
