@@ -1,11 +1,18 @@
+import dataclasses
+
 import keras
 import numpy as np
 import pytest
 
+from defect_aux_net.data.pipeline import make_dataset
+from defect_aux_net.experiments import ExperimentConfig
 from defect_aux_net.training.batch_norm_statistics import (
     batch_norm_layers,
     recompute_batch_norm_statistics,
+    training_image_batches,
 )
+from defect_aux_net.training.training_run import training_input_options
+from tests.data.synthetic_fixture import synthetic_small_builder
 from tests.tolerances import FLOAT32_UNIT_ROUNDOFF
 
 # Each batch's statistics of 4 values and each running-mean update round a few times,
@@ -74,3 +81,19 @@ def test_a_model_without_batch_norm_reads_no_batches():
 
     assert recompute_batch_norm_statistics(model, batches()) == 0
     assert read == []
+
+
+def test_the_pass_reads_the_images_training_draws_without_augmentation(tmp_path_factory):
+    # Frequency-of-use sampling draws the batches; the pass reads no training targets.
+    builder = synthetic_small_builder(tmp_path_factory)
+    experiment = ExperimentConfig.from_preset(
+        "quickstart", batch_size=4, negative_sampling=True, epochs=2
+    )
+    options = training_input_options(experiment)
+    expected = make_dataset(
+        builder, "train", experiment.model, dataclasses.replace(options, augment=False)
+    )
+    batches = list(training_image_batches(builder, "train", experiment.model, options, 10))
+    assert len(batches) == 2  # Whole batches of 4 of the 10 images.
+    for images, (training_images, *_) in zip(batches, expected):
+        np.testing.assert_array_equal(images.numpy(), training_images.numpy())
