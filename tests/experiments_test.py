@@ -4,6 +4,7 @@ import pytest
 
 from defect_aux_net.config_errors import ConfigError
 from defect_aux_net.experiments import PRESETS, ExperimentConfig
+from defect_aux_net.models.model_builders import model_config
 
 
 def test_paper_presets_follow_section_iv():
@@ -88,6 +89,16 @@ def test_invalid_values_are_config_errors_naming_the_field(field, value):
     with pytest.raises(ConfigError, match=f"ExperimentConfig.{field} must be") as error:
         ExperimentConfig.from_preset("quickstart", **{field: value})
     assert error.value.field == f"ExperimentConfig.{field}"
+
+
+@pytest.mark.parametrize("name", ["faster_rcnn", "cascade_rcnn"])
+def test_early_stopping_is_refused_where_validation_losses_do_not_compare(name):
+    # Their box heads' losses are over the proposals of an RPN that is learning.
+    fields = dict(model=model_config(name, "small"), model_name=name)
+    with pytest.raises(ConfigError, match=f"and {name}'s does not compare") as error:
+        ExperimentConfig.from_preset("quickstart", early_stopping_patience=3, **fields)
+    assert error.value.field == "ExperimentConfig.early_stopping_patience"
+    assert ExperimentConfig.from_preset("quickstart", **fields).early_stopping_patience is None
 
 
 def test_the_range_test_needs_a_time_budget():

@@ -209,7 +209,8 @@ def run_training(
     overwrite: bool = False,
     backup_steps: int = BACKUP_STEPS,
 ):
-    """Trains on `data`, keeps the best model on validation loss, exports and evaluates it.
+    """Trains on `data`, keeps the best model on validation loss (the last epoch's where
+    the model's losses do not compare across epochs), exports and evaluates it.
 
     Resumable: a backup in `<model_dir>/backup` (`backup.BackupAndRestoreFromChief`,
     written at the end of an epoch every `backup_steps` steps at least, and when
@@ -313,12 +314,7 @@ def run_training(
             worker_paths["backup"], paths["backup"], backup_steps, delete_checkpoint=not chief
         ),
         StopOnNaN(paths["backup"]),
-        ModelCheckpointWrittenWhole(
-            worker_paths["best"],
-            monitor="val_loss",
-            save_best_only=True,
-            initial_value_threshold=best_validation_loss(paths["history"]),
-        ),
+        best_model_checkpoint(model, worker_paths["best"], paths["history"]),
     ]
     callbacks += early_stopping(experiment)
     if keep_to_deadline:
@@ -398,6 +394,21 @@ def run_training(
     if tf.io.gfile.exists(paths["backup"]):
         tf.io.gfile.rmtree(paths["backup"])
     return best, thresholds
+
+
+def best_model_checkpoint(model, path: str, history_path: str) -> ModelCheckpointWrittenWhole:
+    """Keeps the epoch of the lowest validation loss (below any in `history_path`, the
+    run's earlier epochs) in `path`; the last epoch where `model`'s validation losses do
+    not compare across epochs (its `validation_loss_compares` False: two-stage
+    detectors, whose second stage's losses are over changing proposals)."""
+    if not getattr(model, "validation_loss_compares", True):
+        return ModelCheckpointWrittenWhole(path, monitor="val_loss", save_best_only=False)
+    return ModelCheckpointWrittenWhole(
+        path,
+        monitor="val_loss",
+        save_best_only=True,
+        initial_value_threshold=best_validation_loss(history_path),
+    )
 
 
 def early_stopping(experiment: ExperimentConfig) -> list:

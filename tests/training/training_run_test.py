@@ -1,5 +1,6 @@
 import dataclasses
 
+import keras
 import numpy as np
 import pytest
 import tensorflow_datasets as tfds
@@ -8,8 +9,10 @@ from defect_aux_net.config_errors import ConfigError
 from defect_aux_net.data import datasets
 from defect_aux_net.data.datasets import SplitSummary
 from defect_aux_net.experiments import ExperimentConfig
+from defect_aux_net.models.faster_rcnn import FasterRCNN
 from defect_aux_net.training.training_run import (
     TrainingData,
+    best_model_checkpoint,
     one_cycle_schedule,
     prepare_training_data,
     steps_per_pass,
@@ -110,3 +113,33 @@ def test_a_dataset_without_validation_trains_with_the_defaults_on_a_holdout(tmp_
         with pytest.raises(ValueError, match=expected) as error:
             prepare_training_data(dataclasses.replace(experiment, **{field: split}), data_dir)
         names_only(error.value, f"ExperimentConfig.{field}")
+
+
+@pytest.mark.parametrize("compares, kept_epoch", [(True, 0), (False, 2)])
+def test_the_best_model_is_the_lowest_validation_loss_where_losses_compare(
+    tmp_path, compares, kept_epoch
+):
+    # w learns y = 1 (from 0, by 0.1 a step); the validation target is y = -1, so the
+    # validation loss rises every epoch: its lowest is the first epoch's.
+    model = keras.Sequential(
+        [keras.Input((1,)), keras.layers.Dense(1, use_bias=False, kernel_initializer="zeros")]
+    )
+    model.validation_loss_compares = compares
+    model.compile(optimizer=keras.optimizers.SGD(0.1), loss="mae")
+    weights = []
+    record = keras.callbacks.LambdaCallback(
+        on_epoch_end=lambda epoch, logs: weights.append(float(model.get_weights()[0][0, 0]))
+    )
+    path = str(tmp_path / "best.keras")
+    checkpoint = best_model_checkpoint(model, path, str(tmp_path / "history.csv"))
+    x = np.ones((1, 1), np.float32)
+    model.fit(
+        x, x, validation_data=(x, -x), epochs=3, callbacks=[record, checkpoint], verbose=0
+    )
+    np.testing.assert_allclose(weights, [0.1, 0.2, 0.3], rtol=1e-6)
+    kept = keras.models.load_model(path).get_weights()[0][0, 0]
+    assert kept == pytest.approx(weights[kept_epoch], rel=1e-6)
+
+
+def test_two_stage_detectors_keep_their_last_epoch():
+    assert FasterRCNN.validation_loss_compares is False
