@@ -62,6 +62,16 @@ def applied_learning_rates(deadline, jit_compile, epochs=EPOCHS, steps_per_epoch
     return -np.diff(weights), atol, schedule, refits, len(history.history["loss"])
 
 
+def check_cycle_cut(rates, atol, total_steps, cut, new_total):
+    """Steps before `cut` ran on the cycle of `total_steps`, the rest on the cycle of
+    `new_total`, down to its end."""
+    expected = expected_rates(total_steps, range(cut)) + expected_rates(
+        new_total, range(cut, new_total)
+    )
+    np.testing.assert_allclose(rates, expected, rtol=1e-5, atol=atol)
+    assert rates[-1] == pytest.approx(1e-2 / 25 / 1e4, abs=atol)
+
+
 def expected_rates(total_steps, steps):
     return [
         float(one_cycle_value(step, total_steps, 0.3, 1e-2 / 25, 1e-2, 1e-2 / 25 / 1e4))
@@ -78,11 +88,9 @@ def test_late_epochs_shorten_the_schedule_and_the_compiled_step_follows(jit_comp
     assert schedule.total_steps == 3 * STEPS_PER_EPOCH
     (refitted, reason), = refits
     assert refitted == 3 and "10.0 s" in reason and "65 s past" in reason
-    # Steps 0-3 ran on the 20-step cycle, steps 4-5 on the 6-step one, down to its end,
-    # without the step being traced again (the keeper only assigns the variable).
-    expected = expected_rates(20, range(4)) + expected_rates(6, range(4, 6))
-    np.testing.assert_allclose(rates, expected, rtol=1e-5, atol=atol)
-    assert rates[-1] == pytest.approx(1e-2 / 25 / 1e4, abs=atol)
+    # Steps 0-3 ran on the 20-step cycle, steps 4-5 on the 6-step one, without the step
+    # being traced again (the keeper only assigns the variable).
+    check_cycle_cut(rates, atol, 20, 4, 6)
 
 
 def test_the_schedule_is_refitted_again_when_the_epochs_slow_down():
@@ -137,10 +145,7 @@ def test_a_late_last_epoch_stops_at_the_step_that_ends_in_time(jit_compile):
         "steps took 5.000 s: the last epoch would end 90 s past the budget; it stops after "
         "22 of its 40 steps"
     )
-    # Steps 0-10 on the 40-step cycle, the rest on the 22-step one, down to its end.
-    expected = expected_rates(40, range(11)) + expected_rates(22, range(11, 22))
-    np.testing.assert_allclose(rates, expected, rtol=1e-5, atol=atol)
-    assert rates[-1] == pytest.approx(1e-2 / 25 / 1e4, abs=atol)
+    check_cycle_cut(rates, atol, 40, 11, 22)  # Cut after step 10.
 
 
 def test_the_last_epoch_leaves_room_for_its_validation_and_lateness_within_five_steps():
