@@ -22,7 +22,12 @@ from defect_aux_net.data.weighted_augmentation import (
     check_operation_weights,
 )
 from defect_aux_net.models.deeplab_config import DeepLabV3PlusConfig
-from defect_aux_net.models.model_builders import DEFAULT_MODEL, MODELS, config_class, model_name
+from defect_aux_net.models.model_builders import (
+    DEFAULT_MODEL,
+    config_class,
+    model_name,
+    validation_loss_compares,
+)
 from defect_aux_net.models.segdec_config import SegDecConfig
 from defect_aux_net.preset_configs import PresetConfig
 
@@ -209,15 +214,15 @@ class ExperimentConfig(PresetConfig):
                 "ExperimentConfig.early_stopping_patience must be >= 1, got "
                 f"{self.early_stopping_patience}.",
             )
-        network = MODELS[self.model_name].model_class
-        if self.early_stopping_patience is not None and not getattr(
-            network, "validation_loss_compares", True
+        if self.early_stopping_patience is not None and not validation_loss_compares(
+            self.model
         ):
             raise ConfigError(
                 "ExperimentConfig.early_stopping_patience",
                 "ExperimentConfig.early_stopping_patience stops on the validation loss, "
-                f"and {self.model_name}'s does not compare across epochs (its second "
-                "stage's losses are over its changing proposals): leave it out.",
+                f"and {self.model_name}'s does not compare across epochs (a two-stage "
+                "detector's second stage is scored on changing proposals; segdec's "
+                "dynamic_balance reweighs its losses every epoch): leave it out.",
             )
         if not 0 < self.train_fraction <= 1:
             raise ConfigError(

@@ -63,11 +63,13 @@ class FasterRCNN(keras.Model):
       config: a `FasterRCNNConfig` (or its dict, as stored in `.keras` files).
     """
 
-    # The box head's losses are over RoIs sampled from the current RPN's proposals: as
-    # the RPN learns, more of them are foreground and the box loss grows. Two epochs'
-    # validation losses do not compare (Cascade R-CNN on NEU-DET: lowest after its first
-    # epoch, mAP@0.5 0.048), so a run keeps the last epoch (`training_run`).
-    validation_loss_compares = False
+    @staticmethod
+    def validation_loss_compares(config) -> bool:
+        """False: a run keeps its last epoch (`model_builders.validation_loss_compares`)."""
+        # The box head's losses are over RoIs sampled from the current RPN's proposals:
+        # as the RPN learns, more of them are foreground and the box loss grows (Cascade
+        # R-CNN on NEU-DET: lowest after its first epoch, mAP@0.5 0.048).
+        return False
 
     def __init__(self, config, **kwargs):
         if isinstance(config, dict):

@@ -110,6 +110,14 @@ def model_config(name: str, preset: str | None = None, **fields):
     return config_type.from_preset(preset, **fields)
 
 
+def validation_loss_compares(config) -> bool:
+    """Whether the validation losses of two epochs of the model `config` describes compare,
+    so that a run may keep the epoch of the lowest one: its class's
+    `validation_loss_compares(config)` where it has one, else True."""
+    compares = getattr(MODELS[model_name(config)].model_class, "validation_loss_compares", None)
+    return True if compares is None else compares(config)
+
+
 def build_model(config):
     """Builds the model `config` describes (a config class of `MODELS`)."""
     return MODELS[model_name(config)].model_class(config)

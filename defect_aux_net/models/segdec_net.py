@@ -136,6 +136,13 @@ class SegDecNet(keras.Model):
     # The decision head reads the segmentation logits: nothing to skip behind a gate.
     supports_gated_inference = False
 
+    @staticmethod
+    def validation_loss_compares(config) -> bool:
+        """Whether two epochs' validation losses compare: not with `dynamic_balance`,
+        which weighs the two losses differently every epoch; such a run keeps its last
+        epoch, as the reference evaluates KolektorSDD and DAGM (`USE_BEST_MODEL` off)."""
+        return not config.dynamic_balance
+
     def balance_at(self, epoch: int, epochs: int) -> list:
         """The `[segmentation, decision]` loss weights at `epoch` of `epochs`."""
         if not self.config.dynamic_balance:

@@ -23,7 +23,7 @@ from defect_aux_net.evaluation.model_evaluation import (
 )
 from defect_aux_net.experiments import ExperimentConfig
 from defect_aux_net.export.saved_model import export_saved_model
-from defect_aux_net.models.model_builders import build_model
+from defect_aux_net.models.model_builders import build_model, validation_loss_compares
 from defect_aux_net.training.backup import BackupAndRestoreFromChief
 from defect_aux_net.training.batch_norm_statistics import recompute_and_save
 from defect_aux_net.training.budget_keeper import keeper_for_run
@@ -314,7 +314,9 @@ def run_training(
             worker_paths["backup"], paths["backup"], backup_steps, delete_checkpoint=not chief
         ),
         StopOnNaN(paths["backup"]),
-        best_model_checkpoint(model, worker_paths["best"], paths["history"]),
+        best_model_checkpoint(
+            worker_paths["best"], paths["history"], validation_loss_compares(experiment.model)
+        ),
     ]
     callbacks += early_stopping(experiment)
     if keep_to_deadline:
@@ -396,12 +398,13 @@ def run_training(
     return best, thresholds
 
 
-def best_model_checkpoint(model, path: str, history_path: str) -> ModelCheckpointWrittenWhole:
+def best_model_checkpoint(
+    path: str, history_path: str, losses_compare: bool = True
+) -> ModelCheckpointWrittenWhole:
     """Keeps the epoch of the lowest validation loss (below any in `history_path`, the
-    run's earlier epochs) in `path`; the last epoch where `model`'s validation losses do
-    not compare across epochs (its `validation_loss_compares` False: two-stage
-    detectors, whose second stage's losses are over changing proposals)."""
-    if not getattr(model, "validation_loss_compares", True):
+    run's earlier epochs) in `path`; the last epoch where the validation losses do not
+    compare across epochs (`losses_compare` False: `model_builders.validation_loss_compares`)."""
+    if not losses_compare:
         return ModelCheckpointWrittenWhole(path, monitor="val_loss", save_best_only=False)
     return ModelCheckpointWrittenWhole(
         path,

@@ -12,6 +12,7 @@ from defect_aux_net.models.model_builders import (
     config_class,
     model_config,
     model_name,
+    validation_loss_compares,
 )
 from defect_aux_net.models.segdec_config import SegDecConfig
 from defect_aux_net.models.segdec_net import SegDecNet
@@ -45,3 +46,15 @@ def test_entries_sharing_a_config_class_are_told_apart_by_their_config_values(mo
     assert (model_name(narrow), model_name(wide)) == ("narrow", "wide")
     with pytest.raises(ValueError, match="SegDecConfig is the config of no model"):
         model_name(dataclasses.replace(wide, trunk_channels=(1, 2, 3)))
+
+
+def test_validation_losses_compare_unless_their_terms_change_from_epoch_to_epoch():
+    # Two-stage detectors score their second stage on the proposals of a learning RPN;
+    # segdec's dynamic balance weighs its two losses differently every epoch.
+    expected = {
+        "defect_aux_net": True, "retinanet": True, "ssd": True, "deeplabv3plus": True,
+        "resnet50": True, "faster_rcnn": False, "cascade_rcnn": False, "segdec": False,
+    }
+    assert {name: validation_loss_compares(model_config(name)) for name in expected} == expected
+    fixed = model_config("segdec", "kolektorsdd", dynamic_balance=False)
+    assert validation_loss_compares(fixed) is True

@@ -9,7 +9,6 @@ from defect_aux_net.config_errors import ConfigError
 from defect_aux_net.data import datasets
 from defect_aux_net.data.datasets import SplitSummary
 from defect_aux_net.experiments import ExperimentConfig
-from defect_aux_net.models.faster_rcnn import FasterRCNN
 from defect_aux_net.training.training_run import (
     TrainingData,
     best_model_checkpoint,
@@ -124,14 +123,13 @@ def test_the_best_model_is_the_lowest_validation_loss_where_losses_compare(
     model = keras.Sequential(
         [keras.Input((1,)), keras.layers.Dense(1, use_bias=False, kernel_initializer="zeros")]
     )
-    model.validation_loss_compares = compares
     model.compile(optimizer=keras.optimizers.SGD(0.1), loss="mae")
     weights = []
     record = keras.callbacks.LambdaCallback(
         on_epoch_end=lambda epoch, logs: weights.append(float(model.get_weights()[0][0, 0]))
     )
     path = str(tmp_path / "best.keras")
-    checkpoint = best_model_checkpoint(model, path, str(tmp_path / "history.csv"))
+    checkpoint = best_model_checkpoint(path, str(tmp_path / "history.csv"), compares)
     x = np.ones((1, 1), np.float32)
     model.fit(
         x, x, validation_data=(x, -x), epochs=3, callbacks=[record, checkpoint], verbose=0
@@ -139,7 +137,3 @@ def test_the_best_model_is_the_lowest_validation_loss_where_losses_compare(
     np.testing.assert_allclose(weights, [0.1, 0.2, 0.3], rtol=1e-6)
     kept = keras.models.load_model(path).get_weights()[0][0, 0]
     assert kept == pytest.approx(weights[kept_epoch], rel=1e-6)
-
-
-def test_two_stage_detectors_keep_their_last_epoch():
-    assert FasterRCNN.validation_loss_compares is False
