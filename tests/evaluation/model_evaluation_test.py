@@ -1,11 +1,17 @@
 import json
 
+import keras
 import numpy as np
+import pytest
 from PIL import Image
 
+from defect_aux_net.data.pipeline import InputOptions, make_dataset
 from defect_aux_net.evaluation.evaluator import Evaluator
-from defect_aux_net.evaluation.model_evaluation import write_evaluation
-from defect_aux_net.inference.postprocessing import ImageRule
+from defect_aux_net.evaluation.model_evaluation import predict_batches, write_evaluation
+from defect_aux_net.inference.postprocessing import ImageRule, decode_outputs
+from defect_aux_net.models.model_builders import build_model, model_config
+from tests.data.synthetic_fixture import synthetic_small_builder
+from tests.tolerances import assert_close, box_tolerance, float32_output_tolerance
 
 
 def filled_evaluator(tasks, image_rule=None):
@@ -63,3 +69,35 @@ def test_the_image_rule_is_written_with_the_thresholds(tmp_path):
     ]
     table = (tmp_path / "metrics_test.md").read_text()
     assert "| image_rule |" in table and "| is_defective |" in table
+
+
+@pytest.mark.parametrize("name", ["defect_aux_net", "faster_rcnn"])
+def test_traced_predictions_are_the_eager_decoding_of_each_batch(tmp_path_factory, name):
+    # Five images in batches of 4: the last batch of 1 traces the graph again.
+    builder = synthetic_small_builder(tmp_path_factory)
+    keras.utils.set_random_seed(0)
+    model = build_model(model_config(name, "small", input_shape=(128, 128, 1)))
+    split = "validation[:5]"
+    dataset = make_dataset(
+        builder, split, model.config, InputOptions(4, training=False, ground_truth=True)
+    )
+    batches = list(predict_batches(model, builder, split, 4))
+    assert [len(truth["labels"]) for truth, _ in batches] == [4, 1]
+    for (images, truth), (traced_truth, traced) in zip(dataset, batches):
+        np.testing.assert_array_equal(truth["labels"].numpy(), traced_truth["labels"])
+        eager = decode_outputs(
+            model(images, training=False), model.config, model.anchors,
+            normalize_boxes=False, check_finite=False,
+        )
+        assert set(traced) == set(eager)
+        # The same float32 sums, ordered differently in the graph (`tests/tolerances.py`);
+        # boxes are in pixels of the 128-pixel input.
+        tolerance = float32_output_tolerance()
+        for key, value in eager.items():
+            value = np.asarray(value)
+            if not np.issubdtype(value.dtype, np.floating):
+                np.testing.assert_array_equal(traced[key], value, err_msg=key)
+            elif "boxes" in key:
+                assert_close(traced[key], value, 128 * box_tolerance(tolerance), key)
+            else:
+                assert_close(traced[key], value, tolerance, key)
