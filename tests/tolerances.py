@@ -15,6 +15,7 @@ import math
 import numpy as np
 
 FLOAT32_UNIT_ROUNDOFF = 2.0**-24
+FLOAT64_UNIT_ROUNDOFF = 2.0**-53
 # bfloat16 keeps 8 significant bits.
 BFLOAT16_UNIT_ROUNDOFF = 2.0**-9
 LARGEST_SUM = 3 * 3 * 512
@@ -33,6 +34,11 @@ def float32_output_tolerance() -> float:
     probabilities move less than the logits behind them.
     """
     return MARGIN * math.sqrt(LARGEST_SUM * LAYERS) * FLOAT32_UNIT_ROUNDOFF
+
+
+def float64_output_tolerance() -> float:
+    """As `float32_output_tolerance`, for a network run in float64: about 1.5e-13."""
+    return MARGIN * math.sqrt(LARGEST_SUM * LAYERS) * FLOAT64_UNIT_ROUNDOFF
 
 
 def bfloat16_output_tolerance() -> float:

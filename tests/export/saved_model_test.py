@@ -310,9 +310,12 @@ def test_mixed_bfloat16_model_exports_float32(tmp_path):
     # Scores within a bfloat16 rounding of each other may swap places in NMS, and so
     # which of two overlapping boxes it keeps: each confident detection must be in
     # the list, anywhere, or be suppressed there by a box of its class that overlaps
-    # it by the NMS threshold (0.5) and scores as high, up to rounding.
+    # it by the NMS threshold (0.5) and scores as high, up to rounding. Moving each
+    # corner by box_tolerance moves an IoU by up to 4 box_tolerance / s, s the box's
+    # shorter side in image sides: the untrained network's boxes clipped to slivers at
+    # the border (s about 0.01) may be suppressed by any box that overlaps them.
     box_tolerance = tolerances.box_tolerance(tolerance)
-    checked = 0
+    checked = found = 0
     for image in range(len(pixels)):
         count = actual["num_detections"][image]
         actual_boxes = actual["boxes"][image, :count]
@@ -323,14 +326,17 @@ def test_mixed_bfloat16_model_exports_float32(tmp_path):
             same_class = actual["classes"][image, :count] == expected["classes"][image, row]
             close_score = np.abs(actual["scores"][image, :count] - score) <= tolerance
             same_box = np.abs(actual_boxes - box).max(axis=-1) <= box_tolerance
+            side = max(min(box[2] - box[0], box[3] - box[1]), 1e-6)
             suppressing = (
-                # Each of the four corners may move by box_tolerance.
-                (iou(actual_boxes, box) >= 0.5 - 4 * box_tolerance)
+                (iou(actual_boxes, box) >= 0.5 - 4 * box_tolerance / side)
                 & (actual["scores"][image, :count] >= score - tolerance)
             )
             assert (same_class & ((close_score & same_box) | suppressing)).any(), (image, row)
             checked += 1
+            found += (same_class & close_score & same_box).any()
     assert checked >= 10
+    # Most are in the list as they are (178 of 200 on an AVX-512 CPU with oneDNN).
+    assert found >= checked // 2
     # Mixed precision keeps float32 weights: nothing is saved in bfloat16.
     dtypes = tf.train.load_checkpoint(
         os.path.join(export_dir, "variables", "variables")
