@@ -1,12 +1,12 @@
 """A time budget instead of an epoch count: epochs fitted to the step time measured here.
 
 The one-cycle schedule needs its total steps before `fit` starts, so the step is
-measured first: a short warm-up of the real compiled training step (same model, data,
-strategy and XLA setting) on a throw-away copy of the model. Its first step holds the
-tracing and compilation, which the run pays again; the later ones give the step time.
-The epochs are what the budget leaves after the time already spent, the run's own
-compilation, and an estimate of validation, the batch-norm pass (timed in the warm-up),
-thresholds, export and test evaluation.
+measured first (`warm_up`): a short warm-up of the real compiled training step (same
+model, data, strategy and XLA setting) on a throw-away copy of the model. Its first step
+holds the tracing and compilation, which the run pays again; the later ones give the step
+time. The batch-norm pass and a prediction pass are timed the same way. The epochs are what
+the budget leaves after the time already spent, the run's own compilation, validation,
+the batch-norm pass, thresholds, export and test evaluation.
 
 The warm-up cannot see everything an epoch costs: its input batches were prepared
 while the first step compiled, and it writes no checkpoint. On 2 cores KolektorSDD's
@@ -21,43 +21,20 @@ import math
 import re
 import time
 
-import keras
-import numpy as np
 from absl import logging
 
 from defect_aux_net.config_errors import ConfigError
 from defect_aux_net.data import datasets
-from defect_aux_net.data.pipeline import distributed_dataset
-from defect_aux_net.models.model_builders import build_model
 from defect_aux_net.training import auto_recipe
 from defect_aux_net.training.auto_recipe import reuse_stored
-from defect_aux_net.training.batch_norm_statistics import (
-    batch_count,
-    recompute_batch_norm_statistics,
-    training_image_batches,
-)
-from defect_aux_net.training.one_cycle import MIN_TOTAL_STEPS, OneCycleSchedule
-from defect_aux_net.training.optimizers import make_optimizer
-from defect_aux_net.training.strategies import supports_xla
-from defect_aux_net.training.training_run import (
-    TrainingData,
-    batch_norm_input_options,
-    training_input_options,
-)
+from defect_aux_net.training.one_cycle import MIN_TOTAL_STEPS
+from defect_aux_net.training.training_run import TrainingData
+from defect_aux_net.training.warm_up import WARMUP_STEPS, StepTiming, measure_step_time
 
-# Timed steps after the first (compiling) one; their median is the step time.
-WARMUP_STEPS = 5
-# Batches of the batch-norm pass timed in the warm-up: the first holds its trace, the
-# median of the other four is robust to one slow batch.
-BATCH_NORM_TIMED_BATCHES = 5
-# A forward pass takes about a third of a training step (the backward pass about two
-# forward passes), per image: what validation, thresholds and test evaluation cost.
-FORWARD_SHARE = 1 / 3
-# Graphs traced after training starts besides the training step: validation, the
-# reloaded best model's predictions (thresholds, then test), and the export's serving
-# graph. Without gradients each is taken as half the training step's compilation.
-LATER_TRACES = 4
-TRACE_SHARE = 0.5
+# Graphs a prediction pass traces: one for its full batches and one for its last, smaller
+# batch. Validation, thresholds and test evaluation make such a pass; the export traces
+# its serving graph once.
+PASS_TRACES = 2
 
 _UNITS = {"s": 1, "m": 60, "h": 3600}
 
@@ -83,123 +60,23 @@ def parse_duration(text: str) -> float:
     return seconds
 
 
-@dataclasses.dataclass(frozen=True)
-class StepTiming:
-    """What the warm-up measured, in seconds.
-
-    Attributes:
-      compile_seconds: the first step's time beyond a step (tracing, XLA compilation,
-        filling the input pipeline).
-      step_seconds: the median of the later steps.
-      setup_seconds: building the model and the input pipeline, before the first step.
-      batch_norm_seconds: the batch-norm pass after training
-        (`batch_norm_statistics`), all of it: its input pipeline, its trace, and
-        its batches at the time of those timed.
-    """
-
-    compile_seconds: float
-    step_seconds: float
-    setup_seconds: float = 0.0
-    batch_norm_seconds: float = 0.0
-
-
-class _StepTimer(keras.callbacks.Callback):
-    def __init__(self):
-        super().__init__()
-        self.durations, self._start = [], None
-
-    def on_train_batch_begin(self, batch, logs=None):
-        self._start = time.perf_counter()
-
-    def on_train_batch_end(self, batch, logs=None):
-        self.durations.append(time.perf_counter() - self._start)
-
-
-def measure_step_time(data: TrainingData, strategy, jit_compile, steps: int = WARMUP_STEPS):
-    """The `StepTiming` of `data`'s training step: a fresh model trained `steps + 1` steps."""
-    started = time.perf_counter()
-    experiment = data.experiment
-    if jit_compile is True and not supports_xla(strategy):
-        jit_compile = False  # As run_training does.
-    train_data = distributed_dataset(
-        strategy,
-        data.builder,
-        experiment.train_split_slice,
-        experiment.model,
-        training_input_options(experiment),
-    )
-    keras.utils.set_random_seed(experiment.seed)
-    with strategy.scope():
-        model = build_model(experiment.model)
-        schedule = OneCycleSchedule(experiment.learning_rate, max(steps + 1, MIN_TOTAL_STEPS))
-        model.compile(optimizer=make_optimizer(experiment, schedule), jit_compile=jit_compile)
-        model.optimizer.build(model.trainable_variables)
-    timer = _StepTimer()
-    model.fit(train_data, epochs=1, steps_per_epoch=steps + 1, callbacks=[timer], verbose=0)
-    step = float(np.median(timer.durations[1:]))
-    setup = time.perf_counter() - started - sum(timer.durations)
-    batch_norm = _time_batch_norm_pass(data, strategy) if experiment.batch_norm_images else 0.0
-    return StepTiming(max(timer.durations[0] - step, 0.0), step, setup, batch_norm)
-
-
-def _time_batch_norm_pass(data: TrainingData, strategy) -> float:
-    """Seconds the batch-norm pass after training will take, from a pass over
-    `BATCH_NORM_TIMED_BATCHES` batches: its first batch holds the trace, the others
-    give the time per batch.
-
-    On a model of its own, built outside `strategy` as the pass's model is loaded. The
-    pass's cost is the model's, not a fixed share of its step: in training mode the
-    two-stage detectors sample proposals in the forward pass, which took them 0.68 and
-    0.81 of a training step per batch against 0.31 to 0.36 for the one-stage networks
-    (`benchmarks/README.md`).
-    """
-    experiment = data.experiment
-    model = build_model(experiment.model)
-    options = batch_norm_input_options(experiment, strategy)
-    stamps = [time.perf_counter()]
-
-    def timed(image_batches):
-        for images in image_batches:
-            stamps.append(time.perf_counter())
-            yield images
-
-    image_batches = training_image_batches(
-        data.builder, experiment.train_split_slice, experiment.model, options,
-        BATCH_NORM_TIMED_BATCHES * options.batch_size,
-    )
-    if not recompute_batch_norm_statistics(model, timed(image_batches)):
-        return 0.0  # No batch norm: the pass reads nothing.
-    stamps.append(time.perf_counter())
-    # From each batch's arrival to the next's: its forward pass and the next's input.
-    durations = np.diff(stamps[1:])
-    per_batch = float(np.median(durations[1:])) if len(durations) > 1 else durations[0]
-    batches = batch_count(experiment.batch_norm_images, options.batch_size)
-    logging.info(
-        "Time budget: batch-norm pass timed: %.1f s to the first batch, %.1f s for it "
-        "(tracing), then %.2f s per batch; %d batches", stamps[1] - stamps[0],
-        durations[0], per_batch, batches,
-    )
-    return float(stamps[1] - stamps[0] + durations[0] + (batches - 1) * per_batch)
-
-
 def epochs_for_budget(
     budget: float,
     elapsed: float,
     timing: StepTiming,
     pass_steps: int,
-    batch_size: int,
     validation_examples: int,
     test_examples: int,
 ) -> tuple:
     """`(epochs, passes_per_epoch, reason)`: the training that ends within `budget`.
 
-    Estimate, in seconds: the run builds its model and input pipeline again
-    (`setup_seconds`), compiles its step again (`compile_seconds`) and `LATER_TRACES`
-    inference graphs (`TRACE_SHARE` of that each); a pass is `pass_steps` steps, and
-    each epoch ends with a forward pass (`FORWARD_SHARE` of a step, per image) over the
-    validation split; after training, the batch-norm pass (`batch_norm_seconds`),
-    then thresholds and test evaluation make one more forward pass over the validation
-    and test splits.
+    Estimate, in seconds, from the warm-up's `timing`: the run builds its model and input
+    pipeline again (`setup_seconds`) and compiles its step again (`compile_seconds`); a
+    pass is `pass_steps` steps, and each epoch ends with a prediction pass over the
+    validation split (`image_seconds` an image); after training, the batch-norm pass
+    (`batch_norm_seconds`), then thresholds and test evaluation make one more prediction
+    pass over the validation and test splits. Each prediction pass traces `PASS_TRACES`
+    graphs, the export one (`trace_seconds` each).
 
     The epochs are the whole passes (each with its validation) that fit, at least one;
     the time left over is spread over their steps, so an epoch is a little more than a
@@ -207,11 +84,13 @@ def epochs_for_budget(
     pass unused: one of two affordable passes of Faster R-CNN on NEU-DET at 12 minutes
     (`benchmarks/README.md`). At least `MIN_TOTAL_STEPS` steps in all.
     """
-    forward = _forward_seconds(timing, batch_size)
-    after, later_traces = _after_epochs(timing, batch_size, validation_examples, test_examples)
+    after, later_traces = _after_epochs(timing, validation_examples, test_examples)
     # The training step and validation are traced before the epochs' time is measured.
-    traces = timing.setup_seconds + timing.compile_seconds * (1 + TRACE_SHARE) + later_traces
-    validation = validation_examples * forward
+    traces = (
+        timing.setup_seconds + timing.compile_seconds + PASS_TRACES * timing.trace_seconds
+        + later_traces
+    )
+    validation = validation_examples * timing.image_seconds
     one_pass = pass_steps * timing.step_seconds + validation
     left = budget - elapsed - traces - after
     epochs = max(int(left // one_pass), 1)
@@ -284,6 +163,8 @@ def fit_epochs_to_budget(
         "compile_seconds": round(timing.compile_seconds, 1),
         "setup_seconds": round(timing.setup_seconds, 1),
         "batch_norm_seconds": round(timing.batch_norm_seconds, 1),
+        "image_seconds": round(timing.image_seconds, 4),
+        "trace_seconds": round(timing.trace_seconds, 1),
     }
     experiment = data.experiment
     length = {"value": passes, "reason": f"the time budget's: {epochs} epoch(s), see epochs"}
@@ -296,15 +177,12 @@ def fit_epochs_to_budget(
     data = auto_recipe.augment_for_epochs(dataclasses.replace(data, experiment=experiment))
     experiment = data.experiment
     validation, test = _split_sizes(data)
-    deadline = training_deadline(
-        experiment.time_budget, started, timing, experiment.batch_size, validation, test
-    )
-    forward = _forward_seconds(timing, experiment.batch_size)
+    deadline = training_deadline(experiment.time_budget, started, timing, validation, test)
     return dataclasses.replace(
         data,
         experiment=experiment,
         deadline=deadline,
-        validation_seconds=validation * forward + timing.compile_seconds * TRACE_SHARE,
+        validation_seconds=validation * timing.image_seconds + PASS_TRACES * timing.trace_seconds,
     )
 
 
@@ -312,31 +190,22 @@ def training_deadline(
     budget: float,
     started: float,
     timing: StepTiming,
-    batch_size: int,
     validation_examples: int,
     test_examples: int,
 ) -> float:
     """When the epochs should end: `started + budget` less what follows them, estimated
     as `epochs_for_budget` does."""
-    return started + budget - sum(
-        _after_epochs(timing, batch_size, validation_examples, test_examples)
-    )
+    return started + budget - sum(_after_epochs(timing, validation_examples, test_examples))
 
 
-def _after_epochs(timing: StepTiming, batch_size, validation_examples, test_examples):
+def _after_epochs(timing: StepTiming, validation_examples, test_examples):
     """`(evaluation, traces)`: seconds of what follows the epochs, the batch-norm pass,
-    thresholds and test evaluation, and the graphs traced then (`LATER_TRACES` but
-    validation's)."""
-    forward = _forward_seconds(timing, batch_size)
+    thresholds and test evaluation, and the graphs traced then: theirs and the export's."""
+    passes = 2 if test_examples else 1
     return (
-        timing.batch_norm_seconds + (validation_examples + test_examples) * forward,
-        timing.compile_seconds * (LATER_TRACES - 1) * TRACE_SHARE,
+        timing.batch_norm_seconds + (validation_examples + test_examples) * timing.image_seconds,
+        (passes * PASS_TRACES + 1) * timing.trace_seconds,
     )
-
-
-def _forward_seconds(timing: StepTiming, batch_size: int) -> float:
-    """Seconds of one image's forward pass (`FORWARD_SHARE` of its share of a step)."""
-    return timing.step_seconds / batch_size * FORWARD_SHARE
 
 
 def _warm_up(data: TrainingData, strategy, jit_compile) -> StepTiming:
@@ -344,8 +213,10 @@ def _warm_up(data: TrainingData, strategy, jit_compile) -> StepTiming:
     timing = measure_step_time(data, strategy, jit_compile)
     logging.info(
         "Time budget: warm-up of %d steps in %.1f s: step %.3f s, compilation %.1f s, "
-        "set-up %.1f s", WARMUP_STEPS + 1, time.monotonic() - started,
-        timing.step_seconds, timing.compile_seconds, timing.setup_seconds,
+        "set-up %.1f s; prediction %.3f s an image, its trace %.1f s",
+        WARMUP_STEPS + 1, time.monotonic() - started, timing.step_seconds,
+        timing.compile_seconds, timing.setup_seconds, timing.image_seconds,
+        timing.trace_seconds,
     )
     return timing
 
@@ -367,6 +238,5 @@ def _budget_epochs(data: TrainingData, timing: StepTiming, started: float) -> tu
         time.monotonic() - started,
         timing,
         data.train_steps,
-        experiment.batch_size,
         *_split_sizes(data),
     )

@@ -35,8 +35,10 @@ def test_the_default_recipe_and_budget_are_recorded_and_a_rerun_keeps_them(
     epochs = recipe["epochs"]
     assert config["epochs"] == epochs["value"] == 1
     assert epochs["step_seconds"] > 0 and "per pass (9 steps of" in epochs["reason"]
-    # The batch-norm pass after training was timed in the warm-up.
+    # The batch-norm pass and a prediction pass were timed in the warm-up.
     assert epochs["batch_norm_seconds"] > 0
+    assert epochs["image_seconds"] > 0 and epochs["trace_seconds"] >= 0
+    assert "Time budget: prediction pass timed" in result.stderr
     # One-cycle's 4 steps, fewer than the pass's 72 / 8 = 9.
     assert "the budget is too short: 4 steps, the fewest possible" in epochs["reason"]
     passes = recipe["passes_per_epoch"]

@@ -19,8 +19,9 @@ from defect_aux_net.training.auto_recipe import (
     starting_model,
     write_range_test_plot,
 )
-from defect_aux_net.training.time_budget import StepTiming, fit_epochs_to_budget
+from defect_aux_net.training.time_budget import fit_epochs_to_budget
 from defect_aux_net.training.training_run import TrainingData, prepare_training_data
+from defect_aux_net.training.warm_up import StepTiming
 from tests.data.synthetic_fixture import NAME, synthetic_small_builder
 
 
