@@ -152,7 +152,7 @@ class SegDecNet(keras.Model):
     def fit(self, x=None, y=None, batch_size=None, epochs=1, verbose="auto", callbacks=None,
             **kwargs):
         """`keras.Model.fit` with the per-epoch loss balance over `epochs` set first."""
-        callbacks = [LossBalanceSchedule(epochs), *(callbacks or [])]
+        callbacks = [LossBalanceSchedule(), *(callbacks or [])]
         return super().fit(
             x, y, batch_size=batch_size, epochs=epochs, verbose=verbose, callbacks=callbacks,
             **kwargs,
@@ -192,17 +192,16 @@ class SegDecNet(keras.Model):
 
 
 class LossBalanceSchedule(keras.callbacks.Callback):
-    """Sets a `SegDecNet`'s loss balance at the start of each epoch of a run of `epochs`.
+    """Sets a `SegDecNet`'s loss balance at the start of each epoch of `fit`'s run.
 
-    Epoch numbers are the run's (a resumed run starts at its `initial_epoch`).
+    Epoch numbers are the run's (a resumed run starts at its `initial_epoch`). The run's
+    length is read from `fit`'s params at each epoch, which the time budget's keeper
+    shortens when the epochs are slower than planned: the last epoch trained is then
+    still weighed as the last.
     """
 
-    def __init__(self, epochs: int):
-        super().__init__()
-        self.epochs = epochs
-
     def on_epoch_begin(self, epoch, logs=None):
-        self.model.loss_balance.assign(self.model.balance_at(epoch, self.epochs))
+        self.model.loss_balance.assign(self.model.balance_at(epoch, self.params["epochs"]))
 
 
 def build_segdec_net(config: SegDecConfig) -> SegDecNet:

@@ -161,6 +161,9 @@ class KeepToTimeBudget(keras.callbacks.Callback):
         logging.warning("Time budget: %s.", reason)
         self.refits += 1
         self.epochs = epochs
+        # `fit`'s callbacks share one params dict: those that read the run's length (the
+        # progress bar, SegDecNet's loss balance) follow the re-fit.
+        self.params["epochs"] = epochs
         if more > 0:
             self.schedule.total_steps = epochs * self.steps_per_epoch
         if self.on_refit is not None:

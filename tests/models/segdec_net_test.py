@@ -7,7 +7,9 @@ import tensorflow as tf
 
 from defect_aux_net.losses.segdec import decision_loss, segmentation_loss
 from defect_aux_net.models.segdec_config import SegDecConfig
-from defect_aux_net.models.segdec_net import SegDecNet
+from defect_aux_net.models.segdec_net import LossBalanceSchedule, SegDecNet
+from defect_aux_net.training.budget_keeper import KeepToTimeBudget
+from defect_aux_net.training.one_cycle import OneCycleSchedule
 from tests.tolerances import assert_close, float32_output_tolerance, float64_output_tolerance
 
 CONFIG = SegDecConfig.from_preset(
@@ -120,6 +122,31 @@ def test_training_steps_follow_the_loss_balance():
         logs["loss"], 0.5 * logs["segmentation_loss"] + 0.25 * logs["classification_loss"],
         rtol=1e-5,
     )
+
+
+def test_the_loss_balance_follows_a_run_the_time_budget_cuts_short():
+    model = SegDecNet(CONFIG)
+    # The clock of budget_keeper_test's re-fits: 20 planned epochs of 10 steps become 14
+    # after the second epoch and 10 after the fourth; the later ones (15 s each) keep 10.
+    schedule = OneCycleSchedule(1e-3, 200)
+    schedule.hold_total_steps_in_variable()
+    times = [0, 20, 20, 30, 30, 40, 40, 60, 60, 80]
+    times += [80 + 15 * (i // 2 + i % 2) for i in range(10)]
+    keeper = KeepToTimeBudget(schedule, 10, deadline=150.0, clock=iter(times).__next__)
+    callbacks = keras.callbacks.CallbackList(
+        [LossBalanceSchedule(), keeper], model=model, epochs=20
+    )
+    callbacks.on_train_begin()
+    seen = []
+    for epoch in range(10):
+        callbacks.on_epoch_begin(epoch)
+        seen.append(np.array(model.loss_balance))
+        callbacks.on_epoch_end(epoch)
+    assert keeper.refits == 2 and model.stop_training
+    # (1 - e / N, delta e / N) at 0-based epoch e, delta 0.5: N = 20, 20, 14, 14, then 10.
+    planned = [20] * 2 + [14] * 2 + [10] * 6
+    expected = [[1 - e / n, 0.5 * e / n] for e, n in zip(range(10), planned)]
+    np.testing.assert_allclose(seen, expected, rtol=1e-6)
 
 
 def loss_gradients(model, images, targets, weights):
