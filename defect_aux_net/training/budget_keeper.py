@@ -161,8 +161,8 @@ class KeepToTimeBudget(keras.callbacks.Callback):
         logging.warning("Time budget: %s.", reason)
         self.refits += 1
         self.epochs = epochs
-        # `fit`'s callbacks share one params dict: those that read the run's length (the
-        # progress bar, SegDecNet's loss balance) follow the re-fit.
+        # `fit`'s callbacks share one params dict: those that read the run's length from
+        # it as they go (SegDecNet's loss balance) follow the re-fit.
         self.params["epochs"] = epochs
         if more > 0:
             self.schedule.total_steps = epochs * self.steps_per_epoch
