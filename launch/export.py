@@ -14,8 +14,9 @@ bfloat16 (fast on CPUs with AVX512_BF16 or AMX, and on TPUs and GPUs).
 ONNX, LiteRT and OpenVINO (`pip install -e ".[export]"`) hold the model from the
 prepared image to its raw outputs; `defect_aux_net.Predictor` loads them and does
 preprocessing and decoding. They go to `<model_dir>/export_<format>` (float32) or
-`<model_dir>/export_<format>_int8`; INT8 (LiteRT, OpenVINO) is calibrated on
-images of the run's training split.
+`<model_dir>/export_<format>_<precision>`; INT8 (LiteRT, OpenVINO) is calibrated on
+images of the run's training split; OpenVINO's bfloat16 is its float32 model, run in
+bfloat16 where the CPU has AVX512_BF16 or AMX.
 """
 
 import os
@@ -34,14 +35,15 @@ EXPORT_DIR = flags.DEFINE_string(
     "export_dir",
     None,
     "A new folder; default: <model_dir>/export/<next version> for SavedModels, "
-    "<model_dir>/export_<format>[_int8] for the others.",
+    "<model_dir>/export_<format>[_<precision>] for the others.",
 )
 FORMAT = flags.DEFINE_enum("format", "saved_model", FORMATS, "What to export to.")
 PRECISION = flags.DEFINE_enum(
     "precision",
     "float32",
     ("float32", "bfloat16", "int8"),
-    "bfloat16: SavedModels; int8: litert and openvino, calibrated on the training split.",
+    "bfloat16: saved_model and openvino; int8: litert and openvino, calibrated on the "
+    "training split.",
 )
 DATA_DIR = flags.DEFINE_string(
     "data_dir", None, "TFDS data_dir of the run's dataset (for --precision=int8)."
@@ -54,9 +56,8 @@ SCORE_THRESHOLD = flags.DEFINE_float("score_threshold", 0.05, "Minimum box score
 IOU_THRESHOLD = flags.DEFINE_float("iou_threshold", 0.5, "NMS IoU threshold.")
 flags.register_validator(
     "precision",
-    lambda precision: precision != "bfloat16" or flags.FLAGS.format == "saved_model",
-    message="--precision=bfloat16 is for --format=saved_model (OpenVINO runs its float32 "
-    "export in bfloat16 by itself where the CPU has it).",
+    lambda precision: precision != "bfloat16" or flags.FLAGS.format in ("saved_model", "openvino"),
+    message="--precision=bfloat16 is for --format=saved_model or --format=openvino.",
 )
 flags.register_validator(
     "precision",
@@ -70,7 +71,7 @@ def default_export_dir(model_dir: str) -> str:
 
     if FORMAT.value == "saved_model":
         return run_files.next_export_dir(run_files.model_dir_paths(model_dir)["export"])
-    suffix = "_int8" if PRECISION.value == "int8" else ""
+    suffix = "" if PRECISION.value == "float32" else f"_{PRECISION.value}"
     return os.path.join(model_dir, f"export_{FORMAT.value}{suffix}")
 
 

@@ -28,14 +28,18 @@ tolerances) for all three.
 | -------- | ------------ | --------------- | --------------------------------------- |
 | onnx     | model.onnx   | float32         | onnxruntime                             |
 | litert   | model.tflite | float32, int8   | ai_edge_litert.interpreter.Interpreter  |
-| openvino | model.xml+bin| float32, int8   | openvino.Core (f32 hint: see below)     |
+| openvino | model.xml+bin| float32, bfloat16, int8 | openvino.Core (precision hint: below) |
 
 Faster and Cascade R-CNN (`detection_outputs` "decoded_boxes"): onnx and litert,
 float32 only; LiteRT runs them without its XNNPACK delegate (`edge_runtimes`), and
 OpenVINO is refused (`export_edge_model` says why).
 
 OpenVINO's CPU plugin runs a float32 IR in bfloat16 on CPUs with AVX512_BF16 or
-AMX unless told `INFERENCE_PRECISION_HINT=f32`; `edge_runtimes` asks for f32.
+AMX unless told `INFERENCE_PRECISION_HINT=f32`. A "bfloat16" OpenVINO export is the
+same float32 IR, marked so in `edge_export.json`: `edge_runtimes` runs it with the bf16
+hint where the CPU has bfloat16 instructions (float32 elsewhere) and every other export
+with f32. Converted once at load time, OpenVINO's bfloat16 is what TensorFlow's
+`mixed_bfloat16` is not at batch 1: faster than its float32 (`benchmarks/README.md`).
 
 INT8 is post-training quantisation of weights and activations, calibrated on
 prepared images (`calibration_images`, e.g. 100-300 from the training split); see
@@ -66,7 +70,11 @@ MODEL_FILES = {
     "litert": ("model.tflite",),
     "openvino": ("model.xml", "model.bin"),
 }
-PRECISIONS = {"onnx": ("float32",), "litert": ("float32", "int8"), "openvino": ("float32", "int8")}
+PRECISIONS = {
+    "onnx": ("float32",),
+    "litert": ("float32", "int8"),
+    "openvino": ("float32", "bfloat16", "int8"),
+}
 ANCHORS_FILE = "anchors.npy"
 # Supported by tf2onnx 1.17 and by onnxruntime >= 1.13.
 ONNX_OPSET = 17
@@ -89,7 +97,7 @@ def export_edge_model(
         exported from a float32 copy with the same weights).
       export_dir: folder to write, which must not exist yet (local or `gs://`).
       format: "onnx", "litert" or "openvino".
-      precision: "float32" or, for litert and openvino, "int8".
+      precision: "float32"; for litert and openvino "int8"; for openvino "bfloat16".
       calibration_images: for int8 only: an iterable of float32 `[b, H, W, C]`
         batches in [0, 1], prepared as the model takes them (`prepare_image`).
 
@@ -168,8 +176,8 @@ def _check_arguments(format, precision, calibration_images):
     if precision not in PRECISIONS[format]:
         raise ValueError(
             f"precision {precision!r} is not offered for format {format!r}: it takes "
-            f"{list(PRECISIONS[format])} (INT8: litert or openvino; bfloat16: a SavedModel, "
-            "or OpenVINO's float32 IR, which its CPU plugin runs in bfloat16 where the CPU has it)."
+            f"{list(PRECISIONS[format])} (INT8: litert or openvino; bfloat16: openvino or a "
+            "SavedModel)."
         )
     if precision == "int8" and calibration_images is None:
         raise ValueError(

@@ -61,15 +61,19 @@ class EdgeModel:
         return {name: np.asarray(outputs[name], np.float32) for name in self.metadata["outputs"]}
 
 
-def load_edge_model(export_dir, threads: int = 0, openvino_precision: str = "f32") -> EdgeModel:
+def load_edge_model(
+    export_dir, threads: int = 0, openvino_precision: str | None = None
+) -> EdgeModel:
     """Loads an `edge_formats` export folder with its format's runtime.
 
     Args:
       export_dir: a local folder written by `export_edge_model`.
       threads: CPU threads the runtime may use; 0 for its default.
       openvino_precision: OpenVINO's `INFERENCE_PRECISION_HINT` for the layers
-        that are not int8: "f32" (as exported) or "bf16" (faster where the CPU has
-        AVX512_BF16 or AMX, and its default there).
+        that are not int8: "f32" or "bf16" (faster where the CPU has AVX512_BF16 or
+        AMX). None: the export's own, "bf16" for a "bfloat16" export on a CPU that
+        has bfloat16 instructions, "f32" otherwise (`EdgeModel.metadata`'s
+        `inference_precision` says which ran).
 
     Raises:
       FileNotFoundError: no `edge_export.json` in `export_dir`.
@@ -84,14 +88,26 @@ def load_edge_model(export_dir, threads: int = 0, openvino_precision: str = "f32
         metadata = json.load(file)
     model_path = os.path.join(export_dir, metadata["model_files"][0])
     runners = {"onnx": _onnx_runner, "litert": _litert_runner, "openvino": _openvino_runner}
-    run = runners[metadata["format"]](model_path, threads, openvino_precision, metadata)
+    if metadata["format"] == "openvino":
+        metadata["inference_precision"] = openvino_precision or _openvino_default(metadata)
+    run = runners[metadata["format"]](model_path, threads, metadata)
     anchors = None
     if metadata.get("anchors"):
         anchors = np.load(os.path.join(export_dir, metadata["anchors"]))
     return EdgeModel(export_dir, run, metadata, anchors)
 
 
-def _onnx_runner(path, threads, *_):
+def _openvino_default(metadata) -> str:
+    if metadata["precision"] != "bfloat16":
+        return "f32"
+    import openvino
+
+    # Without bfloat16 instructions the plugin would emulate them, slower than float32.
+    capabilities = openvino.Core().get_property("CPU", "OPTIMIZATION_CAPABILITIES")
+    return "bf16" if "BF16" in capabilities else "f32"
+
+
+def _onnx_runner(path, threads, _):
     import onnxruntime
 
     options = onnxruntime.SessionOptions()
@@ -107,7 +123,7 @@ def _onnx_runner(path, threads, *_):
     return run
 
 
-def _litert_runner(path, threads, _, metadata):
+def _litert_runner(path, threads, metadata):
     from ai_edge_litert.interpreter import Interpreter, OpResolverType
 
     resolver = OpResolverType.AUTO
@@ -123,10 +139,10 @@ def _litert_runner(path, threads, _, metadata):
     return lambda images: runner(**{input_name: images})
 
 
-def _openvino_runner(path, threads, precision, _):
+def _openvino_runner(path, threads, metadata):
     import openvino
 
-    config = {"INFERENCE_PRECISION_HINT": precision}
+    config = {"INFERENCE_PRECISION_HINT": metadata["inference_precision"]}
     if threads:
         config["INFERENCE_NUM_THREADS"] = threads
     compiled = openvino.Core().compile_model(path, "CPU", config)

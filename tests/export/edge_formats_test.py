@@ -53,6 +53,7 @@ try:
 except ValueError as error:
     results["wrong_shape_error"] = np.array(str(error))
 results["anchors"] = model.anchors
+results["inference_precision"] = np.array(model.metadata.get("inference_precision", ""))
 assert "tensorflow" not in sys.modules and "keras" not in sys.modules, "imports TF"
 np.savez(f"{work_dir}/results.npz", **results)
 """
@@ -86,6 +87,16 @@ def run_in_fresh_process(export_dir, work_dir, images):
         return dict(results)
 
 
+def cpu_has_bfloat16() -> bool:
+    """Whether this x86 CPU has bfloat16 instructions (its flags in /proc/cpuinfo)."""
+    try:
+        with open("/proc/cpuinfo") as file:
+            flags = file.read()
+    except OSError:
+        return False
+    return "avx512_bf16" in flags or "amx_bf16" in flags
+
+
 def decoded(outputs, model):
     """Probabilities, masks and decoded detections, as `assert_outputs_match` compares them."""
     height, width = model.config.input_shape[:2]
@@ -113,6 +124,7 @@ def slow_case(format, precision, seconds, *marks):
         slow_case("litert", "float32", 40),
         slow_case("litert", "int8", 45, pytest.mark.extended),
         slow_case("openvino", "float32", 25),
+        slow_case("openvino", "bfloat16", 25),
         slow_case("openvino", "int8", 40, pytest.mark.extended),
     ],
 )
@@ -143,6 +155,19 @@ def test_export_runs_in_its_runtime_like_the_keras_model(
         # Decoded the same way, the boxes agree within box_tolerance; NMS keeps the
         # same boxes in the same order.
         assert_outputs_match(decoded(results, model), decoded(expected, model))
+    elif precision == "bfloat16":
+        # The float32 IR, run with the bf16 hint where the CPU has bfloat16 instructions.
+        ran_bf16 = cpu_has_bfloat16()
+        assert str(results["inference_precision"]) == ("bf16" if ran_bf16 else "f32")
+        tolerance = tolerances.bfloat16_output_tolerance()
+        for name in PROBABILITIES:
+            tolerances.assert_close(results[name], expected[name], tolerance, name)
+        for name in LOGITS:
+            mean_change = np.abs(results[name] - expected[name]).mean()
+            assert mean_change <= tolerance, (name, mean_change)
+        largest = max(np.abs(results[name] - expected[name]).max() for name in expected)
+        # Beyond float32 rounding where bfloat16 ran, within it elsewhere.
+        assert (largest > tolerances.float32_output_tolerance()) == ran_bf16, largest
     else:
         for name in PROBABILITIES:
             tolerances.assert_close(results[name], expected[name], INT8_PROBABILITY_TOLERANCE, name)
@@ -181,7 +206,7 @@ def test_mixed_bfloat16_model_is_exported_from_a_float32_copy(model, images):
     [
         ("tflite", "float32", None, "format must be one of ['litert', 'onnx', 'openvino'], got"),
         ("onnx", "int8", [], "precision 'int8' is not offered for format 'onnx'"),
-        ("openvino", "bfloat16", None, "precision 'bfloat16' is not offered"),
+        ("onnx", "bfloat16", None, "precision 'bfloat16' is not offered for format 'onnx'"),
         ("litert", "int8", None, "precision 'int8' needs calibration_images"),
         ("litert", "float32", [np.zeros((1, 64, 64, 3))], "calibration_images are for"),
         ("litert", "int8", [], "calibration_images holds no image"),

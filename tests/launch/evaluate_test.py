@@ -146,10 +146,42 @@ def test_export_bfloat16_saved_model_computes_in_bfloat16(trained_run, tmp_path)
     assert not np.array_equal(bfloat16["masks"].numpy(), float32["masks"].numpy())
 
 
-def test_export_int8_for_a_format_without_it_names_the_flags(trained_run):
+@pytest.mark.slow(seconds=40)
+def test_export_bfloat16_openvino_runs_in_the_predictor_as_the_saved_model(
+    trained_run, tmp_path
+):
+    pytest.importorskip("openvino")
+    from defect_aux_net import Predictor
+
+    model_dir = copy_of_run(trained_run[0], tmp_path)
+    check_success(run_launch("export", f"--model_dir={model_dir}", "--format=openvino",
+                             "--precision=bfloat16"))
+    export_dir = os.path.join(model_dir, "export_openvino_bfloat16")
+    metadata = json.load(open(os.path.join(export_dir, "edge_export.json")))
+    assert metadata["precision"] == "bfloat16"
+    images = list(np.random.default_rng(1).integers(0, 255, (3, 70, 90, 3), np.uint8))
+    bfloat16 = Predictor.load(export_dir)(images)
+    saved_model = Predictor.load(os.path.join(model_dir, "export", "1"))(images)
+    tolerance = tolerances.bfloat16_output_tolerance()
+    for rounded, reference in zip(bfloat16, saved_model):
+        for name, probability in reference.probabilities.items():
+            assert abs(rounded.probabilities[name] - probability) <= tolerance
+
+
+@pytest.mark.parametrize(
+    "format, precision, message",
+    [
+        ("onnx", "int8", "--precision=int8 is for --format=litert or --format=openvino"),
+        ("litert", "bfloat16", "--precision=bfloat16 is for --format=saved_model or "
+         "--format=openvino"),
+    ],
+)
+def test_export_precision_for_a_format_without_it_names_the_flags(
+    trained_run, format, precision, message
+):
     result = run_launch(
-        "export", f"--model_dir={trained_run[0]}", "--format=onnx", "--precision=int8",
-        timeout=120,
+        "export", f"--model_dir={trained_run[0]}", f"--format={format}",
+        f"--precision={precision}", timeout=120,
     )
     assert result.returncode == 1
-    assert "--precision=int8 is for --format=litert or --format=openvino" in result.stderr
+    assert message in result.stderr
