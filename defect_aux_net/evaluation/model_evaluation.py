@@ -4,6 +4,7 @@ import dataclasses
 import os
 from typing import Iterator, Sequence
 
+import keras
 import numpy as np
 import tensorflow as tf
 
@@ -44,8 +45,10 @@ def predict_batches(model, builder, split: str, batch_size: int) -> Iterator[tup
 
     # One traced graph of the forward pass and the decoding (the last, smaller batch
     # traces once more): run eagerly, op by op, a pass over NEU-DET's 360 val images
-    # took 1.7x to 2x as long, traces included (`benchmarks/README.md`).
-    predict = tf.function(predict, reduce_retracing=True, autograph=False)
+    # took 1.7x to 2x as long, traces included (`benchmarks/README.md`). Not an export
+    # run by its own runtime (`precision_comparison.ExportedModel`): numpy, untraceable.
+    if isinstance(model, keras.Model):
+        predict = tf.function(predict, reduce_retracing=True, autograph=False)
     for images, ground_truth in dataset:
         predictions = predict(images)
         yield (

@@ -101,3 +101,24 @@ def test_traced_predictions_are_the_eager_decoding_of_each_batch(tmp_path_factor
                 assert_close(traced[key], value, 128 * box_tolerance(tolerance), key)
             else:
                 assert_close(traced[key], value, tolerance, key)
+
+
+def test_a_model_run_outside_tensorflow_is_predicted_eagerly(tmp_path_factory):
+    # An export run by its own runtime (`precision_comparison.ExportedModel`) takes numpy
+    # arrays, which a traced graph cannot give it.
+    builder = synthetic_small_builder(tmp_path_factory)
+    keras.utils.set_random_seed(0)
+    model = build_model(model_config("defect_aux_net", "small", input_shape=(128, 128, 1)))
+
+    class NumpyModel:
+        config, anchors = model.config, model.anchors
+
+        def __call__(self, images, training=False):
+            return {k: np.asarray(v) for k, v in model(np.asarray(images), training=training).items()}
+
+    split = "validation[:5]"
+    for (_, eager), (_, traced) in zip(
+        predict_batches(NumpyModel(), builder, split, 4), predict_batches(model, builder, split, 4)
+    ):
+        assert set(eager) == set(traced)
+        assert_close(eager["probabilities"], traced["probabilities"], float32_output_tolerance())
