@@ -165,14 +165,16 @@ def test_a_summed_batch_steps_as_the_reference_accumulating_one_image_at_a_time(
     # AVX-512 CPU with oneDNN, in float32), the gradients behind it differ by that
     # pixel's whole gradient, not by a rounding. float64 makes such a tie 2^29 times
     # less likely; the convention checked does not depend on the precision.
-    floatx = keras.config.floatx()
-    keras.config.set_floatx("float64")
+    # The dtype policy, not floatx: a policy set by another test overrides floatx.
+    policy = keras.config.dtype_policy()
+    keras.config.set_dtype_policy("float64")
     try:
         keras.utils.set_random_seed(2)
         model = SegDecNet(dataclasses.replace(CONFIG, batch_reduction="sum"))
         mean_model = SegDecNet(CONFIG)
     finally:
-        keras.config.set_floatx(floatx)
+        keras.config.set_dtype_policy(policy)
+    assert model.trainable_weights[0].dtype == "float64"
     model.loss_balance.assign([0.5, 0.25])
     images, targets, weights = batch(size=3, seed=3)
     weights["segmentation"] = np.array([1.0, 0.0, 1.0], np.float32)
