@@ -54,8 +54,9 @@ class StepTiming:
         its batches at the time of those timed.
       image_seconds: one image's prediction (forward pass, decoding, reading it back),
         as validation, thresholds and test evaluation make them.
-      trace_seconds: tracing and first running a prediction graph, as validation,
-        thresholds, test evaluation and the export each do once.
+      trace_seconds: tracing and first running a prediction graph: validation,
+        thresholds and test evaluation each trace one for their full batches and one
+        for their last, smaller batch; the export traces its serving graph.
     """
 
     compile_seconds: float
