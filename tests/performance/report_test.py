@@ -135,6 +135,7 @@ def test_precision_targets_and_table():
     assert checked["bfloat16 speed-up over float32"] is False
     assert checked["bfloat16: largest change of a test metric"] is True
     assert "INT8 (OpenVINO) speed-up over float32" not in checked  # Not measured.
+    assert "bfloat16 (OpenVINO) speed-up over float32" not in checked
     markdown = benchmark_markdown(results)
     assert "## Precision: neu_det validation, 192x192, batch 1" in markdown
     assert "CPU: Test CPU; flags: avx512f amx_bf16." in markdown
@@ -142,3 +143,17 @@ def test_precision_targets_and_table():
     assert (
         "| bfloat16 | 0.9050 (+0.0050) | classification/per_class/pit/f1 -0.0200 |" in markdown
     )
+
+
+def test_the_openvino_bfloat16_export_is_judged_by_the_bfloat16_targets():
+    precision = {
+        "speedup": {"float32": 1.0, "bfloat16": 1.01, "openvino_bfloat16": 2.17},
+        "max_metric_change": {"float32": 0.0, "bfloat16": 0.001, "openvino_bfloat16": 0.012},
+    }
+    checked = {name: met for name, _, _, met in check_targets({"precision": precision})}
+    assert checked == {
+        "bfloat16 speed-up over float32": False,
+        "bfloat16: largest change of a test metric": True,
+        "bfloat16 (OpenVINO) speed-up over float32": True,
+        "bfloat16 (OpenVINO): largest change of a test metric": False,
+    }
