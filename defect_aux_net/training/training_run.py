@@ -8,6 +8,7 @@ import dataclasses
 import math
 import os
 import sys
+import warnings
 
 import keras
 import tensorflow as tf
@@ -197,6 +198,20 @@ def one_cycle_schedule(data: TrainingData) -> OneCycleSchedule:
         ) from error
 
 
+def fit(model: keras.Model, train_data, **kwargs):
+    """`model.fit(train_data, **kwargs)` without the warning that the input "ran out of data;
+    interrupting training".
+
+    Keras gives it at the end of the first validation pass over a split whose size tf.data
+    cannot tell (a holdout of train, drawn by a filter), then counts its batches and reads
+    them all in every epoch. Our training data repeat, so there it means nothing and would
+    only alarm.
+    """
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", "Your input ran out of data", UserWarning)
+        return model.fit(train_data, **kwargs)
+
+
 def run_training(
     data: TrainingData,
     schedule: OneCycleSchedule,
@@ -336,7 +351,8 @@ def run_training(
         ]
     if verbose is None:  # A progress bar on a terminal, a line per epoch in log files.
         verbose = 1 if sys.stdout.isatty() else 2
-    model.fit(
+    fit(
+        model,
         train_data,
         epochs=experiment.epochs,
         steps_per_epoch=train_steps,

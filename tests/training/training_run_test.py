@@ -3,6 +3,7 @@ import dataclasses
 import keras
 import numpy as np
 import pytest
+import tensorflow as tf
 import tensorflow_datasets as tfds
 
 from defect_aux_net.config_errors import ConfigError
@@ -12,6 +13,7 @@ from defect_aux_net.experiments import ExperimentConfig
 from defect_aux_net.training.training_run import (
     TrainingData,
     best_model_checkpoint,
+    fit,
     one_cycle_schedule,
     prepare_training_data,
     steps_per_pass,
@@ -137,3 +139,26 @@ def test_the_best_model_is_the_lowest_validation_loss_where_losses_compare(
     np.testing.assert_allclose(weights, [0.1, 0.2, 0.3], rtol=1e-6)
     kept = keras.models.load_model(path).get_weights()[0][0, 0]
     assert kept == pytest.approx(weights[kept_epoch], rel=1e-6)
+
+
+def test_fit_does_not_warn_of_a_validation_split_of_unknown_size_and_reads_all_of_it(recwarn):
+    model = keras.Sequential([keras.Input((1,)), keras.layers.Dense(1)])
+    model.compile(optimizer="sgd", loss="mse")
+    train = tf.data.Dataset.from_tensors(([1.0], [2.0])).repeat().batch(2)
+    examples = tf.data.Dataset.range(5).map(lambda x: ([tf.cast(x, tf.float32)], [0.0]))
+    # Filtered, as a holdout of train: tf.data cannot count it.
+    unknown = examples.filter(lambda x, y: True).batch(2)
+    assert unknown.cardinality() == tf.data.UNKNOWN_CARDINALITY
+    with pytest.warns(UserWarning, match="ran out of data"):  # Keras alone.
+        model.fit(train, epochs=1, steps_per_epoch=3, validation_data=unknown, verbose=0)
+    recwarn.clear()
+
+    history = fit(
+        model, train, epochs=2, steps_per_epoch=3, validation_data=unknown, verbose=0
+    )
+
+    assert not [w for w in recwarn if "ran out of data" in str(w.message)]
+    # The last epoch validated on all 5 examples (3 batches), as on the counted split.
+    assert history.history["val_loss"][-1] == pytest.approx(
+        model.evaluate(examples.batch(2), verbose=0), rel=1e-6
+    )
