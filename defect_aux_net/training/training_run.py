@@ -6,7 +6,6 @@ the pieces are here so notebooks can do the same without absl.
 
 import dataclasses
 import math
-import os
 import sys
 import warnings
 
@@ -16,24 +15,9 @@ from absl import logging
 
 from defect_aux_net.config_errors import ConfigError
 from defect_aux_net.data import datasets, splits
-from defect_aux_net.data.pipeline import InputOptions, distributed_dataset, make_dataset
-from defect_aux_net.evaluation.model_evaluation import (
-    choose_decision_rules,
-    evaluate_model,
-    write_evaluation,
-)
+from defect_aux_net.data.pipeline import InputOptions, distributed_dataset
 from defect_aux_net.experiments import ExperimentConfig
-from defect_aux_net.export.saved_model import export_saved_model
-from defect_aux_net.models.model_builders import build_model, validation_loss_compares
-from defect_aux_net.training.backup import BackupAndRestoreFromChief
-from defect_aux_net.training.batch_norm_statistics import recompute_and_save
-from defect_aux_net.training.budget_keeper import keeper_for_run
-from defect_aux_net.training.callbacks import (
-    ModelCheckpointWrittenWhole,
-    PredictionImages,
-    StopOnNaN,
-    TrainingCurves,
-)
+from defect_aux_net.models.model_builders import build_model
 from defect_aux_net.training.init_checkpoint import (
     check_init_checkpoint,
     check_outside,
@@ -41,19 +25,22 @@ from defect_aux_net.training.init_checkpoint import (
 )
 from defect_aux_net.training.one_cycle import OneCycleSchedule
 from defect_aux_net.training.optimizers import make_optimizer
+from defect_aux_net.training.run_callbacks import run_callbacks
+from defect_aux_net.training.run_completion import complete_run
 from defect_aux_net.training.run_files import (
     COMPLETE,
-    best_validation_loss,
     clear_model_dir,
     load_model,
     model_dir_paths,
     model_dir_state,
-    next_export_dir,
-    write_completion,
     write_config,
 )
-from defect_aux_net.training.strategies import is_chief, supports_xla, worker_index_and_count
-from defect_aux_net.training.thresholds_file import read_thresholds, write_thresholds
+from defect_aux_net.training.strategies import (
+    is_chief,
+    supports_xla,
+    worker_index_and_count,
+)
+from defect_aux_net.training.thresholds_file import read_thresholds
 
 # Batches of training steps run per TPU call: host round trips dominate otherwise.
 TPU_STEPS_PER_EXECUTION = 32
@@ -317,38 +304,9 @@ def run_training(
         transfer = initialize_from_checkpoint(model, experiment.init_checkpoint)
         logging.info("%s", transfer.summary(experiment.init_checkpoint))
 
-    # Every worker of a multi-worker run saves (the saves are collective); only the
-    # chief's copies are kept, the others write where they do no harm.
-    worker_paths = paths if chief else model_dir_paths(
-        os.path.join(model_dir, "workers", str(worker_index_and_count()[0]))
+    callbacks = run_callbacks(
+        data, model_dir, schedule, backup_steps, keep_to_deadline=keep_to_deadline
     )
-    callbacks = [
-        # Every worker resumes from the chief's backup, the one StopOnNaN keeps. The
-        # chief's stays until the run is complete; the others' are never read again.
-        BackupAndRestoreFromChief(
-            worker_paths["backup"], paths["backup"], backup_steps, delete_checkpoint=not chief
-        ),
-        StopOnNaN(paths["backup"]),
-        best_model_checkpoint(
-            worker_paths["best"], paths["history"], validation_loss_compares(experiment.model)
-        ),
-    ]
-    callbacks += early_stopping(experiment)
-    if keep_to_deadline:
-        callbacks.append(
-            keeper_for_run(
-                experiment, class_names, train_steps, data.deadline, data.validation_seconds,
-                schedule, paths["config"],
-            )
-        )
-    if chief:
-        callbacks += [
-            # Before CSVLogger: it adds the learning rate to the logs CSVLogger writes.
-            TrainingCurves(paths["history"], paths["results"]),
-            keras.callbacks.CSVLogger(paths["history"], append=True),
-            keras.callbacks.TensorBoard(paths["logs"]),
-            PredictionImages(paths["logs"], *validation_examples(builder, experiment)),
-        ]
     if verbose is None:  # A progress bar on a terminal, a line per epoch in log files.
         verbose = 1 if sys.stdout.isatty() else 2
     fit(
@@ -364,96 +322,8 @@ def run_training(
         return None, None
 
     best = load_model(paths["best"])
-    if experiment.batch_norm_images:
-        # Before thresholds, metrics and export: they all read these statistics. Run again
-        # after a kill, it writes the same: training-mode statistics ignore the old ones.
-        images = recompute_and_save(
-            best, paths["best"], builder, experiment.train_split_slice,
-            batch_norm_input_options(experiment, strategy), experiment.batch_norm_images,
-        )
-        if images:
-            logging.info(
-                "Batch-norm statistics of the best model recomputed on %d un-augmented "
-                "images of %s, drawn as in training.", images, experiment.train_split_slice,
-            )
-        else:
-            logging.info("The model has no batch norm: no statistics to recompute.")
-    rules = choose_decision_rules(
-        best, builder, experiment.validation_split, min(experiment.batch_size, 32)
+    thresholds = complete_run(
+        best, data, model_dir, batch_norm_input_options(experiment, strategy), export, test_split
     )
-    thresholds, image_rule = rules.thresholds, rules.image.rule
-    logging.info(
-        "Per-image AP on %s by image score: %s. Image rule: %s",
-        experiment.validation_split,
-        ", ".join(f"{source} {ap:.4f}" for source, ap in rules.image.aps.items()),
-        f"weights {image_rule.weights_by_source()}, threshold {image_rule.threshold:.4f}"
-        if image_rule else f"none ({rules.image.reason}); the per-class thresholds decide",
-    )
-    write_thresholds(class_names, thresholds, paths["thresholds"], image_rule)
-    outputs = {name: paths[name] for name in ("best", "thresholds", "history", "results", "logs")}
-    if export:
-        # A new version each time: a rerun after a kill never rewrites one in use.
-        outputs["export"] = export_saved_model(
-            best, next_export_dir(paths["export"]), class_names, thresholds,
-            image_rule=image_rule,
-        )
-        logging.info("Exported the best model to %s", outputs["export"])
-    if test_split:
-        outputs["metrics"] = os.path.join(model_dir, f"metrics_{test_split}.json")
-        write_evaluation(
-            evaluate_model(
-                best, builder, test_split, class_names, thresholds, image_rule=image_rule
-            ),
-            outputs["metrics"],
-            thresholds_source=paths["thresholds"],
-        )
-    write_completion(model_dir, outputs)
-    # Deleted only now: the run is complete, nothing will resume from it.
-    if tf.io.gfile.exists(paths["backup"]):
-        tf.io.gfile.rmtree(paths["backup"])
     return best, thresholds
 
-
-def best_model_checkpoint(
-    path: str, history_path: str, losses_compare: bool = True
-) -> ModelCheckpointWrittenWhole:
-    """Keeps the epoch of the lowest validation loss (below any in `history_path`, the
-    run's earlier epochs) in `path`; the last epoch where the validation losses do not
-    compare across epochs (`losses_compare` False: `model_builders.validation_loss_compares`)."""
-    if not losses_compare:
-        return ModelCheckpointWrittenWhole(path, monitor="val_loss", save_best_only=False)
-    return ModelCheckpointWrittenWhole(
-        path,
-        monitor="val_loss",
-        save_best_only=True,
-        initial_value_threshold=best_validation_loss(history_path),
-    )
-
-
-def early_stopping(experiment: ExperimentConfig) -> list:
-    """The early-stopping callback of `experiment`, if it has a patience.
-
-    It restores nothing: best.keras holds the best epoch's model already.
-    """
-    if experiment.early_stopping_patience is None:
-        return []
-    return [
-        keras.callbacks.EarlyStopping(
-            monitor="val_loss", patience=experiment.early_stopping_patience
-        )
-    ]
-
-
-def validation_examples(builder, experiment: ExperimentConfig, count: int = 4) -> tuple:
-    """A few validation images and their ground truth for the TensorBoard image panel."""
-    dataset = make_dataset(
-        builder,
-        experiment.validation_split,
-        experiment.model,
-        InputOptions(count, training=False, ground_truth=True),
-    )
-    images, ground_truth = next(iter(dataset))
-    # The pipeline's boxes are in pixels; the image panel draws normalised ones.
-    height, width = images.shape[1:3]
-    boxes = ground_truth["boxes"] / tf.constant([height, width, height, width], tf.float32)
-    return images, ground_truth["masks"], boxes, ground_truth["box_classes"]

@@ -1,12 +1,13 @@
 import dataclasses
 
-import keras
 import pytest
 
 from defect_aux_net.config_errors import ConfigError
-from defect_aux_net.experiments import ExperimentConfig
-from defect_aux_net.training.time_budget import epochs_for_budget, parse_duration, training_deadline
-from defect_aux_net.training.training_run import early_stopping
+from defect_aux_net.training.time_budget import (
+    epochs_for_budget,
+    parse_duration,
+    training_deadline,
+)
 from defect_aux_net.training.warm_up import StepTiming
 
 # Compilation 20 s, a step 1 s, set-up 15 s; a prediction 1/24 s an image, 10 s a trace.
@@ -73,22 +74,6 @@ def test_a_budget_too_short_gives_the_fewest_steps_and_says_so():
     epochs, passes, reason = epochs_for_budget(100, 100, StepTiming(20.0, 1.0), 3, 24, 0)
     assert (epochs, passes) == (1, 4 / 3)
     assert "the budget is too short: 4 steps, the fewest possible" in reason
-
-
-def test_early_stopping_stops_after_patience_epochs_without_a_lower_validation_loss():
-    experiment = ExperimentConfig.from_preset("quickstart", early_stopping_patience=2)
-    (callback,) = early_stopping(experiment)
-    model = keras.Sequential([keras.Input((1,)), keras.layers.Dense(1)])
-    callback.set_model(model)
-    model.stop_training = False
-    callback.on_train_begin()
-    stopped = []
-    for epoch, loss in enumerate([1.0, 0.8, 0.9, 0.85, 0.7]):
-        callback.on_epoch_end(epoch, {"val_loss": loss})
-        stopped.append(model.stop_training)
-    # 0.8 at epoch 1 is the best; epochs 2 and 3 do not beat it: stop after epoch 3.
-    assert stopped == [False, False, False, True, True]
-    assert early_stopping(ExperimentConfig.from_preset("quickstart")) == []
 
 
 def test_the_deadline_leaves_what_follows_the_epochs():

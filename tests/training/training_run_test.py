@@ -1,26 +1,20 @@
 import dataclasses
 
 import keras
-import numpy as np
 import pytest
 import tensorflow as tf
-import tensorflow_datasets as tfds
 
 from defect_aux_net.config_errors import ConfigError
-from defect_aux_net.data import datasets
 from defect_aux_net.data.datasets import SplitSummary
 from defect_aux_net.experiments import ExperimentConfig
 from defect_aux_net.training.training_run import (
     TrainingData,
-    best_model_checkpoint,
     fit,
     one_cycle_schedule,
     prepare_training_data,
     steps_per_pass,
-    validation_examples,
 )
 from tests.data import folder_fixture
-from tests.data.synthetic_fixture import synthetic_small_builder
 
 
 def test_an_epoch_is_one_pass_over_the_split():
@@ -77,24 +71,6 @@ def test_a_run_too_short_for_one_cycle_names_the_fields():
     names_only(error.value, "ExperimentConfig.epochs")
 
 
-def test_validation_examples_give_normalised_ground_truth_boxes(tmp_path_factory):
-    builder = synthetic_small_builder(tmp_path_factory)
-    experiment = ExperimentConfig.from_preset(
-        "quickstart", dataset="synthetic_defects/small"
-    ).for_classes(datasets.class_names(builder))
-    images, masks, boxes, box_classes = validation_examples(builder, experiment, count=4)
-    # The image panel draws normalised boxes: the same boxes as the raw TFDS examples.
-    raw = tfds.as_numpy(builder.as_dataset(split="validation[:4]", shuffle_files=False))
-    for example, image_boxes, classes in zip(raw, boxes.numpy(), box_classes.numpy()):
-        # The pipeline orders boxes by area; compare them as sets of (box, class) rows.
-        expected = np.column_stack([example["objects"]["bbox"], example["objects"]["label"]])
-        padded = np.column_stack([image_boxes, classes])
-        actual = padded[classes >= 0]
-        np.testing.assert_allclose(
-            actual[np.lexsort(actual.T)], expected[np.lexsort(expected.T)], atol=1e-6
-        )
-
-
 def test_a_dataset_without_validation_trains_with_the_defaults_on_a_holdout(tmp_path_factory):
     data_dir = folder_fixture.build_train_test_folder(tmp_path_factory.mktemp("train_test"))
     experiment = ExperimentConfig.from_preset("quickstart", dataset=folder_fixture.NAME, batch_size=4)
@@ -114,31 +90,6 @@ def test_a_dataset_without_validation_trains_with_the_defaults_on_a_holdout(tmp_
         with pytest.raises(ValueError, match=expected) as error:
             prepare_training_data(dataclasses.replace(experiment, **{field: split}), data_dir)
         names_only(error.value, f"ExperimentConfig.{field}")
-
-
-@pytest.mark.parametrize("compares, kept_epoch", [(True, 0), (False, 2)])
-def test_the_best_model_is_the_lowest_validation_loss_where_losses_compare(
-    tmp_path, compares, kept_epoch
-):
-    # w learns y = 1 (from 0, by 0.1 a step); the validation target is y = -1, so the
-    # validation loss rises every epoch: its lowest is the first epoch's.
-    model = keras.Sequential(
-        [keras.Input((1,)), keras.layers.Dense(1, use_bias=False, kernel_initializer="zeros")]
-    )
-    model.compile(optimizer=keras.optimizers.SGD(0.1), loss="mae")
-    weights = []
-    record = keras.callbacks.LambdaCallback(
-        on_epoch_end=lambda epoch, logs: weights.append(float(model.get_weights()[0][0, 0]))
-    )
-    path = str(tmp_path / "best.keras")
-    checkpoint = best_model_checkpoint(path, str(tmp_path / "history.csv"), compares)
-    x = np.ones((1, 1), np.float32)
-    model.fit(
-        x, x, validation_data=(x, -x), epochs=3, callbacks=[record, checkpoint], verbose=0
-    )
-    np.testing.assert_allclose(weights, [0.1, 0.2, 0.3], rtol=1e-6)
-    kept = keras.models.load_model(path).get_weights()[0][0, 0]
-    assert kept == pytest.approx(weights[kept_epoch], rel=1e-6)
 
 
 def test_fit_does_not_warn_of_a_validation_split_of_unknown_size_and_reads_all_of_it(recwarn):
