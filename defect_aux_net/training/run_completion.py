@@ -8,6 +8,7 @@ of them does them all again when its command runs again (`training_run.run_train
 import os
 
 import keras
+import numpy as np
 import tensorflow as tf
 from absl import logging
 
@@ -33,7 +34,7 @@ def complete_run(
     batch_norm_options,
     export: bool = True,
     test_split: str | None = None,
-) -> dict:
+) -> np.ndarray:
     """Finishes the run in `model_dir` whose best model is `best`.
 
     In order: the batch-norm statistics recomputed on `experiment.batch_norm_images`
