@@ -107,7 +107,7 @@ def main(argv):
         data = experiment_flags.training_data_from_flags(TEST_SPLIT.value, stored)
         if data.experiment.time_budget is not None:
             data = time_budget.fit_epochs_to_budget(
-                data, strategy, jit_compile, _STARTED, stored
+                data, strategy, jit_compile, _STARTED, stored, export=EXPORT.value
             )
         schedule = training_run.one_cycle_schedule(data)
         # Before anything trains: a model_dir holding another run stops here.

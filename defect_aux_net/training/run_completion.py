@@ -6,6 +6,7 @@ of them does them all again when its command runs again (`training_run.run_train
 """
 
 import os
+import time
 
 import keras
 import numpy as np
@@ -71,12 +72,14 @@ def complete_run(
             )
         else:
             logging.info("The model has no batch norm: no statistics to recompute.")
+    started = time.monotonic()
     rules = choose_decision_rules(
         best, builder, experiment.validation_split, min(experiment.batch_size, 32)
     )
     thresholds, image_rule = rules.thresholds, rules.image.rule
     logging.info(
-        "Per-image AP on %s by image score: %s. Image rule: %s",
+        "Thresholds chosen in %.1f s. Per-image AP on %s by image score: %s. Image rule: %s",
+        time.monotonic() - started,
         experiment.validation_split,
         ", ".join(f"{source} {ap:.4f}" for source, ap in rules.image.aps.items()),
         f"weights {image_rule.weights_by_source()}, threshold {image_rule.threshold:.4f}"
@@ -85,13 +88,18 @@ def complete_run(
     write_thresholds(class_names, thresholds, paths["thresholds"], image_rule)
     outputs = {name: paths[name] for name in ("best", "thresholds", "history", "results", "logs")}
     if export:
+        started = time.monotonic()
         # A new version each time: a rerun after a kill never rewrites one in use.
         outputs["export"] = export_saved_model(
             best, next_export_dir(paths["export"]), class_names, thresholds,
             image_rule=image_rule,
         )
-        logging.info("Exported the best model to %s", outputs["export"])
+        logging.info(
+            "Exported the best model to %s in %.1f s", outputs["export"],
+            time.monotonic() - started,
+        )
     if test_split:
+        started = time.monotonic()
         outputs["metrics"] = os.path.join(model_dir, f"metrics_{test_split}.json")
         write_evaluation(
             evaluate_model(
@@ -100,6 +108,7 @@ def complete_run(
             outputs["metrics"],
             thresholds_source=paths["thresholds"],
         )
+        logging.info("Evaluated %s in %.1f s", test_split, time.monotonic() - started)
     write_completion(model_dir, outputs)
     # Deleted only now: the run is complete, nothing will resume from it.
     if tf.io.gfile.exists(paths["backup"]):

@@ -32,8 +32,7 @@ from defect_aux_net.training.training_run import TrainingData
 from defect_aux_net.training.warm_up import WARMUP_STEPS, StepTiming, measure_step_time
 
 # Graphs a prediction pass traces: one for its full batches and one for its last, smaller
-# batch. Validation, thresholds and test evaluation make such a pass; the export traces
-# its serving graph once.
+# batch. Validation, thresholds and test evaluation make such a pass.
 PASS_TRACES = 2
 
 _UNITS = {"s": 1, "m": 60, "h": 3600}
@@ -75,8 +74,8 @@ def epochs_for_budget(
     pass is `pass_steps` steps, and each epoch ends with a prediction pass over the
     validation split (`image_seconds` an image); after training, the batch-norm pass
     (`batch_norm_seconds`), then thresholds and test evaluation make one more prediction
-    pass over the validation and test splits. Each prediction pass traces `PASS_TRACES`
-    graphs, the export one (`trace_seconds` each).
+    pass over the validation and test splits, and the run exports (`export_seconds`).
+    Each prediction pass traces `PASS_TRACES` graphs (`trace_seconds` each).
 
     The epochs are the whole passes (each with its validation) that fit, at least one;
     the time left over is spread over their steps, so an epoch is a little more than a
@@ -99,8 +98,8 @@ def epochs_for_budget(
     passes = max(steps, fewest) / pass_steps
     reason = (
         f"budget {budget:.0f} s: {elapsed:.0f} s spent before training, {traces:.0f} s of "
-        f"set-up and compilation, {after:.0f} s of the batch-norm pass, thresholds and test "
-        f"evaluation, then {one_pass:.1f} s per pass ({pass_steps} steps of "
+        f"set-up and compilation, {after:.0f} s of the batch-norm pass, thresholds, test "
+        f"evaluation and export, then {one_pass:.1f} s per pass ({pass_steps} steps of "
         f"{timing.step_seconds:.3f} s measured, validation of {validation_examples} images): "
         f"{epochs} epoch(s) of {max(steps, fewest)} steps, {passes:.2f} passes each"
     )
@@ -111,7 +110,12 @@ def epochs_for_budget(
 
 
 def fit_epochs_to_budget(
-    data: TrainingData, strategy, jit_compile, started: float, stored: dict | None = None
+    data: TrainingData,
+    strategy,
+    jit_compile,
+    started: float,
+    stored: dict | None = None,
+    export: bool = False,
 ) -> TrainingData:
     """`data` with `epochs` and `passes_per_epoch` fitted to `experiment.time_budget`
     (seconds since `started`).
@@ -131,6 +135,8 @@ def fit_epochs_to_budget(
       started: `time.monotonic()` when the run started (the budget counts from there).
       stored: the model_dir's config.json: a rerun of the same run keeps its epochs
         and passes (and its measured learning rate).
+      export: whether the run exports a SavedModel after training (timed in the
+        warm-up).
     """
     experiment = data.experiment
     fields = ("epochs", "passes_per_epoch")
@@ -145,12 +151,12 @@ def fit_epochs_to_budget(
             reused.epochs, reused.passes_per_epoch,
         )
         return dataclasses.replace(data, experiment=reused)
-    timing = _warm_up(data, strategy, jit_compile)
+    timing = _warm_up(data, strategy, jit_compile, export)
     epochs, passes, _ = _budget_epochs(data, timing, started)
     smaller = auto_recipe.rescale_for_epochs(data, epochs * passes)
     if smaller is not None:
         data = smaller
-        timing = _warm_up(data, strategy, jit_compile)
+        timing = _warm_up(data, strategy, jit_compile, export)
     data = auto_recipe.range_test_learning_rate(
         data, jit_compile, timing, experiment.time_budget
     )
@@ -165,6 +171,7 @@ def fit_epochs_to_budget(
         "batch_norm_seconds": round(timing.batch_norm_seconds, 1),
         "image_seconds": round(timing.image_seconds, 4),
         "trace_seconds": round(timing.trace_seconds, 1),
+        "export_seconds": round(timing.export_seconds, 1),
     }
     experiment = data.experiment
     length = {"value": passes, "reason": f"the time budget's: {epochs} epoch(s), see epochs"}
@@ -200,17 +207,18 @@ def training_deadline(
 
 def _after_epochs(timing: StepTiming, validation_examples, test_examples):
     """`(evaluation, traces)`: seconds of what follows the epochs, the batch-norm pass,
-    thresholds and test evaluation, and the graphs traced then: theirs and the export's."""
+    thresholds, test evaluation and export, and the graphs thresholds and test trace."""
     passes = 2 if test_examples else 1
     return (
-        timing.batch_norm_seconds + (validation_examples + test_examples) * timing.image_seconds,
-        (passes * PASS_TRACES + 1) * timing.trace_seconds,
+        timing.batch_norm_seconds + (validation_examples + test_examples) * timing.image_seconds
+        + timing.export_seconds,
+        passes * PASS_TRACES * timing.trace_seconds,
     )
 
 
-def _warm_up(data: TrainingData, strategy, jit_compile) -> StepTiming:
+def _warm_up(data: TrainingData, strategy, jit_compile, export: bool) -> StepTiming:
     started = time.monotonic()
-    timing = measure_step_time(data, strategy, jit_compile)
+    timing = measure_step_time(data, strategy, jit_compile, export=export)
     logging.info(
         "Time budget: warm-up of %d steps in %.1f s: step %.3f s, compilation %.1f s, "
         "set-up %.1f s; prediction %.3f s an image, its trace %.1f s",

@@ -7,6 +7,7 @@ the pieces are here so notebooks can do the same without absl.
 import dataclasses
 import math
 import sys
+import time
 import warnings
 
 import keras
@@ -321,7 +322,9 @@ def run_training(
     if not chief:
         return None, None
 
+    started = time.monotonic()
     best = load_model(paths["best"])
+    logging.info("Best model loaded from %s in %.1f s", paths["best"], time.monotonic() - started)
     thresholds = complete_run(
         best, data, model_dir, batch_norm_input_options(experiment, strategy), export, test_split
     )

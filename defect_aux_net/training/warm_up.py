@@ -1,15 +1,20 @@
-"""The warm-up of a time-budgeted run: what a step, the batch-norm pass and a prediction
-pass cost on this machine, measured on throw-away models before the run starts.
+"""The warm-up of a time-budgeted run: what a step, the batch-norm pass, a prediction
+pass and the export cost on this machine, measured on throw-away models before the run
+starts.
 
 Each is the model's own cost, not a fixed share of its training step: in training mode
 the two-stage detectors sample proposals in the forward pass (the batch-norm pass took
 them 0.68 and 0.81 of a training step per batch against 0.31 to 0.36 for the one-stage
 networks), and their inference decodes boxes per class after NMS; a Cascade R-CNN run's
 work after training took 324 s against 153 s estimated from a third of a step per image
-(`benchmarks/README.md`).
+(`benchmarks/README.md`). The export traces a serving graph per signature and writes
+them: 15 s for a NEU-DET run against the 1.5 s of one prediction trace.
 """
 
 import dataclasses
+import os
+import shutil
+import tempfile
 import time
 
 import keras
@@ -18,6 +23,7 @@ from absl import logging
 
 from defect_aux_net.data.pipeline import distributed_dataset
 from defect_aux_net.evaluation.model_evaluation import predict_batches
+from defect_aux_net.export.saved_model import export_saved_model
 from defect_aux_net.models.model_builders import build_model
 from defect_aux_net.training.batch_norm_statistics import (
     batch_count,
@@ -56,7 +62,9 @@ class StepTiming:
         as validation, thresholds and test evaluation make them.
       trace_seconds: tracing and first running a prediction graph: validation,
         thresholds and test evaluation each trace one for their full batches and one
-        for their last, smaller batch; the export traces its serving graph.
+        for their last, smaller batch.
+      export_seconds: the SavedModel export after training; 0 for a run that does not
+        export.
     """
 
     compile_seconds: float
@@ -65,6 +73,7 @@ class StepTiming:
     batch_norm_seconds: float = 0.0
     image_seconds: float = 0.0
     trace_seconds: float = 0.0
+    export_seconds: float = 0.0
 
 
 class _StepTimer(keras.callbacks.Callback):
@@ -79,10 +88,12 @@ class _StepTimer(keras.callbacks.Callback):
         self.durations.append(time.perf_counter() - self._start)
 
 
-def measure_step_time(data: TrainingData, strategy, jit_compile, steps: int = WARMUP_STEPS):
+def measure_step_time(
+    data: TrainingData, strategy, jit_compile, steps: int = WARMUP_STEPS, export: bool = False
+):
     """The `StepTiming` of `data`'s run: a fresh model trained `steps + 1` steps, then the
     batch-norm pass (where the run makes one) and a prediction pass, over
-    `TIMED_BATCHES` batches each."""
+    `TIMED_BATCHES` batches each, then (with `export`) the export of that model."""
     started = time.perf_counter()
     experiment = data.experiment
     if jit_compile is True and not supports_xla(strategy):
@@ -110,7 +121,11 @@ def measure_step_time(data: TrainingData, strategy, jit_compile, steps: int = WA
     if experiment.batch_norm_images:
         batch_norm = _time_batch_norm_pass(data, strategy, model)
     image, trace = _time_prediction_pass(data, model)
-    return StepTiming(max(timer.durations[0] - step, 0.0), step, setup, batch_norm, image, trace)
+    export_seconds = _time_export(data, model) if export else 0.0
+    return StepTiming(
+        max(timer.durations[0] - step, 0.0), step, setup, batch_norm, image, trace,
+        export_seconds,
+    )
 
 
 def _timed_batches(batches, stamps: list):
@@ -165,3 +180,16 @@ def _time_prediction_pass(data: TrainingData, model) -> tuple:
         "%.2f s per batch of %d", first, per_batch, batch_size,
     )
     return per_batch / batch_size, max(first - per_batch, 0.0)
+
+
+def _time_export(data: TrainingData, model) -> float:
+    """Seconds of `model`'s SavedModel export, into a temporary folder then deleted."""
+    folder = tempfile.mkdtemp(prefix="warm_up_export_")
+    try:
+        started = time.perf_counter()
+        export_saved_model(model, os.path.join(folder, "1"), data.class_names)
+        seconds = time.perf_counter() - started
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+    logging.info("Time budget: export timed: %.1f s", seconds)
+    return seconds

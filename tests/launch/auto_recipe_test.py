@@ -39,6 +39,8 @@ def test_the_default_recipe_and_budget_are_recorded_and_a_rerun_keeps_them(
     assert epochs["batch_norm_seconds"] > 0
     assert epochs["image_seconds"] > 0 and epochs["trace_seconds"] >= 0
     assert "Time budget: prediction pass timed" in result.stderr
+    # --export=false: no export timed, none counted.
+    assert epochs["export_seconds"] == 0 and "export timed" not in result.stderr
     # One-cycle's 4 steps, fewer than the pass's 72 / 8 = 9.
     assert "the budget is too short: 4 steps, the fewest possible" in epochs["reason"]
     passes = recipe["passes_per_epoch"]

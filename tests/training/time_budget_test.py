@@ -10,8 +10,11 @@ from defect_aux_net.training.time_budget import (
 )
 from defect_aux_net.training.warm_up import StepTiming
 
-# Compilation 20 s, a step 1 s, set-up 15 s; a prediction 1/24 s an image, 10 s a trace.
-TIMING = StepTiming(20.0, 1.0, 15.0, image_seconds=1 / 24, trace_seconds=10.0)
+# Compilation 20 s, a step 1 s, set-up 15 s; a prediction 1/24 s an image, 10 s a trace;
+# the export 10 s.
+TIMING = StepTiming(
+    20.0, 1.0, 15.0, image_seconds=1 / 24, trace_seconds=10.0, export_seconds=10.0
+)
 
 
 @pytest.mark.parametrize(
@@ -31,9 +34,9 @@ def test_bad_durations_name_the_field(text):
 
 def test_epochs_fill_what_the_budget_leaves():
     # Set-up 15 s; compilation: 20 s for the step, 2 traces each for validation,
-    # thresholds and test, 1 for the export: 20 + 7 x 10 = 90 s. After training:
-    # (24 + 48) / 24 = 3 s of predictions. A pass: 10 steps + 24 / 24 s = 11 s. Left:
-    # 600 - 100 - 15 - 90 - 3 = 392 s, 35 passes; the 7 s over, less than a step per
+    # thresholds and test: 20 + 6 x 10 = 80 s. After training: (24 + 48) / 24 = 3 s of
+    # predictions and 10 s of export. A pass: 10 steps + 24 / 24 s = 11 s. Left:
+    # 600 - 100 - 15 - 80 - 13 = 392 s, 35 passes; the 7 s over, less than a step per
     # epoch, stay unused.
     epochs, passes, reason = epochs_for_budget(600, 100, TIMING, 10, 24, 48)
     assert (epochs, passes) == (35, 1.0)
@@ -66,7 +69,7 @@ def test_the_batch_norm_pass_after_training_takes_its_time_from_the_epochs():
     timing = dataclasses.replace(TIMING, batch_norm_seconds=30.0)
     epochs, passes, reason = epochs_for_budget(600, 100, timing, 10, 24, 48)
     assert (epochs, passes) == (32, 1.0)
-    assert "33 s of the batch-norm pass, thresholds and test evaluation" in reason
+    assert "43 s of the batch-norm pass, thresholds, test evaluation and export" in reason
 
 
 def test_a_budget_too_short_gives_the_fewest_steps_and_says_so():
@@ -77,11 +80,14 @@ def test_a_budget_too_short_gives_the_fewest_steps_and_says_so():
 
 
 def test_the_deadline_leaves_what_follows_the_epochs():
-    # As above: after training 3 s of predictions, and 5 of the 7 later traces
-    # (validation's are made in the first epoch) at 10 s each.
+    # As above: after training 3 s of predictions, 10 s of export, and the 4 traces of
+    # thresholds and test (validation's are made in the first epoch) at 10 s each.
     deadline = training_deadline(600, 1000.0, TIMING, 24, 48)
-    assert deadline == pytest.approx(1000 + 600 - 3 - 50)
+    assert deadline == pytest.approx(1000 + 600 - 3 - 10 - 40)
+    # A run that does not export keeps those 10 s for its epochs.
+    unexported = dataclasses.replace(TIMING, export_seconds=0.0)
+    assert training_deadline(600, 1000.0, unexported, 24, 48) == pytest.approx(deadline + 10)
     # The batch-norm pass follows the epochs too.
     timing = dataclasses.replace(TIMING, batch_norm_seconds=30.0)
     deadline = training_deadline(600, 1000.0, timing, 24, 48)
-    assert deadline == pytest.approx(1000 + 600 - 3 - 50 - 30)
+    assert deadline == pytest.approx(1000 + 600 - 3 - 10 - 40 - 30)
