@@ -37,7 +37,24 @@ def batch_norm_layers(model: keras.Model) -> list:
     ]
 
 
-def recompute_batch_norm_statistics(model: keras.Model, image_batches) -> int:
+@dataclasses.dataclass(frozen=True)
+class BatchNormPass:
+    """What a batch-norm pass read, and where its time went.
+
+    Attributes:
+      batches: batches read; 0 when the model has no batch norm to recompute.
+      first_seconds: the first batch, its input and the trace of the forward pass.
+      input_seconds: the other batches' waits for their input.
+      compute_seconds: the other batches' forward passes and statistics reads.
+    """
+
+    batches: int
+    first_seconds: float = 0.0
+    input_seconds: float = 0.0
+    compute_seconds: float = 0.0
+
+
+def recompute_batch_norm_statistics(model: keras.Model, image_batches) -> BatchNormPass:
     """Sets every batch norm's moving mean and variance to their means over `image_batches`.
 
     The model runs in training mode, as in training: each batch norm normalises by its
@@ -51,7 +68,7 @@ def recompute_batch_norm_statistics(model: keras.Model, image_batches) -> int:
       image_batches: an iterable of image batches, as the model takes them.
 
     Returns:
-      The number of batches read: none when `model` has no batch norm to recompute.
+      The `BatchNormPass`: no batches read when `model` has no batch norm to recompute.
 
     Raises:
       ValueError: when `image_batches` is empty (the statistics would be left as they were,
@@ -59,29 +76,41 @@ def recompute_batch_norm_statistics(model: keras.Model, image_batches) -> int:
     """
     layers = [layer for layer in batch_norm_layers(model) if layer.trainable]
     if not layers:
-        return 0
+        return BatchNormPass(0)
     momenta = [layer.momentum for layer in layers]
     # Float64 sums: a few hundred batches of float32 statistics lose nothing to rounding.
     sums = [np.zeros((2,) + tuple(layer.moving_mean.shape)) for layer in layers]
-    count = 0
+    # Input waits and forward passes timed apart: after a long training the pass has
+    # been seen to take twice its warm-up estimate, and the log should say which part.
+    waits, computes = [], []
     try:
         for layer in layers:
             layer.momentum = 0.0
         # Traced after the momenta are set: a Python float is a constant of the graph.
         forward = tf.function(functools.partial(model, training=True), autograph=False)
-        for count, images in enumerate(image_batches, start=1):
+        batches = iter(image_batches)
+        while True:
+            started = time.perf_counter()
+            images = next(batches, None)
+            if images is None:
+                break
+            arrived = time.perf_counter()
             forward(images)
             for total, layer in zip(sums, layers):
                 total += (layer.moving_mean.numpy(), layer.moving_variance.numpy())
+            waits.append(arrived - started)
+            computes.append(time.perf_counter() - arrived)
     finally:
         for layer, momentum in zip(layers, momenta):
             layer.momentum = momentum
-    if count == 0:
+    if not waits:
         raise ValueError("No image batches to recompute the batch-norm statistics on.")
     for total, layer in zip(sums, layers):
-        layer.moving_mean.assign(total[0] / count)
-        layer.moving_variance.assign(total[1] / count)
-    return count
+        layer.moving_mean.assign(total[0] / len(waits))
+        layer.moving_variance.assign(total[1] / len(waits))
+    return BatchNormPass(
+        len(waits), waits[0] + computes[0], float(sum(waits[1:])), float(sum(computes[1:]))
+    )
 
 
 def batch_count(images: int, batch_size: int) -> int:
@@ -112,16 +141,18 @@ def recompute_and_save(model, path: str, builder, split: str, options: InputOpti
     Returns the number of images read (0: `model` has no batch norm to recompute).
     """
     started = time.monotonic()
-    batches = recompute_batch_norm_statistics(
+    done = recompute_batch_norm_statistics(
         model, training_image_batches(builder, split, model.config, options, images)
     )
-    if batches:
+    if done.batches:
         # Timed apart: the time budget estimates the pass from its warm-up.
         passed = time.monotonic()
         with writing(path) as partial:
             model.save(partial)
         logging.info(
-            "Batch-norm pass: %d batches in %.1f s; %s saved in %.1f s.",
-            batches, passed - started, path, time.monotonic() - passed,
+            "Batch-norm pass: %d batches in %.1f s (the first, with the trace, %.1f s; then "
+            "%.1f s waiting for input, %.1f s computing); %s saved in %.1f s.",
+            done.batches, passed - started, done.first_seconds, done.input_seconds,
+            done.compute_seconds, path, time.monotonic() - passed,
         )
-    return batches * options.batch_size
+    return done.batches * options.batch_size

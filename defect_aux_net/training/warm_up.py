@@ -145,7 +145,7 @@ def _time_batch_norm_pass(data: TrainingData, strategy, model) -> float:
         data.builder, experiment.train_split_slice, experiment.model, options,
         TIMED_BATCHES * options.batch_size,
     )
-    if not recompute_batch_norm_statistics(model, _timed_batches(image_batches, stamps)):
+    if not recompute_batch_norm_statistics(model, _timed_batches(image_batches, stamps)).batches:
         return 0.0  # No batch norm: the pass reads nothing.
     stamps.append(time.perf_counter())
     # Each batch is read when it arrives: from one arrival to the next is its forward pass

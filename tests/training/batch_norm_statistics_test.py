@@ -1,4 +1,5 @@
 import dataclasses
+import time
 
 import keras
 import numpy as np
@@ -36,7 +37,7 @@ def test_moving_statistics_become_the_means_of_the_batch_statistics():
     batches = [rng.normal(3.0, 2.0, (4, 3)).astype("float32") for _ in range(3)]
     momenta = [layer.momentum for layer in batch_norm_layers(model)]
 
-    assert recompute_batch_norm_statistics(model, batches) == 3
+    assert recompute_batch_norm_statistics(model, batches).batches == 3
 
     inner = model.get_layer("nested").get_layer("inner")
     # By hand: each batch normalised by its own (biased) statistics, averaged over batches.
@@ -71,6 +72,24 @@ def test_no_batches_is_an_error_not_unchanged_statistics():
         recompute_batch_norm_statistics(_model(), [])
 
 
+def test_waits_for_input_are_timed_apart_from_the_forward_passes():
+    model = _model()
+    delay = 0.2
+
+    def slow_batches():
+        for index in range(3):
+            if index:
+                time.sleep(delay)
+            yield np.ones((2, 3), "float32")
+
+    done = recompute_batch_norm_statistics(model, slow_batches())
+    assert done.batches == 3
+    # The second and third batch each wait `delay`; two forward passes of a 3-wide
+    # model take milliseconds, far below it.
+    assert 2 * delay <= done.input_seconds < 3 * delay
+    assert done.compute_seconds < delay
+
+
 def test_a_model_without_batch_norm_reads_no_batches():
     model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2)])
     read = []
@@ -79,7 +98,7 @@ def test_a_model_without_batch_norm_reads_no_batches():
         read.append(1)
         yield np.zeros((2, 3), "float32")
 
-    assert recompute_batch_norm_statistics(model, batches()) == 0
+    assert recompute_batch_norm_statistics(model, batches()).batches == 0
     assert read == []
 
 
