@@ -43,7 +43,8 @@ class BatchNormPass:
 
     Attributes:
       batches: batches read; 0 when the model has no batch norm to recompute.
-      first_seconds: the first batch, its input and the trace of the forward pass.
+      first_seconds: the first batch: the input pipeline's start, its first batch and the
+        trace of the forward pass.
       input_seconds: the other batches' waits for their input.
       compute_seconds: the other batches' forward passes and statistics reads.
     """
@@ -88,18 +89,17 @@ def recompute_batch_norm_statistics(model: keras.Model, image_batches) -> BatchN
             layer.momentum = 0.0
         # Traced after the momenta are set: a Python float is a constant of the graph.
         forward = tf.function(functools.partial(model, training=True), autograph=False)
-        batches = iter(image_batches)
-        while True:
-            started = time.perf_counter()
-            images = next(batches, None)
-            if images is None:
-                break
+        # The first wait includes the start of the input pipeline (the loop's `iter`).
+        started = time.perf_counter()
+        for images in image_batches:
             arrived = time.perf_counter()
             forward(images)
             for total, layer in zip(sums, layers):
                 total += (layer.moving_mean.numpy(), layer.moving_variance.numpy())
+            finished = time.perf_counter()
             waits.append(arrived - started)
-            computes.append(time.perf_counter() - arrived)
+            computes.append(finished - arrived)
+            started = finished
     finally:
         for layer, momentum in zip(layers, momenta):
             layer.momentum = momentum
@@ -141,18 +141,19 @@ def recompute_and_save(model, path: str, builder, split: str, options: InputOpti
     Returns the number of images read (0: `model` has no batch norm to recompute).
     """
     started = time.monotonic()
-    done = recompute_batch_norm_statistics(
-        model, training_image_batches(builder, split, model.config, options, images)
-    )
+    image_batches = training_image_batches(builder, split, model.config, options, images)
+    built = time.monotonic()
+    done = recompute_batch_norm_statistics(model, image_batches)
     if done.batches:
         # Timed apart: the time budget estimates the pass from its warm-up.
         passed = time.monotonic()
         with writing(path) as partial:
             model.save(partial)
         logging.info(
-            "Batch-norm pass: %d batches in %.1f s (the first, with the trace, %.1f s; then "
-            "%.1f s waiting for input, %.1f s computing); %s saved in %.1f s.",
-            done.batches, passed - started, done.first_seconds, done.input_seconds,
-            done.compute_seconds, path, time.monotonic() - passed,
+            "Batch-norm pass: %d batches in %.1f s (input pipeline built in %.1f s; the "
+            "first batch, with the pipeline's start and the trace, %.1f s; then %.1f s "
+            "waiting for input, %.1f s computing); %s saved in %.1f s.",
+            done.batches, passed - started, built - started, done.first_seconds,
+            done.input_seconds, done.compute_seconds, path, time.monotonic() - passed,
         )
     return done.batches * options.batch_size
