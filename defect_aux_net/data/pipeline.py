@@ -67,6 +67,9 @@ class InputOptions:
       drop_remainder: defaults to `training`; evaluation on TPU needs it too.
       negative_sampling_epochs: > 0 uses frequency-of-use sampling of defect-free
         images (two-stage paper) for that many epochs instead of plain shuffling.
+      max_examples: at most this many examples of a training split will be read (per
+        input pipeline); frequency-of-use sampling then builds only the epochs they
+        reach. Nothing is cut: reading further repeats those epochs.
       distance_weights: `(positive_weight, power)` of the distance-transform weights
         of positive mask pixels (two-stage paper), or None for uniform weights.
       max_boxes: ground truth boxes per image after padding.
@@ -85,6 +88,7 @@ class InputOptions:
     segmentation_label_fraction: float = 1.0
     drop_remainder: Optional[bool] = None
     negative_sampling_epochs: int = 0
+    max_examples: Optional[int] = None
     distance_weights: Optional[tuple] = None
     max_boxes: int = preprocessing.MAX_BOXES
     shuffle_buffer: int = 1024
@@ -104,6 +108,8 @@ class InputOptions:
                 "segmentation_label_fraction must be in [0, 1], got "
                 f"{self.segmentation_label_fraction}."
             )
+        if self.max_examples is not None and self.max_examples < 1:
+            raise ValueError(f"max_examples must be >= 1 or None, got {self.max_examples}.")
         if self.augment is None:
             object.__setattr__(self, "augment", self.training)
         if self.drop_remainder is None:
@@ -290,7 +296,7 @@ def make_dataset(
             # Covers every epoch; repeating only matters when a resumed run
             # restarts the iterator.
             dataset = frequency_of_use_dataset(
-                dataset, options.negative_sampling_epochs, options.seed
+                dataset, options.negative_sampling_epochs, options.seed, options.max_examples
             )[0].repeat()
         else:
             dataset = dataset.repeat().shuffle(

@@ -129,9 +129,12 @@ def training_image_batches(builder, split: str, config, options: InputOptions, i
     """
     # Read as for evaluation (`ground_truth`): the images are the same, and no training
     # targets (anchor matching, distance weights) are computed only to be dropped.
-    options = dataclasses.replace(options, augment=False, ground_truth=True)
+    batches = batch_count(images, options.batch_size)
+    options = dataclasses.replace(
+        options, augment=False, ground_truth=True, max_examples=batches * options.batch_size
+    )
     dataset = make_dataset(builder, split, config, options)
-    return dataset.map(lambda images, _: images).take(batch_count(images, options.batch_size))
+    return dataset.map(lambda images, _: images).take(batches)
 
 
 def recompute_and_save(model, path: str, builder, split: str, options: InputOptions, images: int):

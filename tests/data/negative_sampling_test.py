@@ -136,6 +136,16 @@ def test_dataset_is_deterministic():
     assert read_ids(frequency_of_use_dataset(source(), num_epochs=3, seed=6)[0]) != first
 
 
+def test_max_examples_builds_only_the_epochs_it_reaches_with_the_same_examples():
+    full = read_ids(frequency_of_use_dataset(source(), num_epochs=5, seed=3)[0])
+    # 3 positives: epochs of 6 examples, so 7 examples reach into the second epoch.
+    epochs, per_epoch = frequency_of_use_dataset(source(), num_epochs=5, seed=3, max_examples=7)
+    assert per_epoch == 6
+    assert read_ids(epochs) == full[:12]
+    assert read_ids(frequency_of_use_dataset(source(), 5, seed=3, max_examples=6)[0]) == full[:6]
+    assert read_ids(frequency_of_use_dataset(source(), 5, seed=3, max_examples=99)[0]) == full
+
+
 def test_dataset_builds_under_a_global_seed_of_zero():
     # TF's `random_seed.get_seed` used to fail on tensor shuffle seeds exactly when the
     # global seed is 0, the default seed of `run_training`.

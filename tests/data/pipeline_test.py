@@ -331,6 +331,15 @@ def test_distributed_batches_train_the_small_model(builder):
         assert np.isfinite(history.history[key][0]), key
 
 
+@pytest.mark.parametrize(
+    "field, value",
+    [("batch_size", 0), ("segmentation_label_fraction", 1.5), ("max_examples", 0)],
+)
+def test_input_options_name_the_wrong_field(field, value):
+    with pytest.raises(ValueError, match=f"^{field} must be"):
+        InputOptions(**{"batch_size": 2, "training": True, field: value})
+
+
 def test_negative_sampling_alternates_and_shows_every_positive_each_epoch(
     builder, validation_examples
 ):

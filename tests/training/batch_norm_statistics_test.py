@@ -5,6 +5,8 @@ import keras
 import numpy as np
 import pytest
 
+from defect_aux_net.data import pipeline
+from defect_aux_net.data.negative_sampling import frequency_of_use_dataset
 from defect_aux_net.data.pipeline import make_dataset
 from defect_aux_net.experiments import ExperimentConfig
 from defect_aux_net.training.batch_norm_statistics import (
@@ -102,17 +104,30 @@ def test_a_model_without_batch_norm_reads_no_batches():
     assert read == []
 
 
-def test_the_pass_reads_the_images_training_draws_without_augmentation(tmp_path_factory):
+def test_the_pass_reads_the_images_training_draws_without_augmentation(
+    tmp_path_factory, monkeypatch
+):
     # Frequency-of-use sampling draws the batches; the pass reads no training targets.
     builder = synthetic_small_builder(tmp_path_factory)
     experiment = ExperimentConfig.from_preset(
-        "quickstart", batch_size=4, negative_sampling=True, epochs=2
+        "quickstart", batch_size=4, negative_sampling=True, epochs=30
     )
     options = training_input_options(experiment)
     expected = make_dataset(
         builder, "train", experiment.model, dataclasses.replace(options, augment=False)
     )
+    sampled = []
+
+    def counted(*args, **kwargs):
+        epochs, per_epoch = frequency_of_use_dataset(*args, **kwargs)
+        sampled.append((int(epochs.reduce(0, lambda count, _: count + 1)), per_epoch))
+        return epochs, per_epoch
+
+    monkeypatch.setattr(pipeline, "frequency_of_use_dataset", counted)
     batches = list(training_image_batches(builder, "train", experiment.model, options, 10))
     assert len(batches) == 2  # Whole batches of 4 of the 10 images.
     for images, (training_images, *_) in zip(batches, expected):
         np.testing.assert_array_equal(images.numpy(), training_images.numpy())
+    # Of the training's 30 sampled epochs only those the 8 images reach are built.
+    [(examples, per_epoch)] = sampled
+    assert examples == per_epoch * -(-8 // per_epoch) < 30 * per_epoch
