@@ -21,11 +21,12 @@ from defect_aux_net.training.run_files import write_config
 class KeepToTimeBudget(keras.callbacks.Callback):
     """Shortens the one-cycle schedule when the real epochs would end past the deadline.
 
-    After each epoch from the second on, the mean wall time of the epochs so far (the
-    first, which compiles the step, left out) projects the end of the planned epochs.
-    When that is more than one epoch past `deadline`, the epochs become those that end
-    by it, the schedule's `total_steps` follows (so the rate still anneals to its end)
-    and training stops there. The last epoch's steps are watched too, as no later epoch
+    After each epoch from the second on, the median wall time of the last `PACE_EPOCHS`
+    epochs (the first, which compiles the step, left out), each from the end of the one
+    before, projects the end of the scheduled epochs. When that is more than one epoch
+    past `deadline`, or a whole epoch before it, the epochs become those that end by it
+    (never more than `fit` was given), the schedule's `total_steps` follows (so the rate
+    still anneals to its end) and training stops there. The last epoch's steps are watched too, as no later epoch
     is left to drop (a run of one or two epochs has no other check): when the steps left
     at this epoch's pace (its first step, which may compile, left out), then its
     validation, would end more than `LATE_STEPS` steps past `deadline`, the epoch stops
@@ -34,8 +35,7 @@ class KeepToTimeBudget(keras.callbacks.Callback):
     the warm-up's would otherwise make the run late. The schedule must hold its total
     in a variable (`OneCycleSchedule.hold_total_steps_in_variable`): the compiled step
     then follows without being traced again, which cost a minute per re-fit on
-    KolektorSDD. It may re-fit after any epoch or step, as the pace settles; a run never
-    gets longer.
+    KolektorSDD. It may re-fit after any epoch or step, as the pace settles.
 
     Args:
       schedule: the run's `OneCycleSchedule` (changed in place).
@@ -51,6 +51,11 @@ class KeepToTimeBudget(keras.callbacks.Callback):
     LATE_STEPS = 5
     # Steps of the last epoch timed before its pace is trusted.
     TIMED_STEPS = 10
+    # Epochs whose median projects the end. The last ones: epochs slow down as a run goes
+    # on (KolektorSDD, 30 minutes: 9.6 s in the first twenty, 10.4 s in the last), and
+    # the pace of them all lags behind. Their median: one slow epoch (there, the second
+    # took 13.6 s, the next ones 10 s) does not set the pace.
+    PACE_EPOCHS = 10
 
     def __init__(
         self,
@@ -74,16 +79,18 @@ class KeepToTimeBudget(keras.callbacks.Callback):
         self.on_refit = on_refit
         self.clock = clock
         self.epochs = None
+        self.planned = None  # The epochs `fit` was given: the most it can run.
         self.refits = 0
         self.last_step = None  # The last epoch's last step, once cut short.
         self._durations = []
         self._began = None
+        self._ended = None  # The clock at the last epoch's end.
         self._epoch = None
         self._paced_from = None  # (clock, batch) at this epoch's first step's end.
         self._validation_began = None
 
     def on_train_begin(self, logs=None):
-        self.epochs = self.params["epochs"]
+        self.epochs = self.planned = self.params["epochs"]
 
     def on_epoch_begin(self, epoch, logs=None):
         self._began = self.clock()
@@ -137,7 +144,11 @@ class KeepToTimeBudget(keras.callbacks.Callback):
 
     def on_epoch_end(self, epoch, logs=None):
         now = self.clock()
-        self._durations.append(now - self._began)
+        # From the last epoch's end, not this one's begin: the callbacks after this one at
+        # an epoch's end and before it at the next one's begin (best model, curves, image
+        # panel) take time too, about a second an epoch on KolektorSDD.
+        self._durations.append(now - (self._began if self._ended is None else self._ended))
+        self._ended = now
         done = epoch + 1
         if done < self.epochs and len(self._durations) >= 2:
             self._refit(done, now)
@@ -145,17 +156,19 @@ class KeepToTimeBudget(keras.callbacks.Callback):
             self.model.stop_training = True
 
     def _refit(self, done: int, now: float):
-        epoch_seconds = float(np.mean(self._durations[1:]))  # The first compiles the step.
-        if now + (self.epochs - done) * epoch_seconds <= self.deadline + epoch_seconds:
+        # The first epoch compiles the step.
+        epoch_seconds = float(np.median(self._durations[1:][-self.PACE_EPOCHS :]))
+        fitting = done + max(int((self.deadline - now) // epoch_seconds), 0)
+        # Left alone from ending in time to ending within an epoch past the deadline.
+        if fitting <= self.epochs <= fitting + 1 or self.epochs == self.planned < fitting:
             return
-        more = max(int((self.deadline - now) // epoch_seconds), 0)
-        epochs = done + more
-        if more > 0 and epochs * self.steps_per_epoch < MIN_TOTAL_STEPS:
-            epochs, more = done, 0
+        epochs = min(fitting, self.planned)
+        if epochs > done and epochs * self.steps_per_epoch < MIN_TOTAL_STEPS:
+            epochs = done
         late = now + (self.epochs - done) * epoch_seconds - self.deadline
         reason = (
-            f"epochs took {epoch_seconds:.1f} s, not the warm-up's estimate: "
-            f"{self.epochs} epochs would end {late:.0f} s past the budget; {epochs} end "
+            f"epochs took {epoch_seconds:.1f} s: {self.epochs} epochs would end "
+            f"{abs(late):.0f} s {'past' if late > 0 else 'before'} the budget; {epochs} end "
             "within it"
         )
         logging.warning("Time budget: %s.", reason)
@@ -164,7 +177,7 @@ class KeepToTimeBudget(keras.callbacks.Callback):
         # `fit`'s callbacks share one params dict: those that read the run's length from
         # it as they go (SegDecNet's loss balance) follow the re-fit.
         self.params["epochs"] = epochs
-        if more > 0:
+        if epochs > done:
             self.schedule.total_steps = epochs * self.steps_per_epoch
         if self.on_refit is not None:
             self.on_refit(epochs, reason)

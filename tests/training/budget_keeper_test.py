@@ -111,12 +111,73 @@ def test_the_schedule_is_refitted_again_when_the_epochs_slow_down():
         keeper.on_epoch_end(epoch)
     # Epoch 1 (20 s) compiles: left out. After epoch 2 (at 30 s, 10 s an epoch) 18 more
     # end at 210 s, past 150 + 10: (150 - 30) // 10 = 12 more, 14 epochs. Epoch 3 ends
-    # at 40 s: 11 more at 10 s end at 150, in time. Epoch 4 takes 20 s: the mean, 13.3 s,
-    # ends 10 more at 193 s, past 163: (150 - 60) // 13.3 = 6 more, 10 epochs. Epoch 5
-    # (20 s, mean 15 s): 5 more end at 155, in time.
-    assert keeper.refits == 2 and keeper.epochs == 10
-    assert schedule.total_steps == 100
-    assert float(keras.ops.convert_to_numpy(schedule.traced_total_steps())) == 100.0
+    # at 40 s: 11 more at 10 s end at 150, in time. Epoch 4 takes 20 s, the median stays
+    # 10 s: 10 more end at 160 s, within an epoch. Epoch 5 takes 20 s too, the median is
+    # 15 s: 9 more end at 215 s, past 150 + 15: (150 - 80) // 15 = 4 more, 9 epochs.
+    assert keeper.refits == 2 and keeper.epochs == 9
+    assert schedule.total_steps == 90
+    assert float(keras.ops.convert_to_numpy(schedule.traced_total_steps())) == 90.0
+
+
+def keeper_through(epoch_times, planned_epochs, deadline):
+    """A keeper after the epochs of `epoch_times`, `(begin, end)` clock readings each."""
+
+    class Model:
+        stop_training = False
+
+    schedule = OneCycleSchedule(1e-3, planned_epochs * 10)
+    schedule.hold_total_steps_in_variable()
+    readings = iter([time for times in epoch_times for time in times])
+    refits = []
+    keeper = KeepToTimeBudget(
+        schedule, 10, deadline, clock=readings.__next__,
+        on_refit=lambda epochs, reason: refits.append(reason),
+    )
+    keeper.set_model(Model())
+    keeper.set_params({"epochs": planned_epochs})
+    keeper.on_train_begin()
+    for epoch in range(len(epoch_times)):
+        keeper.on_epoch_begin(epoch)
+        keeper.on_epoch_end(epoch)
+    return keeper, refits
+
+
+def test_the_time_between_epochs_counts():
+    # Other callbacks take 2 s after each epoch's end: epochs begin 2 s after the last
+    # ended. From end to end an epoch takes 10 s, 8 s as this keeper sees it alone. After
+    # epoch 2 (at 30 s) 18 more end at 210 s, past 180 + 10: (180 - 30) // 10 = 15 more.
+    # At 8 s they would end at 174 s, in time.
+    keeper, [reason] = keeper_through([(0, 20), (22, 30)], 20, deadline=180.0)
+    assert keeper.epochs == 17 and "epochs took 10.0 s" in reason
+
+
+def test_the_pace_is_that_of_the_last_epochs():
+    # After the compiling epoch (20 s), 11 epochs of 10 s, then 6 of 20 s. The median of
+    # the last 10 turns to 15 s with the fifth slow epoch (at 230 s: 35 epochs), to 20 s
+    # with the sixth (at 250 s, 18 done: (500 - 250) // 20 = 12 more, 30 epochs). The
+    # median of all 17 is still 10 s: the 22 epochs left would end at 470 s, in time.
+    ends = [20 + 10 * epoch for epoch in range(12)] + [150 + 20 * epoch for epoch in range(6)]
+    keeper, refits = keeper_through(list(zip([0] + ends[:-1], ends)), 40, deadline=500.0)
+    assert keeper.epochs == 30 and refits == [
+        "epochs took 15.0 s: 40 epochs would end 75 s past the budget; 35 end within it",
+        "epochs took 20.0 s: 35 epochs would end 90 s past the budget; 30 end within it",
+    ]
+
+
+def test_one_slow_epoch_is_outvoted_and_epochs_come_back_as_they_fit():
+    # Epoch 2 takes 14 s, the next ones 10 s. After epoch 2 (at 34 s) 18 more at 14 s end
+    # at 286 s: (210 - 34) // 14 = 12 more, 14 epochs. After epoch 3 (44 s; median 12 s)
+    # 166 // 12 = 13 more fit: 16 epochs. After epoch 4 (54 s; median 10 s) 156 // 10 = 15
+    # more: 19 epochs, ending at 204 s. Never more than the 20 planned: with a deadline
+    # of 400 s, none of this cuts or adds.
+    epoch_times = [(0, 20), (20, 34), (34, 44), (44, 54)]
+    keeper, refits = keeper_through(epoch_times, 20, deadline=210.0)
+    assert (keeper.refits, keeper.epochs) == (3, 19)
+    assert keeper.schedule.total_steps == 190
+    assert refits[1] == (
+        "epochs took 12.0 s: 14 epochs would end 34 s before the budget; 16 end within it"
+    )
+    assert keeper_through(epoch_times, 20, deadline=400.0)[0].refits == 0
 
 
 def test_a_schedule_traced_with_its_total_as_a_number_is_refused():
