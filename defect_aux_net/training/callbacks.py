@@ -5,6 +5,7 @@ prediction images."""
 import functools
 import math
 import os
+import time
 
 import keras
 import numpy as np
@@ -95,14 +96,17 @@ class ModelCheckpointWrittenWhole(keras.callbacks.ModelCheckpoint):
 
 
 class TrainingCurves(keras.callbacks.Callback):
-    """Logs the learning rate, and draws the run's curves after each epoch.
+    """Logs the learning rate, and draws the run's curves as epochs end.
 
     Adds `learning_rate` to each epoch's logs: the optimizer's rate after the epoch's
     last step, the value Keras' TensorBoard callback shows as `epoch_learning_rate`.
     Callbacks after this one (`CSVLogger`, `fit`'s `History`) record it, so put it
     before `CSVLogger`. Then writes the curves of every epoch so far (earlier runs'
     read from `history_path` when training begins, and drawn then, then this run's) to
-    `plot_path`, whole: a kill leaves the previous picture.
+    `plot_path`, whole: a kill leaves the previous picture. It draws after the first
+    epoch, then after an epoch at most every `redraw_seconds`, and when training ends:
+    a drawing takes about 0.3 s, 3 % of a KolektorSDD epoch on 2 cores, time a time
+    budget would rather train with.
 
     A `history_path` begun without a `learning_rate` column (a run started before the
     rate was logged, now resumed) does not get one: `CSVLogger`, appending rows with a
@@ -119,14 +123,23 @@ class TrainingCurves(keras.callbacks.Callback):
     Args:
       history_path: the run's `history.csv` (it may not exist yet).
       plot_path: the PNG to write (`training_curves.training_curves_figure`).
+      redraw_seconds: the least time between two drawings while training.
+      clock: seconds, monotonic.
     """
 
-    def __init__(self, history_path: str, plot_path: str):
+    def __init__(
+        self, history_path: str, plot_path: str, redraw_seconds: float = 30.0,
+        clock=time.monotonic,
+    ):
         super().__init__()
         self.history_path = history_path
         self.plot_path = plot_path
+        self.redraw_seconds = redraw_seconds
+        self.clock = clock
         self._history = {}
         self._log_rate = True
+        self._drawn = None  # The clock at the last drawing of this run's epochs.
+        self._undrawn = False
 
     def on_train_begin(self, logs=None):
         self._history = read_history(self.history_path)
@@ -149,7 +162,18 @@ class TrainingCurves(keras.callbacks.Callback):
         for name in set(self._history) | set(row):
             column = self._history.setdefault(name, [math.nan] * epochs_before)
             column.append(float(row.get(name, math.nan)))
+        self._undrawn = True
+        if self._drawn is None or self.clock() - self._drawn >= self.redraw_seconds:
+            self._draw()
+
+    def on_train_end(self, logs=None):
+        if self._undrawn:
+            self._draw()
+
+    def _draw(self):
         write_training_curves(self._history, self.plot_path)
+        self._drawn = self.clock()
+        self._undrawn = False
 
 
 class PredictionImages(keras.callbacks.Callback):

@@ -11,6 +11,7 @@ from defect_aux_net import DefectAuxNetConfig, build_defect_aux_net
 from defect_aux_net.atomic_writes import PARTIAL
 from defect_aux_net.detection.box_matching import encode_detection_targets
 from defect_aux_net.detection.decoding import decode_detections
+from defect_aux_net.training import callbacks as callbacks_module
 from defect_aux_net.training.callbacks import (
     CLASS_COLORS,
     MASK_ALPHA,
@@ -159,6 +160,35 @@ def test_training_curves_log_the_learning_rate_and_draw_every_epoch(tmp_path):
     assert logged["epoch"] == [0, 1, 2]
     write_training_curves(logged, str(tmp_path / "from_csv.png"))
     assert (tmp_path / "results.png").read_bytes() == (tmp_path / "from_csv.png").read_bytes()
+
+
+def test_training_curves_are_drawn_first_then_at_most_every_redraw_seconds_and_at_the_end(
+    tmp_path, monkeypatch
+):
+    drawn = []
+    monkeypatch.setattr(
+        callbacks_module, "write_training_curves",
+        lambda history, path: drawn.append(list(history["epoch"])),
+    )
+    now = [0.0]
+    curves = TrainingCurves(
+        str(tmp_path / "history.csv"), str(tmp_path / "results.png"), redraw_seconds=25.0,
+        clock=lambda: now[0],
+    )
+    model = keras.Sequential([keras.Input((1,)), keras.layers.Dense(1)])
+    model.compile(optimizer=keras.optimizers.SGD(0.1), loss="mse")
+    curves.set_model(model)
+    curves.on_train_begin()
+    # Epochs end at 10, 20, 30, 40 and 60 s: drawn at 10 s (the first), 40 s (30 s after),
+    # not at 60 s (20 s after), then at the end.
+    for epoch, end in enumerate([10.0, 20.0, 30.0, 40.0, 60.0]):
+        now[0] = end
+        curves.on_epoch_end(epoch, {"loss": 1.0})
+    assert drawn == [[0], [0, 1, 2, 3]]
+    curves.on_train_end()
+    assert drawn == [[0], [0, 1, 2, 3], [0, 1, 2, 3, 4]]
+    curves.on_train_end()  # Nothing new: not drawn again.
+    assert len(drawn) == 3
 
 
 def test_a_history_begun_without_the_learning_rate_keeps_its_columns(tmp_path):
