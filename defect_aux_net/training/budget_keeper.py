@@ -23,10 +23,10 @@ class KeepToTimeBudget(keras.callbacks.Callback):
 
     After each epoch from the second on, the median wall time of the last `PACE_EPOCHS`
     epochs (the first, which compiles the step, left out), each from the end of the one
-    before, projects the end of the scheduled epochs. When that is more than one epoch
-    past `deadline`, or a whole epoch before it, the epochs become those that end by it
-    (never more than `fit` was given), the schedule's `total_steps` follows (so the rate
-    still anneals to its end) and training stops there. The last epoch's steps are watched too, as no later epoch
+    before, projects the end of the scheduled epochs. When that is further from
+    `deadline` than an epoch and than `PACE_TOLERANCE` of the time left, the epochs become
+    those that end by it (never more than `fit` was given), the schedule's `total_steps`
+    follows (so the rate still anneals to its end) and training stops there. The last epoch's steps are watched too, as no later epoch
     is left to drop (a run of one or two epochs has no other check): when the steps left
     at this epoch's pace (its first step, which may compile, left out), then its
     validation, would end more than `LATE_STEPS` steps past `deadline`, the epoch stops
@@ -56,6 +56,10 @@ class KeepToTimeBudget(keras.callbacks.Callback):
     # the pace of them all lags behind. Their median: one slow epoch (there, the second
     # took 13.6 s, the next ones 10 s) does not set the pace.
     PACE_EPOCHS = 10
+    # Ends this share of the time left from the deadline are left alone: the pace of the
+    # last epochs varies by a few percent from epoch to epoch (KolektorSDD: 9.3-9.6 s),
+    # and re-fitting to each would move the learning rate to and fro.
+    PACE_TOLERANCE = 0.03
 
     def __init__(
         self,
@@ -158,14 +162,14 @@ class KeepToTimeBudget(keras.callbacks.Callback):
     def _refit(self, done: int, now: float):
         # The first epoch compiles the step.
         epoch_seconds = float(np.median(self._durations[1:][-self.PACE_EPOCHS :]))
-        fitting = done + max(int((self.deadline - now) // epoch_seconds), 0)
-        # Left alone from ending in time to ending within an epoch past the deadline.
-        if fitting <= self.epochs <= fitting + 1 or self.epochs == self.planned < fitting:
+        left = self.deadline - now
+        late = (self.epochs - done) * epoch_seconds - left
+        tolerance = max(epoch_seconds, self.PACE_TOLERANCE * left)
+        if abs(late) <= tolerance or (late < 0 and self.epochs == self.planned):
             return
-        epochs = min(fitting, self.planned)
+        epochs = min(done + max(int(left // epoch_seconds), 0), self.planned)
         if epochs > done and epochs * self.steps_per_epoch < MIN_TOTAL_STEPS:
             epochs = done
-        late = now + (self.epochs - done) * epoch_seconds - self.deadline
         reason = (
             f"epochs took {epoch_seconds:.1f} s: {self.epochs} epochs would end "
             f"{abs(late):.0f} s {'past' if late > 0 else 'before'} the budget; {epochs} end "

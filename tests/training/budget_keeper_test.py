@@ -180,6 +180,14 @@ def test_one_slow_epoch_is_outvoted_and_epochs_come_back_as_they_fit():
     assert keeper_through(epoch_times, 20, deadline=400.0)[0].refits == 0
 
 
+def test_ends_within_a_share_of_the_time_left_are_left_alone():
+    # Epoch 2 takes 10.15 s: the 98 epochs left end at 1024.85 s, 24.85 s past 1000: more
+    # than an epoch, less than 3 % of the 969.85 s left (29.1 s). At 10.2 s: 29.8 s past.
+    assert keeper_through([(0, 20), (20, 30.15)], 100, deadline=1000.0)[0].refits == 0
+    keeper, _ = keeper_through([(0, 20), (20, 30.2)], 100, deadline=1000.0)
+    assert (keeper.refits, keeper.epochs) == (1, 2 + 95)
+
+
 def test_a_schedule_traced_with_its_total_as_a_number_is_refused():
     with pytest.raises(ValueError, match="hold_total_steps_in_variable"):
         KeepToTimeBudget(OneCycleSchedule(1e-3, 200), 10, deadline=150.0)
