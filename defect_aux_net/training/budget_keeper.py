@@ -3,7 +3,7 @@
 `time_budget` fits the epochs to a warm-up's step time before training; the epochs
 then cost more than it saw (input batches it found prepared, checkpoints it did not
 write, validation). `KeepToTimeBudget` measures them, and the last epoch's steps, and
-shortens the schedule when needed.
+fits the schedule to them.
 """
 
 import dataclasses
@@ -19,18 +19,19 @@ from defect_aux_net.training.run_files import write_config
 
 
 class KeepToTimeBudget(keras.callbacks.Callback):
-    """Shortens the one-cycle schedule when the real epochs would end past the deadline.
+    """Fits the one-cycle schedule to the epochs that end by the deadline at their real pace.
 
     After each epoch from the second on, the median wall time of the last `PACE_EPOCHS`
     epochs (the first, which compiles the step, left out), each from the end of the one
     before, projects the end of the scheduled epochs. When that is further from
-    `deadline` than an epoch and than `PACE_TOLERANCE` of the time left, the epochs become
-    those that end by it (never more than `fit` was given), the schedule's `total_steps`
-    follows (so the rate still anneals to its end) and training stops there. The last epoch's steps are watched too, as no later epoch
-    is left to drop (a run of one or two epochs has no other check): when the steps left
-    at this epoch's pace (its first step, which may compile, left out), then its
-    validation, would end more than `LATE_STEPS` steps past `deadline`, the epoch stops
-    at the step that ends in time and the schedule's total follows. A time budget fills
+    `deadline` than an epoch and than `PACE_TOLERANCE` of the time left, the epochs
+    become those that end by it (never more than `fit` was given), the schedule's
+    `total_steps` follows (so the rate still anneals to its end) and training stops
+    there. The last epoch's steps are watched too, as no later epoch is left to drop
+    (a run of one or two epochs has no other check): when the steps left at this
+    epoch's pace (its first step, which may compile, left out), then its validation,
+    would end more than `LATE_STEPS` steps past `deadline`, the epoch stops at the step
+    that ends in time and the schedule's total follows. A time budget fills
     its epochs to the end (`time_budget.epochs_for_budget`), so any step slower than
     the warm-up's would otherwise make the run late. The schedule must hold its total
     in a variable (`OneCycleSchedule.hold_total_steps_in_variable`): the compiled step
