@@ -127,7 +127,7 @@ def test_training_steps_follow_the_loss_balance():
 def test_the_loss_balance_follows_a_run_the_time_budget_cuts_short():
     model = SegDecNet(CONFIG)
     # The clock of budget_keeper_test's re-fits: 20 planned epochs of 10 steps become 14
-    # after the second epoch and 10 after the fourth; the later ones (15 s each) keep 10.
+    # after the second epoch and 9 after the fifth; the later ones (15 s each) keep 9.
     schedule = OneCycleSchedule(1e-3, 200)
     schedule.hold_total_steps_in_variable()
     times = [0, 20, 20, 30, 30, 40, 40, 60, 60, 80]
@@ -143,8 +143,8 @@ def test_the_loss_balance_follows_a_run_the_time_budget_cuts_short():
         seen.append(np.array(model.loss_balance))
         callbacks.on_epoch_end(epoch)
     assert keeper.refits == 2 and model.stop_training
-    # (1 - e / N, delta e / N) at 0-based epoch e, delta 0.5: N = 20, 20, 14, 14, then 10.
-    planned = [20] * 2 + [14] * 2 + [10] * 6
+    # (1 - e / N, delta e / N) at 0-based epoch e, delta 0.5: N = 20, 20, 14, 14, 14, then 9.
+    planned = [20] * 2 + [14] * 3 + [9] * 5
     expected = [[1 - e / n, 0.5 * e / n] for e, n in zip(range(10), planned)]
     np.testing.assert_allclose(seen, expected, rtol=1e-6)
 
