@@ -196,8 +196,8 @@ class LossBalanceSchedule(keras.callbacks.Callback):
 
     Epoch numbers are the run's (a resumed run starts at its `initial_epoch`). The run's
     length is read from `fit`'s params at each epoch, which the time budget's keeper
-    shortens when the epochs are slower than planned: the last epoch trained is then
-    still weighed as the last.
+    re-fits when the epochs are slower or faster than planned: the last epoch trained is
+    then still weighed as the last.
     """
 
     def on_epoch_begin(self, epoch, logs=None):

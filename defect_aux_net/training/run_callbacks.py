@@ -29,7 +29,7 @@ def run_callbacks(
     Args:
       data: the run's `training_run.TrainingData`.
       model_dir: the run's folder.
-      schedule: the run's `OneCycleSchedule` (the keeper shortens it).
+      schedule: the run's `OneCycleSchedule` (the keeper re-fits it).
       backup_steps: training steps at least between two backups.
       keep_to_deadline: whether to keep the epochs to `data.deadline`
         (`budget_keeper.KeepToTimeBudget`).

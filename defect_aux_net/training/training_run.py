@@ -286,7 +286,7 @@ def run_training(
         )
         jit_compile = False
     keras.utils.set_random_seed(experiment.seed)
-    # One process only: workers that shortened their schedules apart would part ways.
+    # One process only: workers that re-fitted their schedules apart would part ways.
     keep_to_deadline = data.deadline is not None and worker_index_and_count()[1] == 1
     with strategy.scope():
         if keep_to_deadline:  # KeepToTimeBudget changes it without a new trace.
