@@ -22,8 +22,8 @@ class KeepToTimeBudget(keras.callbacks.Callback):
     """Fits the one-cycle schedule to the epochs that end by the deadline at their real pace.
 
     After each epoch from the second on, the median wall time of the last `PACE_EPOCHS`
-    epochs (the first, which compiles the step, left out), each from the end of the one
-    before, projects the end of the scheduled epochs. When that is further from
+    epochs, each from the end of the one before (so the first, which compiles the step,
+    has none), projects the end of the scheduled epochs. When that is further from
     `deadline` than an epoch and than `PACE_TOLERANCE` of the time left, the epochs
     become those that end by it (never more than `fit` was given), the schedule's
     `total_steps` follows (so the rate still anneals to its end) and training stops
@@ -88,7 +88,6 @@ class KeepToTimeBudget(keras.callbacks.Callback):
         self.refits = 0
         self.last_step = None  # The last epoch's last step, once cut short.
         self._durations = []
-        self._began = None
         self._ended = None  # The clock at the last epoch's end.
         self._epoch = None
         self._paced_from = None  # (clock, batch) at this epoch's first step's end.
@@ -98,7 +97,6 @@ class KeepToTimeBudget(keras.callbacks.Callback):
         self.epochs = self.planned = self.params["epochs"]
 
     def on_epoch_begin(self, epoch, logs=None):
-        self._began = self.clock()
         self._epoch = epoch
         self._paced_from = None
 
@@ -152,17 +150,17 @@ class KeepToTimeBudget(keras.callbacks.Callback):
         # From the last epoch's end, not this one's begin: the callbacks after this one at
         # an epoch's end and before it at the next one's begin (best model, curves, image
         # panel) take time too, about a second an epoch on KolektorSDD.
-        self._durations.append(now - (self._began if self._ended is None else self._ended))
+        if self._ended is not None:
+            self._durations.append(now - self._ended)
         self._ended = now
         done = epoch + 1
-        if done < self.epochs and len(self._durations) >= 2:
+        if done < self.epochs and self._durations:
             self._refit(done, now)
         if done >= self.epochs:
             self.model.stop_training = True
 
     def _refit(self, done: int, now: float):
-        # The first epoch compiles the step.
-        epoch_seconds = float(np.median(self._durations[1:][-self.PACE_EPOCHS :]))
+        epoch_seconds = float(np.median(self._durations[-self.PACE_EPOCHS :]))
         left = self.deadline - now
         late = (self.epochs - done) * epoch_seconds - left
         tolerance = max(epoch_seconds, self.PACE_TOLERANCE * left)

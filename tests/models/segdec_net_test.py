@@ -130,17 +130,18 @@ def test_the_loss_balance_follows_a_run_the_time_budget_cuts_short():
     # after the second epoch and 9 after the fifth; the later ones (15 s each) keep 9.
     schedule = OneCycleSchedule(1e-3, 200)
     schedule.hold_total_steps_in_variable()
-    times = [0, 20, 20, 30, 30, 40, 40, 60, 60, 80]
-    times += [80 + 15 * (i // 2 + i % 2) for i in range(10)]
-    keeper = KeepToTimeBudget(schedule, 10, deadline=150.0, clock=iter(times).__next__)
+    ends = [20, 30, 40, 60, 80] + [80 + 15 * i for i in range(1, 6)]
+    now = [0.0]
+    keeper = KeepToTimeBudget(schedule, 10, deadline=150.0, clock=lambda: now[0])
     callbacks = keras.callbacks.CallbackList(
         [LossBalanceSchedule(), keeper], model=model, epochs=20
     )
     callbacks.on_train_begin()
     seen = []
-    for epoch in range(10):
+    for epoch, end in enumerate(ends):
         callbacks.on_epoch_begin(epoch)
         seen.append(np.array(model.loss_balance))
+        now[0] = end
         callbacks.on_epoch_end(epoch)
     assert keeper.refits == 2 and model.stop_training
     # (1 - e / N, delta e / N) at 0-based epoch e, delta 0.5: N = 20, 20, 14, 14, 14, then 9.

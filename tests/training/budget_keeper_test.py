@@ -94,50 +94,39 @@ def test_late_epochs_shorten_the_schedule_and_the_compiled_step_follows(jit_comp
 
 
 def test_the_schedule_is_refitted_again_when_the_epochs_slow_down():
-    class Model:
-        stop_training = False
-
-    schedule = OneCycleSchedule(1e-3, 200)
-    schedule.hold_total_steps_in_variable()
-    keeper = KeepToTimeBudget(
-        schedule, 10, deadline=150.0,
-        clock=iter([0, 20, 20, 30, 30, 40, 40, 60, 60, 80]).__next__,
-    )
-    keeper.set_model(Model())
-    keeper.set_params({"epochs": 20})
-    keeper.on_train_begin()
-    for epoch in range(5):
-        keeper.on_epoch_begin(epoch)
-        keeper.on_epoch_end(epoch)
+    keeper, _ = keeper_through([(0, 20), (20, 30), (30, 40), (40, 60), (60, 80)], 20, 150.0)
     # Epoch 1 (20 s) compiles: left out. After epoch 2 (at 30 s, 10 s an epoch) 18 more
     # end at 210 s, past 150 + 10: (150 - 30) // 10 = 12 more, 14 epochs. Epoch 3 ends
     # at 40 s: 11 more at 10 s end at 150, in time. Epoch 4 takes 20 s, the median stays
     # 10 s: 10 more end at 160 s, within an epoch. Epoch 5 takes 20 s too, the median is
     # 15 s: 9 more end at 215 s, past 150 + 15: (150 - 80) // 15 = 4 more, 9 epochs.
     assert keeper.refits == 2 and keeper.epochs == 9
-    assert schedule.total_steps == 90
-    assert float(keras.ops.convert_to_numpy(schedule.traced_total_steps())) == 90.0
+    assert keeper.schedule.total_steps == 90
+    assert float(keras.ops.convert_to_numpy(keeper.schedule.traced_total_steps())) == 90.0
 
 
 def keeper_through(epoch_times, planned_epochs, deadline):
-    """A keeper after the epochs of `epoch_times`, `(begin, end)` clock readings each."""
+    """A keeper after the epochs of `epoch_times`, each begun and ended at its `(begin,
+    end)` times."""
 
     class Model:
         stop_training = False
 
     schedule = OneCycleSchedule(1e-3, planned_epochs * 10)
     schedule.hold_total_steps_in_variable()
-    readings = iter([time for times in epoch_times for time in times])
+    now = [0.0]
     refits = []
     keeper = KeepToTimeBudget(
-        schedule, 10, deadline, clock=readings.__next__,
+        schedule, 10, deadline, clock=lambda: now[0],
         on_refit=lambda epochs, reason: refits.append(reason),
     )
     keeper.set_model(Model())
     keeper.set_params({"epochs": planned_epochs})
     keeper.on_train_begin()
-    for epoch in range(len(epoch_times)):
+    for epoch, (begin, end) in enumerate(epoch_times):
+        now[0] = begin
         keeper.on_epoch_begin(epoch)
+        now[0] = end
         keeper.on_epoch_end(epoch)
     return keeper, refits
 
