@@ -38,8 +38,8 @@ OpenVINO's CPU plugin runs a float32 IR in bfloat16 on CPUs with AVX512_BF16 or
 AMX unless told `INFERENCE_PRECISION_HINT=f32`. A "bfloat16" OpenVINO export is the
 same float32 IR, marked so in `edge_export.json`: `edge_runtimes` runs it with the bf16
 hint where the CPU has bfloat16 instructions (float32 elsewhere) and every other export
-with f32. Converted once at load time, OpenVINO's bfloat16 is what TensorFlow's
-`mixed_bfloat16` is not at batch 1: faster than its float32 (`benchmarks/README.md`).
+with f32. OpenVINO converts the weights once at load time, as a bfloat16 SavedModel
+stores them (`export.precision`).
 
 INT8 is post-training quantisation of weights and activations, calibrated on
 prepared images (`calibration_images`, e.g. 100-300 from the training split); see

@@ -57,8 +57,8 @@ def load_serving_functions(path: str, class_names=None, precision=None) -> Servi
         read them (and the thresholds and image rule) from the run folder holding it
         (the file's folder or the one above), else `class_<i>`. A SavedModel holds
         its own.
-      precision: None to compute as stored; "float32" or "bfloat16" (`mixed_bfloat16`,
-        for CPUs with avx512_bf16 or AMX) to rebuild a `.keras` checkpoint in that
+      precision: None to compute as stored; "float32" or "bfloat16" (weights stored in
+        bfloat16, for CPUs with avx512_bf16 or AMX) to rebuild a `.keras` checkpoint in that
         precision (a run folder then uses its best.keras). An export's precision was
         fixed when it was exported (`launch.export --precision`).
 

@@ -4,7 +4,7 @@ Each precision of the run's best model is one *variant*, a model `evaluate_model
 can run (`config`, `anchors`, `model(images, training=False)`):
 
   float32: the Keras model on TensorFlow, as trained.
-  bfloat16: the same weights under `mixed_bfloat16` (`with_precision`), on TensorFlow.
+  bfloat16: the weights rounded to bfloat16 (`with_precision`), on TensorFlow.
   int8: the OpenVINO INT8 export (`export_edge_model`), calibrated on the run's
     training split, its other layers in float32.
   openvino_float32, openvino_bfloat16: the OpenVINO float32 export with the f32 and

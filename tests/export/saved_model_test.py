@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from defect_aux_net.export.precision import with_precision
 from defect_aux_net.export.saved_model import export_saved_model
 from defect_aux_net.inference.postprocessing import ImageRule
 from tests import tolerances
@@ -343,3 +344,25 @@ def test_mixed_bfloat16_model_exports_float32(tmp_path):
     ).get_variable_to_dtype_map()
     assert tf.bfloat16 not in dtypes.values()
     assert list(dtypes.values()).count(tf.float32) >= len(model.weights)
+
+
+def test_a_bfloat16_copy_exports_bfloat16_weights_and_float32_outputs(tmp_path):
+    model = build_test_model()
+    pixels = np.random.default_rng(5).random((2, 64, 64, 3)).astype(np.float32)
+
+    export_dir = export_saved_model(with_precision(model, "bfloat16"), tmp_path / "1", CLASS_NAMES)
+
+    dtypes = tf.train.load_checkpoint(
+        os.path.join(export_dir, "variables", "variables")
+    ).get_variable_to_dtype_map()
+    # Every weight in bfloat16; float32 only the thresholds the export stores beside them.
+    assert list(dtypes.values()).count(tf.bfloat16) == len(model.weights)
+    float32 = {name.split("/")[0] for name, dtype in dtypes.items() if dtype == tf.float32}
+    assert float32 <= {"thresholds", "gate_threshold"}
+    outputs = tf.saved_model.load(export_dir).signatures["serving_float"](images=pixels)
+    expected = expected_outputs(model, pixels)
+    for key in ("probabilities", "masks"):
+        assert outputs[key].dtype == tf.float32, key
+        tolerances.assert_close(
+            outputs[key].numpy(), expected[key], tolerances.bfloat16_output_tolerance(), key
+        )
