@@ -18,6 +18,30 @@ from defect_aux_net.training.one_cycle import MIN_TOTAL_STEPS, OneCycleSchedule
 from defect_aux_net.training.run_files import write_config
 
 
+# `fit` is given this many times the planned epochs, the most a keeper can lengthen
+# them to: the warm-up's step time can be above the epochs' (SegDecNet on a KolektorSDD
+# fold: 68 s an epoch planned, 56 s taken, so 25 epochs ended 4.5 minutes early).
+GROWTH = 1.5
+
+
+def most_epochs(epochs: int) -> int:
+    """The epochs to give `fit` for `epochs` planned under a `KeepToTimeBudget`."""
+    return math.ceil(epochs * GROWTH)
+
+
+class EpochProgress(keras.callbacks.ProgbarLogger):
+    """Keras' progress bar, its epoch count read at each epoch's start: a keeper changes
+    it (Keras' reads `fit`'s at the start only)."""
+
+    def set_params(self, params):
+        super().set_params(params)
+        self.params = params  # Keras' keeps only what it reads now.
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.epochs = self.params["epochs"]
+        super().on_epoch_begin(epoch, logs)
+
+
 class KeepToTimeBudget(keras.callbacks.Callback):
     """Fits the one-cycle schedule to the epochs that end by the deadline at their real pace.
 
@@ -25,7 +49,9 @@ class KeepToTimeBudget(keras.callbacks.Callback):
     epochs, each from the end of the one before (so the first, which compiles the step,
     has none), projects the end of the scheduled epochs. When that is further from
     `deadline` than an epoch and than `PACE_TOLERANCE` of the time left, the epochs
-    become those that end by it (never more than `fit` was given), the schedule's
+    become those that end by it (never more than `fit` was given: `most_epochs` of
+    the planned `epochs`, so that epochs faster than the warm-up's estimate gain
+    epochs), the schedule's
     `total_steps` follows (so the rate still anneals to its end) and training stops
     there. The last epoch's steps are watched too, as no later epoch is left to drop
     (a run of one or two epochs has no other check): when the steps left at this
@@ -46,6 +72,8 @@ class KeepToTimeBudget(keras.callbacks.Callback):
         included); later ones are measured.
       on_refit: called with `(epochs, reason)` after each re-fit (e.g. to record it).
       clock: seconds, monotonic.
+      epochs: the planned epochs, which `fit`'s callbacks are told at its start (its
+        params); None: `fit`'s epochs, then never lengthened.
     """
 
     # Lateness within this many steps is left alone: the estimate is no finer.
@@ -70,6 +98,7 @@ class KeepToTimeBudget(keras.callbacks.Callback):
         validation_seconds: float = 0.0,
         on_refit=None,
         clock=time.monotonic,
+        epochs: int | None = None,
     ):
         super().__init__()
         if isinstance(schedule.traced_total_steps(), int):
@@ -83,8 +112,8 @@ class KeepToTimeBudget(keras.callbacks.Callback):
         self.validation_seconds = validation_seconds
         self.on_refit = on_refit
         self.clock = clock
-        self.epochs = None
-        self.planned = None  # The epochs `fit` was given: the most it can run.
+        self.epochs = epochs
+        self.most = None  # The epochs `fit` was given: the most it can run.
         self.refits = 0
         self.last_step = None  # The last epoch's last step, once cut short.
         self._durations = []
@@ -94,7 +123,11 @@ class KeepToTimeBudget(keras.callbacks.Callback):
         self._validation_began = None
 
     def on_train_begin(self, logs=None):
-        self.epochs = self.planned = self.params["epochs"]
+        self.most = self.params["epochs"]
+        self.epochs = self.most if self.epochs is None else min(self.epochs, self.most)
+        # `fit`'s callbacks share one params dict: those that read the run's length from
+        # it as they go (SegDecNet's loss balance, `EpochProgress`) follow the plan.
+        self.params["epochs"] = self.epochs
 
     def on_epoch_begin(self, epoch, logs=None):
         self._epoch = epoch
@@ -164,9 +197,9 @@ class KeepToTimeBudget(keras.callbacks.Callback):
         left = self.deadline - now
         late = (self.epochs - done) * epoch_seconds - left
         tolerance = max(epoch_seconds, self.PACE_TOLERANCE * left)
-        if abs(late) <= tolerance or (late < 0 and self.epochs == self.planned):
+        if abs(late) <= tolerance or (late < 0 and self.epochs == self.most):
             return
-        epochs = min(done + max(int(left // epoch_seconds), 0), self.planned)
+        epochs = min(done + max(int(left // epoch_seconds), 0), self.most)
         if epochs > done and epochs * self.steps_per_epoch < MIN_TOTAL_STEPS:
             epochs = done
         reason = (
@@ -177,8 +210,6 @@ class KeepToTimeBudget(keras.callbacks.Callback):
         logging.warning("Time budget: %s.", reason)
         self.refits += 1
         self.epochs = epochs
-        # `fit`'s callbacks share one params dict: those that read the run's length from
-        # it as they go (SegDecNet's loss balance) follow the re-fit.
         self.params["epochs"] = epochs
         if epochs > done:
             self.schedule.total_steps = epochs * self.steps_per_epoch
@@ -195,8 +226,9 @@ def keeper_for_run(
     schedule,
     config_path: str,
 ) -> KeepToTimeBudget:
-    """A run's `KeepToTimeBudget`; a re-fit is written to its config.json, so that a rerun
-    (resuming after a kill, or finding the run complete) has the epochs it trained.
+    """A run's `KeepToTimeBudget`, for a `fit` given `most_epochs(experiment.epochs)`; a
+    re-fit is written to its config.json, so that a rerun (resuming after a kill, or
+    finding the run complete) has the epochs it trained.
 
     Args:
       experiment: the run's `ExperimentConfig`, its epochs chosen by the time budget
@@ -216,5 +248,6 @@ def keeper_for_run(
         write_config(refitted, class_names, config_path)
 
     return KeepToTimeBudget(
-        schedule, steps_per_epoch, deadline, validation_seconds, on_refit=record
+        schedule, steps_per_epoch, deadline, validation_seconds, on_refit=record,
+        epochs=experiment.epochs,
     )

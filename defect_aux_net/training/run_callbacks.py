@@ -10,7 +10,7 @@ from defect_aux_net.data.pipeline import InputOptions, make_dataset
 from defect_aux_net.experiments import ExperimentConfig
 from defect_aux_net.models.model_builders import validation_loss_compares
 from defect_aux_net.training.backup import BackupAndRestoreFromChief
-from defect_aux_net.training.budget_keeper import keeper_for_run
+from defect_aux_net.training.budget_keeper import EpochProgress, keeper_for_run
 from defect_aux_net.training.callbacks import (
     ModelCheckpointWrittenWhole,
     PredictionImages,
@@ -55,12 +55,13 @@ def run_callbacks(
     ]
     callbacks += early_stopping(experiment)
     if keep_to_deadline:
-        callbacks.append(
+        callbacks += [
             keeper_for_run(
                 experiment, class_names, data.train_steps, data.deadline, data.validation_seconds,
                 schedule, paths["config"],
-            )
-        )
+            ),
+            EpochProgress(),
+        ]
     if chief:
         callbacks += [
             # Before CSVLogger: it adds the learning rate to the logs CSVLogger writes.

@@ -19,6 +19,7 @@ from defect_aux_net.data import datasets, splits
 from defect_aux_net.data.pipeline import InputOptions, distributed_dataset
 from defect_aux_net.experiments import ExperimentConfig
 from defect_aux_net.models.model_builders import build_model
+from defect_aux_net.training.budget_keeper import most_epochs
 from defect_aux_net.training.init_checkpoint import (
     check_init_checkpoint,
     check_outside,
@@ -114,7 +115,8 @@ def training_input_options(experiment: ExperimentConfig) -> InputOptions:
         augmentation=experiment.augmentation,
         augmentation_weights=experiment.augmentation_weights,
         segmentation_label_fraction=experiment.segmentation_label_fraction,
-        # Sampled epochs enough for every step (epochs may be more or less than a pass).
+        # Sampled epochs enough for every planned step (epochs may be more or less than a
+        # pass); epochs a time budget's keeper adds read the first ones again.
         negative_sampling_epochs=(
             math.ceil(experiment.epochs * experiment.passes_per_epoch)
             if experiment.negative_sampling else 0
@@ -313,7 +315,8 @@ def run_training(
     fit(
         model,
         train_data,
-        epochs=experiment.epochs,
+        # Room for the keeper to add epochs; it tells the callbacks the planned ones.
+        epochs=most_epochs(experiment.epochs) if keep_to_deadline else experiment.epochs,
         steps_per_epoch=train_steps,
         validation_data=validation_data,
         callbacks=callbacks,

@@ -5,7 +5,12 @@ import numpy as np
 import pytest
 
 from defect_aux_net.experiments import ExperimentConfig
-from defect_aux_net.training.budget_keeper import KeepToTimeBudget, keeper_for_run
+from defect_aux_net.training.budget_keeper import (
+    EpochProgress,
+    KeepToTimeBudget,
+    keeper_for_run,
+    most_epochs,
+)
 from defect_aux_net.training.one_cycle import OneCycleSchedule, one_cycle_value
 
 STEPS_PER_EPOCH = 2
@@ -29,10 +34,13 @@ class StepClock(keras.callbacks.Callback):
         self.steps += 1
 
 
-def applied_learning_rates(deadline, jit_compile, epochs=EPOCHS, steps_per_epoch=STEPS_PER_EPOCH):
+def applied_learning_rates(
+    deadline, jit_compile, epochs=EPOCHS, steps_per_epoch=STEPS_PER_EPOCH, fit_epochs=None
+):
     """Trains w -> w - lr * 1 per step (MAE far above its target: gradient 1) under
     a keeper, and reads each step's learning rate off the weight's changes. Steps take
-    5 s, the first 15 s: the first epoch of 2 steps 20 s, the others 10 s."""
+    5 s, the first 15 s: the first epoch of 2 steps 20 s, the others 10 s. `fit` is
+    given `fit_epochs` (default: the planned `epochs`)."""
     schedule = OneCycleSchedule(1e-2, epochs * steps_per_epoch)
     schedule.hold_total_steps_in_variable()
     model = keras.Sequential(
@@ -44,6 +52,7 @@ def applied_learning_rates(deadline, jit_compile, epochs=EPOCHS, steps_per_epoch
     keeper = KeepToTimeBudget(
         schedule, steps_per_epoch, deadline,
         on_refit=lambda epochs, reason: refits.append((epochs, reason)), clock=clock,
+        epochs=epochs,
     )
     weights = [0.0]
     record = keras.callbacks.LambdaCallback(
@@ -54,7 +63,8 @@ def applied_learning_rates(deadline, jit_compile, epochs=EPOCHS, steps_per_epoch
     x = np.ones((2 * steps_per_epoch, 1), np.float32)
     y = np.full((2 * steps_per_epoch, 1), -1e3, np.float32)
     history = model.fit(
-        x, y, batch_size=2, epochs=epochs, callbacks=[clock, keeper, record], verbose=0
+        x, y, batch_size=2, epochs=fit_epochs or epochs, callbacks=[clock, keeper, record],
+        verbose=0,
     )
     # Each rate is a difference of two float32 weights: off by up to two of the largest
     # weight's units in the last place.
@@ -91,6 +101,39 @@ def test_late_epochs_shorten_the_schedule_and_the_compiled_step_follows(jit_comp
     # Steps 0-3 ran on the 20-step cycle, steps 4-5 on the 6-step one, without the step
     # being traced again (the keeper only assigns the variable).
     check_cycle_cut(rates, atol, 20, 4, 6)
+
+
+@pytest.mark.parametrize("jit_compile", [False, True])
+def test_epochs_faster_than_planned_are_added_up_to_what_fit_was_given(jit_compile):
+    # 4 epochs planned, `fit` given 6. After epoch 2 (at 30 s; 10 s an epoch) the 2 left
+    # end at 50 s, 50 s before a deadline of 100 s (more than an epoch and 3 % of the
+    # 70 s left): (100 - 30) // 10 = 7 more would fit, 6 run.
+    rates, atol, schedule, refits, epochs = applied_learning_rates(
+        100.0, jit_compile, epochs=4, fit_epochs=most_epochs(4)
+    )
+    assert most_epochs(4) == 6 and epochs == 6
+    assert schedule.total_steps == 6 * STEPS_PER_EPOCH
+    (refitted, reason), = refits
+    assert refitted == 6 and "4 epochs would end 50 s before the budget; 6 end" in reason
+    # Steps 0-3 ran on the 8-step cycle, steps 4-11 on the 12-step one, to its end.
+    check_cycle_cut(rates, atol, 8, 4, 12)
+
+
+def test_fits_callbacks_are_told_the_planned_epochs_and_the_progress_bar_follows(capsys):
+    schedule = OneCycleSchedule(1e-3, 100)
+    schedule.hold_total_steps_in_variable()
+    keeper = KeepToTimeBudget(schedule, 10, 1000.0, epochs=10)
+    progress = EpochProgress()
+    callbacks = keras.callbacks.CallbackList(
+        [keeper, progress], model=keras.Sequential(), epochs=15, steps=10, verbose=2
+    )
+    callbacks.on_train_begin()
+    callbacks.on_epoch_begin(0)
+    assert (keeper.most, keeper.epochs, callbacks.params["epochs"]) == (15, 10, 10)
+    assert "Epoch 1/10" in capsys.readouterr().out
+    keeper.params["epochs"] = 12  # As a re-fit sets it.
+    callbacks.on_epoch_begin(1)
+    assert "Epoch 2/12" in capsys.readouterr().out
 
 
 def test_the_schedule_is_refitted_again_when_the_epochs_slow_down():
