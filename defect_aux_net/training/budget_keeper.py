@@ -49,12 +49,11 @@ class KeepToTimeBudget(keras.callbacks.Callback):
     epochs, each from the end of the one before (so the first, which compiles the step,
     has none), projects the end of the scheduled epochs. When that is further from
     `deadline` than an epoch and than `PACE_TOLERANCE` of the time left, the epochs
-    become those that end by it (never more than `fit` was given: `most_epochs` of
-    the planned `epochs`, so that epochs faster than the warm-up's estimate gain
-    epochs), the schedule's
-    `total_steps` follows (so the rate still anneals to its end) and training stops
-    there. The last epoch's steps are watched too, as no later epoch is left to drop
-    (a run of one or two epochs has no other check): when the steps left at this
+    become those that end by it (never more than `fit` was given: `most_epochs` of the
+    planned `epochs`, so that epochs faster than the warm-up's estimate add epochs),
+    the schedule's `total_steps` follows (so the rate still anneals to its end) and
+    training stops there. The last epoch's steps are watched too, as no later epoch is
+    left to drop (a run of one or two epochs has no other check): when the steps left at this
     epoch's pace (its first step, which may compile, left out), then its validation,
     would end more than `LATE_STEPS` steps past `deadline`, the epoch stops at the step
     that ends in time and the schedule's total follows. A time budget fills
