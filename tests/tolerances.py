@@ -45,9 +45,10 @@ def bfloat16_output_tolerance() -> float:
     """Absolute tolerance of unit-scale outputs of a network computing in bfloat16.
 
     Its weights stored in bfloat16 or cast to it at each use (`mixed_bfloat16`), the
-    arithmetic is the same (`tests/export/precision_test.py`). Each layer's output is rounded to bfloat16 (relative 2^-9), and two kernel paths
-    may round a value near a rounding boundary to neighbours one unit in the last
-    place apart (2^-8 at unit scale): two such units, 2^-7, about 0.0078.
+    arithmetic is the same (`tests/export/precision_test.py`). Each layer's output is
+    rounded to bfloat16 (relative 2^-9), and two kernel paths may round a value near a
+    rounding boundary to neighbours one unit in the last place apart (2^-8 at unit
+    scale): two such units, 2^-7, about 0.0078.
     """
     return 4 * BFLOAT16_UNIT_ROUNDOFF
 

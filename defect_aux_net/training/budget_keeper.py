@@ -53,26 +53,27 @@ class KeepToTimeBudget(keras.callbacks.Callback):
     planned `epochs`, so that epochs faster than the warm-up's estimate add epochs),
     the schedule's `total_steps` follows (so the rate still anneals to its end) and
     training stops there. The last epoch's steps are watched too, as no later epoch is
-    left to drop (a run of one or two epochs has no other check): when the steps left at this
-    epoch's pace (its first step, which may compile, left out), then its validation,
-    would end more than `LATE_STEPS` steps past `deadline`, the epoch stops at the step
-    that ends in time and the schedule's total follows. A time budget fills
-    its epochs to the end (`time_budget.epochs_for_budget`), so any step slower than
-    the warm-up's would otherwise make the run late. The schedule must hold its total
-    in a variable (`OneCycleSchedule.hold_total_steps_in_variable`): the compiled step
-    then follows without being traced again, which cost a minute per re-fit on
-    KolektorSDD. It may re-fit after any epoch or step, as the pace settles.
+    left to drop (a run of one or two epochs has no other check): when the steps left at
+    this epoch's pace (its first step, which may compile, left out), then its
+    validation, would end more than `LATE_STEPS` steps past `deadline`, the epoch stops
+    at the step that ends in time and the schedule's total follows. A time budget fills
+    its epochs to the end (`time_budget.epochs_for_budget`), so any step slower than the
+    warm-up's would otherwise make the run late. The schedule must hold its total in a
+    variable (`OneCycleSchedule.hold_total_steps_in_variable`): the compiled step then
+    follows without being traced again, which cost a minute per re-fit on KolektorSDD.
+    It may re-fit after any epoch or step, as the pace settles.
 
     Args:
       schedule: the run's `OneCycleSchedule` (changed in place).
+      epochs: the planned epochs, which `fit`'s callbacks are told at its start (its
+        params); re-fits reach at most the epochs `fit` is given (`keeper_for_run`'s
+        runs give it `most_epochs(epochs)`).
       steps_per_epoch: training steps per epoch.
       deadline: `clock()` value by which the epochs should end.
       validation_seconds: estimated seconds of the first validation (its graph's trace
         included); later ones are measured.
       on_refit: called with `(epochs, reason)` after each re-fit (e.g. to record it).
       clock: seconds, monotonic.
-      epochs: the planned epochs, which `fit`'s callbacks are told at its start (its
-        params); None: `fit`'s epochs, then never lengthened.
     """
 
     # Lateness within this many steps is left alone: the estimate is no finer.
@@ -92,12 +93,12 @@ class KeepToTimeBudget(keras.callbacks.Callback):
     def __init__(
         self,
         schedule: OneCycleSchedule,
+        epochs: int,
         steps_per_epoch: int,
         deadline: float,
         validation_seconds: float = 0.0,
         on_refit=None,
         clock=time.monotonic,
-        epochs: int | None = None,
     ):
         super().__init__()
         if isinstance(schedule.traced_total_steps(), int):
@@ -123,7 +124,7 @@ class KeepToTimeBudget(keras.callbacks.Callback):
 
     def on_train_begin(self, logs=None):
         self.most = self.params["epochs"]
-        self.epochs = self.most if self.epochs is None else min(self.epochs, self.most)
+        self.epochs = min(self.epochs, self.most)
         # `fit`'s callbacks share one params dict: those that read the run's length from
         # it as they go (SegDecNet's loss balance, `EpochProgress`) follow the plan.
         self.params["epochs"] = self.epochs
@@ -247,6 +248,6 @@ def keeper_for_run(
         write_config(refitted, class_names, config_path)
 
     return KeepToTimeBudget(
-        schedule, steps_per_epoch, deadline, validation_seconds, on_refit=record,
-        epochs=experiment.epochs,
+        schedule, experiment.epochs, steps_per_epoch, deadline, validation_seconds,
+        on_refit=record,
     )

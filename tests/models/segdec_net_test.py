@@ -132,7 +132,7 @@ def test_the_loss_balance_follows_a_run_the_time_budget_cuts_short():
     schedule.hold_total_steps_in_variable()
     ends = [20, 30, 40, 60, 80] + [80 + 15 * i for i in range(1, 6)]
     now = [0.0]
-    keeper = KeepToTimeBudget(schedule, 10, deadline=150.0, clock=lambda: now[0])
+    keeper = KeepToTimeBudget(schedule, 20, 10, deadline=150.0, clock=lambda: now[0])
     callbacks = keras.callbacks.CallbackList(
         [LossBalanceSchedule(), keeper], model=model, epochs=20
     )

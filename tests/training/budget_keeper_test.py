@@ -50,9 +50,8 @@ def applied_learning_rates(
     refits = []
     clock = StepClock(15.0, 5.0)
     keeper = KeepToTimeBudget(
-        schedule, steps_per_epoch, deadline,
+        schedule, epochs, steps_per_epoch, deadline,
         on_refit=lambda epochs, reason: refits.append((epochs, reason)), clock=clock,
-        epochs=epochs,
     )
     weights = [0.0]
     record = keras.callbacks.LambdaCallback(
@@ -122,7 +121,7 @@ def test_epochs_faster_than_planned_are_added_up_to_what_fit_was_given(jit_compi
 def test_fits_callbacks_are_told_the_planned_epochs_and_the_progress_bar_follows(capsys):
     schedule = OneCycleSchedule(1e-3, 100)
     schedule.hold_total_steps_in_variable()
-    keeper = KeepToTimeBudget(schedule, 10, 1000.0, epochs=10)
+    keeper = KeepToTimeBudget(schedule, 10, 10, 1000.0)
     progress = EpochProgress()
     callbacks = keras.callbacks.CallbackList(
         [keeper, progress], model=keras.Sequential(), epochs=15, steps=10, verbose=2
@@ -160,7 +159,7 @@ def keeper_through(epoch_times, planned_epochs, deadline):
     now = [0.0]
     refits = []
     keeper = KeepToTimeBudget(
-        schedule, 10, deadline, clock=lambda: now[0],
+        schedule, planned_epochs, 10, deadline, clock=lambda: now[0],
         on_refit=lambda epochs, reason: refits.append(reason),
     )
     keeper.set_model(Model())
@@ -222,7 +221,7 @@ def test_ends_within_a_share_of_the_time_left_are_left_alone():
 
 def test_a_schedule_traced_with_its_total_as_a_number_is_refused():
     with pytest.raises(ValueError, match="hold_total_steps_in_variable"):
-        KeepToTimeBudget(OneCycleSchedule(1e-3, 200), 10, deadline=150.0)
+        KeepToTimeBudget(OneCycleSchedule(1e-3, 200), 20, 10, deadline=150.0)
 
 
 def test_epochs_that_fit_keep_the_schedule():
@@ -257,7 +256,9 @@ def test_the_last_epoch_leaves_room_for_its_validation_and_lateness_within_five_
         schedule = OneCycleSchedule(1e-3, 100)
         schedule.hold_total_steps_in_variable()
         now = [0.0]
-        keeper = KeepToTimeBudget(schedule, 100, deadline, validation_seconds, clock=lambda: now[0])
+        keeper = KeepToTimeBudget(
+            schedule, 1, 100, deadline, validation_seconds, clock=lambda: now[0]
+        )
         keeper.set_model(Model())
         keeper.set_params({"epochs": 1})
         keeper.on_train_begin()
@@ -279,7 +280,7 @@ def test_validation_is_timed_as_it_runs():
     schedule = OneCycleSchedule(1e-3, 100)
     schedule.hold_total_steps_in_variable()
     times = iter([3.0, 10.0])
-    keeper = KeepToTimeBudget(schedule, 10, 100.0, 30.0, clock=times.__next__)
+    keeper = KeepToTimeBudget(schedule, 10, 10, 100.0, 30.0, clock=times.__next__)
     keeper.on_test_begin()
     keeper.on_test_end()
     assert keeper.validation_seconds == 7.0
