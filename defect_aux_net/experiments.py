@@ -98,6 +98,10 @@ class ExperimentConfig(PresetConfig):
       weight_decay: decoupled weight decay of the optimizer, `w -= lr * weight_decay
         * w` at every step (`training.optimizers`; for plain SGD the same update as
         PyTorch's `weight_decay`, the DeepLabV3+ paper's 1e-4). 0: none.
+      ema_momentum: where set, the optimizer keeps an exponential moving average of
+        the weights, `average = ema_momentum * average + (1 - ema_momentum) * weights`
+        at every step, and validation, the best model and everything after training
+        use the average (`training.weight_average`). None: the weights themselves.
       recipe: what the automatic recipe (`--preset=auto`, `recipes`) and the time budget
         chose, `{field: {"value", "reason"}}` plus the `survey` it read, or None.
     """
@@ -129,6 +133,7 @@ class ExperimentConfig(PresetConfig):
     segmentation_label_fraction: float = 1.0
     batch_norm_images: int = 0
     weight_decay: float = 0.0
+    ema_momentum: Optional[float] = None
 
     def __post_init__(self):
         try:
@@ -248,6 +253,16 @@ class ExperimentConfig(PresetConfig):
                 "ExperimentConfig.weight_decay",
                 f"ExperimentConfig.weight_decay must be a number >= 0 (0: no decay), got "
                 f"{self.weight_decay!r}.",
+            )
+        momentum = self.ema_momentum
+        if momentum is not None and (
+            isinstance(momentum, bool) or not isinstance(momentum, (int, float))
+            or not 0 < momentum < 1
+        ):
+            raise ConfigError(
+                "ExperimentConfig.ema_momentum",
+                "ExperimentConfig.ema_momentum must be a number in (0, 1) (e.g. 0.99: an "
+                f"average over about 100 steps) or None, got {momentum!r}.",
             )
         if self.learning_rate <= 0:
             raise ConfigError(

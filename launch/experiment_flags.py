@@ -84,6 +84,11 @@ WEIGHT_DECAY = flags.DEFINE_float(
     "at every step (DeepLabV3+ paper: 1e-4; default: the preset's, 0 for none).",
     lower_bound=0.0,
 )
+EMA_MOMENTUM = flags.DEFINE_float(
+    "ema_momentum", None, "Validate, keep and export the moving average of the weights, "
+    "average = m * average + (1 - m) * weights at every step (e.g. 0.99; default: the "
+    "preset's, none).", lower_bound=0.0, upper_bound=1.0,
+)
 TRAIN_FRACTION = flags.DEFINE_float(
     "train_fraction", None, "Fraction of the training split used (paper Fig. 10).",
 )
@@ -145,6 +150,7 @@ _FIELDS = {
     "passes_per_epoch": "passes_per_epoch",
     "learning_rate": "learning_rate",
     "weight_decay": "weight_decay",
+    "ema_momentum": "ema_momentum",
     "train_fraction": "train_fraction",
     "augment": "augment",
     "negative_sampling": "negative_sampling",
@@ -227,6 +233,7 @@ def experiment_from_flags(test_split: str | None = None) -> ExperimentConfig:
         (PASSES_PER_EPOCH, "passes_per_epoch"),
         (LEARNING_RATE, "learning_rate"),
         (WEIGHT_DECAY, "weight_decay"),
+        (EMA_MOMENTUM, "ema_momentum"),
         (TRAIN_FRACTION, "train_fraction"),
         (AUGMENT, "augment"),
         (NEGATIVE_SAMPLING, "negative_sampling"),

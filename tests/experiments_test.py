@@ -83,7 +83,8 @@ def test_split_fields_reject_malformed_holdouts():
     "field, value",
     [("time_budget", 0), ("early_stopping_patience", 0), ("train_fraction", 1.5),
      ("batch_size", 0), ("epochs", 0), ("learning_rate", 0.0), ("weight_decay", -1e-4),
-     ("weight_decay", float("nan")), ("weight_decay", "1e-4")],
+     ("weight_decay", float("nan")), ("weight_decay", "1e-4"), ("ema_momentum", 1.0),
+     ("ema_momentum", 0), ("ema_momentum", True)],
 )
 def test_invalid_values_are_config_errors_naming_the_field(field, value):
     with pytest.raises(ConfigError, match=f"ExperimentConfig.{field} must be") as error:

@@ -8,7 +8,8 @@ from defect_aux_net.training.one_cycle import OneCycleAdam, OneCycleSchedule
 
 def make_optimizer(experiment: ExperimentConfig, schedule: OneCycleSchedule):
     """Adam on the one-cycle `schedule`, or plain SGD at `experiment.learning_rate`,
-    both with `experiment.weight_decay`.
+    both with `experiment.weight_decay`, and the moving average of the weights where
+    `experiment.ema_momentum` is set (`weight_average`).
 
     Keras' weight decay is decoupled (AdamW-style): before each gradient step every
     trainable variable, biases and batch-norm scales included, shrinks by
@@ -26,7 +27,12 @@ def make_optimizer(experiment: ExperimentConfig, schedule: OneCycleSchedule):
     """
     # None, not 0: no decay ops in the step, and the optimizer config of earlier runs.
     weight_decay = experiment.weight_decay or None
+    averaging = {}
+    if experiment.ema_momentum is not None:
+        averaging = {"use_ema": True, "ema_momentum": experiment.ema_momentum}
     if experiment.optimizer == "sgd":
         # The segmentation + decision network's paper: no momentum.
-        return keras.optimizers.SGD(experiment.learning_rate, weight_decay=weight_decay)
-    return OneCycleAdam(schedule, weight_decay=weight_decay)
+        return keras.optimizers.SGD(
+            experiment.learning_rate, weight_decay=weight_decay, **averaging
+        )
+    return OneCycleAdam(schedule, weight_decay=weight_decay, **averaging)

@@ -1,5 +1,6 @@
-"""The callbacks of a training run: backups, the NaN guard, the best model, early
-stopping, the time budget's keeper, and the chief's curves, logs and image panel."""
+"""The callbacks of a training run: backups, the NaN guard, the averaged weights, the best
+model, early stopping, the time budget's keeper, and the chief's curves, logs and image
+panel."""
 
 import os
 
@@ -19,6 +20,7 @@ from defect_aux_net.training.callbacks import (
 )
 from defect_aux_net.training.run_files import best_validation_loss, model_dir_paths
 from defect_aux_net.training.strategies import is_chief, worker_index_and_count
+from defect_aux_net.training.weight_average import ValidateOnAveragedWeights
 
 
 def run_callbacks(
@@ -49,6 +51,11 @@ def run_callbacks(
             worker_paths["backup"], paths["backup"], backup_steps, delete_checkpoint=not chief
         ),
         StopOnNaN(paths["backup"]),
+    ]
+    if experiment.ema_momentum is not None:
+        # After the backup, before everything that should see the averaged model.
+        callbacks.append(ValidateOnAveragedWeights())
+    callbacks += [
         best_model_checkpoint(
             worker_paths["best"], paths["history"], validation_loss_compares(experiment.model)
         ),

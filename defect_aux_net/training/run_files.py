@@ -84,7 +84,7 @@ def is_complete(model_dir: str) -> bool:
 _ADDED_FIELDS = (
     ("init_checkpoint", "time_budget", "early_stopping_patience", "recipe", "model_name",
      "optimizer", "augmentation", "augmentation_weights", "segmentation_label_fraction",
-     "batch_norm_images", "weight_decay", "lr_range_test"),
+     "batch_norm_images", "weight_decay", "lr_range_test", "ema_momentum"),
     ("input_normalization", "p2_output_conv", "batch_reduction"),
 )
 

@@ -2,8 +2,9 @@ import pytest
 from absl import flags
 from absl.testing import flagsaver
 
+from defect_aux_net.config_errors import ConfigError
 from defect_aux_net.models.model_builders import model_config
-from launch import experiment_flags
+from launch import experiment_flags, flag_errors
 
 
 def parse(*args):
@@ -147,3 +148,21 @@ def test_weight_decay_flag_overrides_the_preset_and_is_validated():
 
     # launch.train --help lists it.
     assert "weight_decay" in {flag.name for flag in flags.FLAGS.get_key_flags_for_module(train)}
+
+
+@flagsaver.flagsaver
+def test_ema_momentum_flag_sets_the_field_and_is_validated():
+    parse("--preset=quickstart")
+    assert experiment_flags.experiment_from_flags().ema_momentum is None
+    parse("--preset=quickstart", "--ema_momentum=0.99")
+    assert experiment_flags.experiment_from_flags().ema_momentum == 0.99
+    assert experiment_flags.given_fields() == {"ema_momentum"}
+    with pytest.raises(flags.IllegalFlagValueError, match="ema_momentum"):
+        flags.FLAGS["ema_momentum"].parse("1.5")
+    parse("--preset=quickstart", "--ema_momentum=1")
+    with pytest.raises(ConfigError) as error:
+        experiment_flags.experiment_from_flags()
+    # What launch.train prints.
+    assert flag_errors.flag_message(error.value).startswith(
+        "--ema_momentum must be a number in (0, 1)"
+    )

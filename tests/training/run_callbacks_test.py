@@ -1,3 +1,5 @@
+import dataclasses
+
 import keras
 import numpy as np
 import pytest
@@ -5,11 +7,16 @@ import tensorflow_datasets as tfds
 
 from defect_aux_net.data import datasets
 from defect_aux_net.experiments import ExperimentConfig
+from defect_aux_net.training.backup import BackupAndRestoreFromChief
+from defect_aux_net.training.callbacks import ModelCheckpointWrittenWhole, PredictionImages
 from defect_aux_net.training.run_callbacks import (
     best_model_checkpoint,
     early_stopping,
+    run_callbacks,
     validation_examples,
 )
+from defect_aux_net.training.training_run import TrainingData
+from defect_aux_net.training.weight_average import ValidateOnAveragedWeights
 from tests.data.synthetic_fixture import synthetic_small_builder
 
 
@@ -70,3 +77,28 @@ def test_early_stopping_stops_after_patience_epochs_without_a_lower_validation_l
     # 0.8 at epoch 1 is the best; epochs 2 and 3 do not beat it: stop after epoch 3.
     assert stopped == [False, False, False, True, True]
     assert early_stopping(ExperimentConfig.from_preset("quickstart")) == []
+
+
+def test_the_averaged_weights_come_after_the_backup_and_before_the_best_model(
+    tmp_path, tmp_path_factory
+):
+    builder = synthetic_small_builder(tmp_path_factory)
+    experiment = ExperimentConfig.from_preset(
+        "quickstart", dataset="synthetic_defects/small"
+    ).for_classes(datasets.class_names(builder))
+
+    def kinds(experiment):
+        data = TrainingData(experiment, builder, datasets.class_names(builder), pass_steps=4)
+        callbacks = run_callbacks(data, str(tmp_path), schedule=None, backup_steps=1)
+        return [type(callback) for callback in callbacks]
+
+    assert ValidateOnAveragedWeights not in kinds(experiment)
+    order = kinds(dataclasses.replace(experiment, ema_momentum=0.99))
+    # The backup saves the weights training goes on from; the best model, the curves and
+    # the image panel see the average.
+    assert (
+        order.index(BackupAndRestoreFromChief)
+        < order.index(ValidateOnAveragedWeights)
+        < order.index(ModelCheckpointWrittenWhole)
+        < order.index(PredictionImages)
+    )

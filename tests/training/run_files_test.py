@@ -150,7 +150,7 @@ def test_a_config_written_before_later_fields_existed_loads_and_resumes(tmp_path
     path = os.path.join(model_dir, "config.json")
     values = json.load(open(path))
     for name in ("init_checkpoint", "time_budget", "early_stopping_patience", "recipe",
-                 "model_name", "optimizer", "weight_decay"):
+                 "model_name", "optimizer", "weight_decay", "ema_momentum"):
         del values[name]
     del values["model"]["input_normalization"]
     del values["model"]["p2_output_conv"]
