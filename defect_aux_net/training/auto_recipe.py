@@ -45,6 +45,7 @@ from defect_aux_net.training.training_run import (
     steps_per_pass,
     training_input_options,
 )
+from defect_aux_net.training.weight_average import average_for_steps
 
 # A head's weight moves at most this far from 1: its loss at initialisation says how
 # loud it starts, not how much it has to learn.
@@ -201,7 +202,8 @@ def apply_recipe(
     )
     field = "model.loss_weights"
     reused = reuse_stored(
-        stored, experiment, data.class_names, (field,), ("epochs", "learning_rate", "augment")
+        stored, experiment, data.class_names, (field,),
+        ("epochs", "learning_rate", "augment", "ema_momentum"),
     )
     if reused is not None:
         experiment = reused
@@ -222,7 +224,8 @@ def apply_recipe(
     for name, choice in experiment.recipe.items():
         if name != "survey":
             logging.info("Recipe: %s = %s (%s)", name, choice["value"], choice["reason"])
-    return dataclasses.replace(data, experiment=experiment)
+    # From the planned steps: chosen again when a time budget has measured the epochs.
+    return average_for_steps(dataclasses.replace(data, experiment=experiment), keep)
 
 
 def _stored_recipe(stored) -> dict:

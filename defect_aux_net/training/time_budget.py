@@ -30,6 +30,7 @@ from defect_aux_net.training.auto_recipe import reuse_stored
 from defect_aux_net.training.one_cycle import MIN_TOTAL_STEPS
 from defect_aux_net.training.training_run import TrainingData
 from defect_aux_net.training.warm_up import WARMUP_STEPS, StepTiming, measure_step_time
+from defect_aux_net.training.weight_average import average_for_steps
 
 # Graphs a prediction pass traces: one for its full batches and one for its last, smaller
 # batch. Validation, thresholds and test evaluation make such a pass.
@@ -72,8 +73,8 @@ def epochs_for_budget(
     Estimate, in seconds, from the warm-up's `timing`: the run builds its model and input
     pipeline again (`setup_seconds`) and compiles its step again (`compile_seconds`); a
     pass is `pass_steps` steps, and each epoch ends with a prediction pass over the
-    validation split (`image_seconds` an image); after training, the batch-norm pass
-    (`batch_norm_seconds`), then thresholds and test evaluation make one more prediction
+    validation split (`image_seconds` an image); after training, the best model's load
+    (`load_seconds`), the batch-norm pass (`batch_norm_seconds`), then thresholds and test evaluation make one more prediction
     pass over the validation and test splits, and the run exports (`export_seconds`).
     Each prediction pass traces `PASS_TRACES` graphs (`trace_seconds` each).
 
@@ -98,8 +99,8 @@ def epochs_for_budget(
     passes = max(steps, fewest) / pass_steps
     reason = (
         f"budget {budget:.0f} s: {elapsed:.0f} s spent before training, {traces:.0f} s of "
-        f"set-up and compilation, {after:.0f} s of the batch-norm pass, thresholds, test "
-        f"evaluation and export, then {one_pass:.1f} s per pass ({pass_steps} steps of "
+        f"set-up and compilation, {after:.0f} s of the best model's load, the batch-norm "
+        f"pass, thresholds, test evaluation and export, then {one_pass:.1f} s per pass ({pass_steps} steps of "
         f"{timing.step_seconds:.3f} s measured, validation of {validation_examples} images): "
         f"{epochs} epoch(s) of {max(steps, fewest)} steps, {passes:.2f} passes each"
     )
@@ -126,7 +127,8 @@ def fit_epochs_to_budget(
     when the budget has room for one (`auto_recipe.range_test_learning_rate`). Both cost
     time the epochs are then fitted to. The passes then decide the augmentation
     (`auto_recipe.augment_for_epochs`); the step was timed with it on, which cost the
-    step no measurable time on NEU-DET (`benchmarks/README.md`).
+    step no measurable time on NEU-DET (`benchmarks/README.md`). The planned steps then
+    decide the span of the averaged weights (`weight_average.average_for_steps`).
 
     Args:
       data: the run's data; its experiment has a `time_budget`.
@@ -142,8 +144,9 @@ def fit_epochs_to_budget(
     fields = ("epochs", "passes_per_epoch")
     if "learning_rate" in (experiment.recipe or {}):
         fields += ("learning_rate",)
-    if auto_recipe.recipe_chose(experiment, "augment"):
-        fields += ("augment",)
+    for field in ("augment", "ema_momentum"):
+        if auto_recipe.recipe_chose(experiment, field):
+            fields += (field,)
     reused = reuse_stored(stored, experiment, data.class_names, fields)
     if reused is not None:
         logging.info(
@@ -172,6 +175,7 @@ def fit_epochs_to_budget(
         "image_seconds": round(timing.image_seconds, 4),
         "trace_seconds": round(timing.trace_seconds, 1),
         "export_seconds": round(timing.export_seconds, 1),
+        "load_seconds": round(timing.load_seconds, 1),
     }
     experiment = data.experiment
     length = {"value": passes, "reason": f"the time budget's: {epochs} epoch(s), see epochs"}
@@ -182,6 +186,8 @@ def fit_epochs_to_budget(
         recipe=(experiment.recipe or {}) | {"epochs": choice, "passes_per_epoch": length},
     )
     data = auto_recipe.augment_for_epochs(dataclasses.replace(data, experiment=experiment))
+    if auto_recipe.recipe_chose(data.experiment, "ema_momentum"):
+        data = average_for_steps(data)
     experiment = data.experiment
     validation, test = _split_sizes(data)
     deadline = training_deadline(experiment.time_budget, started, timing, validation, test)
@@ -206,11 +212,12 @@ def training_deadline(
 
 
 def _after_epochs(timing: StepTiming, validation_examples, test_examples):
-    """`(evaluation, traces)`: seconds of what follows the epochs, the batch-norm pass,
-    thresholds, test evaluation and export, and the graphs thresholds and test trace."""
+    """`(evaluation, traces)`: seconds of what follows the epochs, the best model's load,
+    the batch-norm pass, thresholds, test evaluation and export, and the graphs thresholds
+    and test trace."""
     passes = 2 if test_examples else 1
     return (
-        timing.batch_norm_seconds + (validation_examples + test_examples) * timing.image_seconds
+        timing.load_seconds + timing.batch_norm_seconds + (validation_examples + test_examples) * timing.image_seconds
         + timing.export_seconds,
         passes * PASS_TRACES * timing.trace_seconds,
     )

@@ -50,6 +50,11 @@ def test_the_default_recipe_and_budget_are_recorded_and_a_rerun_keeps_them(
     assert config["augment"] is recipe["augment"]["value"] is False
     assert "0.4 pass(es)" in recipe["augment"]["reason"]
     assert "Time budget: warm-up of 6 steps" in result.stderr
+    # The best model's load was timed in the warm-up too.
+    assert epochs["load_seconds"] > 0
+    # The averaged weights span a tenth of the 4 planned steps, at least 10: m = 1 - 1/10.
+    assert config["ema_momentum"] == recipe["ema_momentum"]["value"] == 0.9
+    assert "the run's 4 planned steps" in recipe["ema_momentum"]["reason"]
     # The learning rate: the rule's, saying so; the range test is asked for with
     # --lr_range_test (tests/training/auto_recipe_test.py runs it).
     rate = recipe["learning_rate"]

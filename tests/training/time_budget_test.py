@@ -69,7 +69,10 @@ def test_the_batch_norm_pass_after_training_takes_its_time_from_the_epochs():
     timing = dataclasses.replace(TIMING, batch_norm_seconds=30.0)
     epochs, passes, reason = epochs_for_budget(600, 100, timing, 10, 24, 48)
     assert (epochs, passes) == (32, 1.0)
-    assert "43 s of the batch-norm pass, thresholds, test evaluation and export" in reason
+    assert (
+        "43 s of the best model's load, the batch-norm pass, thresholds, test evaluation "
+        "and export" in reason
+    )
 
 
 def test_a_budget_too_short_gives_the_fewest_steps_and_says_so():
@@ -91,3 +94,6 @@ def test_the_deadline_leaves_what_follows_the_epochs():
     timing = dataclasses.replace(TIMING, batch_norm_seconds=30.0)
     deadline = training_deadline(600, 1000.0, timing, 24, 48)
     assert deadline == pytest.approx(1000 + 600 - 3 - 10 - 40 - 30)
+    # And the best model's load before it.
+    timing = dataclasses.replace(timing, load_seconds=2.0)
+    assert training_deadline(600, 1000.0, timing, 24, 48) == pytest.approx(deadline - 2)

@@ -23,12 +23,13 @@ def classifier_data(tmp_path_factory):
 
 
 @pytest.mark.slow(seconds=20)
-def test_the_export_is_timed_only_for_a_run_that_exports(classifier_data, monkeypatch, tmp_path):
+def test_the_load_is_timed_and_the_export_only_for_a_run_that_exports(classifier_data, monkeypatch, tmp_path):
     # The export goes to a temporary folder, removed afterwards. (AutoGraph also writes
     # its generated modules to the temporary directory; those are not ours.)
     monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
     strategy = tf.distribute.get_strategy()
     exported = measure_step_time(classifier_data, strategy, False, steps=1, export=True)
-    assert exported.export_seconds > 0
-    assert list(tmp_path.glob("warm_up_export_*")) == []
+    assert exported.export_seconds > 0 and exported.load_seconds > 0
+    # Nor is the best model's copy left.
+    assert list(tmp_path.glob("warm_up_export_*")) == list(tmp_path.glob("warm_up_load_*")) == []
     assert measure_step_time(classifier_data, strategy, False, steps=1).export_seconds == 0.0

@@ -1,8 +1,17 @@
+import dataclasses
+
 import keras
 import numpy as np
 import pytest
 
-from defect_aux_net.training.weight_average import ValidateOnAveragedWeights
+from defect_aux_net.experiments import ExperimentConfig
+from defect_aux_net.recipes import GIVEN
+from defect_aux_net.training.training_run import TrainingData
+from defect_aux_net.training.weight_average import (
+    ValidateOnAveragedWeights,
+    average_for_steps,
+    momentum_for_steps,
+)
 from tests.tolerances import FLOAT32_UNIT_ROUNDOFF, assert_close
 
 MOMENTUM = 0.75
@@ -95,3 +104,29 @@ def test_validation_and_epoch_ends_see_the_average_and_training_goes_on_from_the
 def test_an_optimizer_without_averages_is_refused():
     with pytest.raises(ValueError, match="use_ema=True"):
         _fit(_model(use_ema=False), [ValidateOnAveragedWeights()])
+
+
+@pytest.mark.parametrize("steps, momentum", [(2000, 0.995), (400, 0.975), (30, 0.9)])
+def test_the_average_spans_a_tenth_of_the_planned_steps_and_at_least_ten(steps, momentum):
+    # m = 1 - 1 / horizon: 200, 40 and 10 steps.
+    assert momentum_for_steps(steps)[0] == momentum
+    assert f"the last {round(1 / (1 - momentum))} of the run's {steps}" in (
+        momentum_for_steps(steps)[1]
+    )
+
+
+def test_the_recipe_chooses_the_momentum_from_epochs_and_steps_unless_given():
+    experiment = ExperimentConfig.from_preset("auto", epochs=20, recipe={})
+    data = TrainingData(experiment, None, ("a",), pass_steps=25)
+    chosen = average_for_steps(data).experiment
+    assert chosen.ema_momentum == chosen.recipe["ema_momentum"]["value"] == 0.98  # 500 steps
+    # Chosen again (the budget's epochs), it follows them.
+    fewer = average_for_steps(dataclasses.replace(data, experiment=dataclasses.replace(
+        chosen, epochs=4))).experiment
+    assert fewer.ema_momentum == 0.9  # 100 steps: a horizon of 10
+    # Given as a flag, kept: then, and when chosen again.
+    given = dataclasses.replace(data, experiment=dataclasses.replace(experiment, ema_momentum=0.5))
+    kept = average_for_steps(given, keep=("ema_momentum",))
+    assert kept.experiment.ema_momentum == 0.5
+    assert kept.experiment.recipe["ema_momentum"] == {"value": 0.5, "reason": GIVEN}
+    assert average_for_steps(kept) == kept
