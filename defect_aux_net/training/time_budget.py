@@ -74,8 +74,9 @@ def epochs_for_budget(
     pipeline again (`setup_seconds`) and compiles its step again (`compile_seconds`); a
     pass is `pass_steps` steps, and each epoch ends with a prediction pass over the
     validation split (`image_seconds` an image); after training, the best model's load
-    (`load_seconds`), the batch-norm pass (`batch_norm_seconds`), then thresholds and test evaluation make one more prediction
-    pass over the validation and test splits, and the run exports (`export_seconds`).
+    (`load_seconds`), the batch-norm pass (`batch_norm_seconds`), then thresholds and
+    test evaluation make one more prediction pass over the validation and test splits,
+    and the run exports (`export_seconds`).
     Each prediction pass traces `PASS_TRACES` graphs (`trace_seconds` each).
 
     The epochs are the whole passes (each with its validation) that fit, at least one;
@@ -100,8 +101,9 @@ def epochs_for_budget(
     reason = (
         f"budget {budget:.0f} s: {elapsed:.0f} s spent before training, {traces:.0f} s of "
         f"set-up and compilation, {after:.0f} s of the best model's load, the batch-norm "
-        f"pass, thresholds, test evaluation and export, then {one_pass:.1f} s per pass ({pass_steps} steps of "
-        f"{timing.step_seconds:.3f} s measured, validation of {validation_examples} images): "
+        f"pass, thresholds, test evaluation and export, then {one_pass:.1f} s per pass "
+        f"({pass_steps} steps of {timing.step_seconds:.3f} s measured, validation of "
+        f"{validation_examples} images): "
         f"{epochs} epoch(s) of {max(steps, fewest)} steps, {passes:.2f} passes each"
     )
     if steps < fewest:
@@ -217,8 +219,8 @@ def _after_epochs(timing: StepTiming, validation_examples, test_examples):
     and test trace."""
     passes = 2 if test_examples else 1
     return (
-        timing.load_seconds + timing.batch_norm_seconds + (validation_examples + test_examples) * timing.image_seconds
-        + timing.export_seconds,
+        timing.load_seconds + timing.batch_norm_seconds
+        + (validation_examples + test_examples) * timing.image_seconds + timing.export_seconds,
         passes * PASS_TRACES * timing.trace_seconds,
     )
 

@@ -20,7 +20,7 @@ from absl import logging
 from defect_aux_net.recipes import GIVEN
 
 # The average spans this fraction of the run's planned steps: with the one-cycle policy
-# the learning rate is then below a third of its peak, so the average smooths the
+# the learning rate is then below a twentieth of its peak, so the average smooths the
 # noise of the last steps without reaching back to weights that are still moving fast
 # (Ultralytics' model EMA spans some 2,000-10,000 steps of runs ten to a hundred times
 # longer than a CPU budget's). Measured (benchmarks/README.md), one 30-minute run of the

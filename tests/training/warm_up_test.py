@@ -23,7 +23,9 @@ def classifier_data(tmp_path_factory):
 
 
 @pytest.mark.slow(seconds=20)
-def test_the_load_is_timed_and_the_export_only_for_a_run_that_exports(classifier_data, monkeypatch, tmp_path):
+def test_the_load_is_timed_and_the_export_only_for_a_run_that_exports(
+    classifier_data, monkeypatch, tmp_path
+):
     # The export goes to a temporary folder, removed afterwards. (AutoGraph also writes
     # its generated modules to the temporary directory; those are not ours.)
     monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
