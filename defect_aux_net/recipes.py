@@ -75,6 +75,21 @@ ANCHOR_FIELDS = tuple(
 GIVEN = "given as a flag"
 
 
+def given_fields(experiment) -> frozenset:
+    """The fields the recipe kept because the user set them."""
+    recipe = experiment.recipe or {}
+    return frozenset(
+        name for name, choice in recipe.items()
+        if isinstance(choice, dict) and choice.get("reason") == GIVEN
+    )
+
+
+def recipe_chose(experiment, field: str) -> bool:
+    """Whether the recipe chose `field`: not a flag's value, nor a run without a recipe."""
+    choice = (experiment.recipe or {}).get(field)
+    return choice is not None and choice["reason"] != GIVEN
+
+
 def _rounded(value: float) -> float:
     return float(f"{value:.2g}")
 

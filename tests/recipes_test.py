@@ -9,7 +9,14 @@ from defect_aux_net.config import DefectAuxNetConfig
 from defect_aux_net.data.dataset_survey import DatasetSurvey
 from defect_aux_net.experiments import ExperimentConfig
 from defect_aux_net.models.model_builders import model_config
-from defect_aux_net.recipes import choose_recipe, input_scale, scale_for_epochs
+from defect_aux_net.recipes import (
+    GIVEN,
+    choose_recipe,
+    given_fields,
+    input_scale,
+    recipe_chose,
+    scale_for_epochs,
+)
 
 
 def make_survey(image_size, boxes_pixels, num_examples, defective, with_masks=0, classes=1):
@@ -224,3 +231,19 @@ def test_a_detector_with_anchors_of_its_own_keeps_them(name):
     assert "model.positive_iou" not in choices
     # The rest of the recipe as Defect-Aux-Net's: 40-pixel defects, 200x200 -> 128x128.
     assert experiment.model.input_shape == (128, 128, 3)
+
+
+def test_given_fields_and_what_the_recipe_chose_are_read_from_the_recorded_recipe():
+    recipe = {
+        "batch_size": {"value": 4, "reason": GIVEN},
+        "augment": {"value": True, "reason": "few epochs"},
+    }
+    model = DefectAuxNetConfig.from_preset("small")
+    experiment = ExperimentConfig(model=model, dataset="neu_det", recipe=recipe)
+    assert given_fields(experiment) == {"batch_size"}
+    assert recipe_chose(experiment, "augment")
+    assert not recipe_chose(experiment, "batch_size")
+    assert not recipe_chose(experiment, "learning_rate")  # Not in the recipe at all.
+    without_recipe = ExperimentConfig(model=model, dataset="neu_det")
+    assert given_fields(without_recipe) == frozenset()
+    assert not recipe_chose(without_recipe, "augment")

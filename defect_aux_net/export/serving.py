@@ -81,6 +81,8 @@ class ServingModule(tf.Module):
         decides `is_defective` on the fused image score; None for the per-class rule.
 
     Attributes:
+      model: the model (not saved: its variables are, as `model_variables`).
+      model_variables: the model's variables, the only part of it the SavedModel holds.
       class_names: string variable `[K]`.
       thresholds: float32 variable `[K]`.
       image_size: int32 variable `[2]`, the model input `(height, width)`.
@@ -137,7 +139,11 @@ class ServingModule(tf.Module):
             if not 0 <= value <= 1:
                 raise ValueError(f"{name} must be in [0, 1], got {value!r}.")
 
-        self.model = model
+        # The model is held out of the SavedModel's object graph and its variables are
+        # tracked instead (as Keras' `ExportArchive` does): tracking the model would also
+        # save its optimizer (moments, averaged weights), which serving never reads.
+        object.__setattr__(self, "model", model)
+        self.model_variables = list(model.variables)
         self.class_names = tf.Variable(list(class_names), trainable=False, name="class_names")
         self.thresholds = tf.Variable(
             thresholds, dtype=tf.float32, trainable=False, name="thresholds"

@@ -29,7 +29,9 @@ from defect_aux_net.recipes import (
     GIVEN,
     augmentation_for_epochs,
     choose_recipe,
+    given_fields,
     has_field,
+    recipe_chose,
     scale_for_epochs,
 )
 from defect_aux_net.training import run_files
@@ -231,21 +233,6 @@ def apply_recipe(
 def _stored_recipe(stored) -> dict:
     recipe = stored.get("recipe") if isinstance(stored, dict) else None
     return recipe if isinstance(recipe, dict) else {}
-
-
-def given_fields(experiment) -> frozenset:
-    """The fields the recipe kept because the user set them."""
-    recipe = experiment.recipe or {}
-    return frozenset(
-        name for name, choice in recipe.items()
-        if isinstance(choice, dict) and choice.get("reason") == GIVEN
-    )
-
-
-def recipe_chose(experiment, field: str) -> bool:
-    """Whether the recipe chose `field`: not a flag's value, nor a run without a recipe."""
-    choice = (experiment.recipe or {}).get(field)
-    return choice is not None and choice["reason"] != GIVEN
 
 
 def rescale_for_epochs(data: TrainingData, passes: float) -> TrainingData | None:

@@ -25,6 +25,7 @@ from absl import logging
 
 from defect_aux_net.config_errors import ConfigError
 from defect_aux_net.data import datasets
+from defect_aux_net.recipes import recipe_chose
 from defect_aux_net.training import auto_recipe
 from defect_aux_net.training.auto_recipe import reuse_stored
 from defect_aux_net.training.one_cycle import MIN_TOTAL_STEPS
@@ -147,7 +148,7 @@ def fit_epochs_to_budget(
     if "learning_rate" in (experiment.recipe or {}):
         fields += ("learning_rate",)
     for field in ("augment", "ema_momentum"):
-        if auto_recipe.recipe_chose(experiment, field):
+        if recipe_chose(experiment, field):
             fields += (field,)
     reused = reuse_stored(stored, experiment, data.class_names, fields)
     if reused is not None:
@@ -188,7 +189,7 @@ def fit_epochs_to_budget(
         recipe=(experiment.recipe or {}) | {"epochs": choice, "passes_per_epoch": length},
     )
     data = auto_recipe.augment_for_epochs(dataclasses.replace(data, experiment=experiment))
-    if auto_recipe.recipe_chose(data.experiment, "ema_momentum"):
+    if recipe_chose(data.experiment, "ema_momentum"):
         data = average_for_steps(data)
     experiment = data.experiment
     validation, test = _split_sizes(data)

@@ -17,7 +17,7 @@ import dataclasses
 import keras
 from absl import logging
 
-from defect_aux_net.recipes import GIVEN
+from defect_aux_net.recipes import GIVEN, given_fields
 
 # The average spans this fraction of the run's planned steps: with the one-cycle policy
 # the learning rate is then below a twentieth of its peak, so the average smooths the
@@ -46,8 +46,7 @@ def average_for_steps(data, keep=()):
     steps, epochs times steps per epoch; kept where the user gave it (in `keep`, or
     recorded as given by an earlier call)."""
     experiment = data.experiment
-    earlier = (experiment.recipe or {}).get("ema_momentum")
-    if "ema_momentum" in keep or (earlier is not None and earlier["reason"] == GIVEN):
+    if "ema_momentum" in keep or "ema_momentum" in given_fields(experiment):
         choice = {"value": experiment.ema_momentum, "reason": GIVEN}
     else:
         momentum, reason = momentum_for_steps(data.train_steps * experiment.epochs)

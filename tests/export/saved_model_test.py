@@ -366,3 +366,25 @@ def test_a_bfloat16_copy_exports_bfloat16_weights_and_float32_outputs(tmp_path):
         tolerances.assert_close(
             outputs[key].numpy(), expected[key], tolerances.bfloat16_output_tolerance(), key
         )
+
+
+def test_only_the_weights_and_the_serving_variables_are_saved(tmp_path):
+    """A trained model's optimizer state (Adam's moments, averaged weights: two to three
+    times the weights) is not written: serving reads the weights only."""
+    model = build_test_model()
+    model.compile(optimizer=keras.optimizers.Adam(use_ema=True))
+    model.optimizer.build(model.trainable_variables)
+    optimizer_values = sum(int(np.prod(v.shape)) for v in model.optimizer.variables)
+    assert optimizer_values > 2 * sum(int(np.prod(v.shape)) for v in model.trainable_variables)
+
+    export_dir = export_saved_model(model, tmp_path / "1", CLASS_NAMES, thresholds=THRESHOLDS)
+
+    stored = tf.train.list_variables(os.path.join(export_dir, "variables", "variables"))
+    stored_values = sum(
+        int(np.prod(shape)) for name, shape in stored if name != "_CHECKPOINTABLE_OBJECT_GRAPH"
+    )
+    # class_names and thresholds [K], image_size [2], channels and gate_threshold scalars.
+    serving_values = 2 * len(CLASS_NAMES) + 2 + 1 + 1
+    model_values = sum(int(np.prod(v.shape)) for v in model.variables)
+    assert stored_values == model_values + serving_values
+    assert not [name for name, _ in stored if "optimizer" in name]
