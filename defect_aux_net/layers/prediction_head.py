@@ -5,6 +5,8 @@ import math
 import keras
 from keras import ops
 
+from defect_aux_net.layers.group_normalization import GroupNormalization
+
 
 @keras.saving.register_keras_serializable(package="defect_aux_net")
 class PredictionHead(keras.layers.Layer):
@@ -62,7 +64,7 @@ class PredictionHead(keras.layers.Layer):
         ]
         # 32 groups (the group-norm paper's default), fewer when channels are not a multiple.
         self.hidden_norms = [
-            keras.layers.GroupNormalization(
+            GroupNormalization(
                 math.gcd(32, channels), name=f"hidden_{index}_gn", dtype=self.dtype_policy
             )
             for index in range(depth if group_norm else 0)
