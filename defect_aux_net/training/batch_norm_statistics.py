@@ -47,12 +47,15 @@ class BatchNormPass:
         trace of the forward pass.
       input_seconds: the other batches' waits for their input.
       compute_seconds: the other batches' forward passes and statistics reads.
+      end_seconds: from the last batch to the end of the input (its end-of-sequence and
+        the input pipeline's teardown).
     """
 
     batches: int
     first_seconds: float = 0.0
     input_seconds: float = 0.0
     compute_seconds: float = 0.0
+    end_seconds: float = 0.0
 
 
 def recompute_batch_norm_statistics(model: keras.Model, image_batches) -> BatchNormPass:
@@ -100,6 +103,7 @@ def recompute_batch_norm_statistics(model: keras.Model, image_batches) -> BatchN
             waits.append(arrived - started)
             computes.append(finished - arrived)
             started = finished
+        ended = time.perf_counter()
     finally:
         for layer, momentum in zip(layers, momenta):
             layer.momentum = momentum
@@ -109,7 +113,8 @@ def recompute_batch_norm_statistics(model: keras.Model, image_batches) -> BatchN
         layer.moving_mean.assign(total[0] / len(waits))
         layer.moving_variance.assign(total[1] / len(waits))
     return BatchNormPass(
-        len(waits), waits[0] + computes[0], float(sum(waits[1:])), float(sum(computes[1:]))
+        len(waits), waits[0] + computes[0], float(sum(waits[1:])), float(sum(computes[1:])),
+        ended - started,
     )
 
 
@@ -155,8 +160,10 @@ def recompute_and_save(model, path: str, builder, split: str, options: InputOpti
         logging.info(
             "Batch-norm pass: %d batches in %.1f s (input pipeline built in %.1f s; the "
             "first batch, with the pipeline's start and the trace, %.1f s; then %.1f s "
-            "waiting for input, %.1f s computing); %s saved in %.1f s.",
+            "waiting for input, %.1f s computing, %.1f s ending the input); %s saved in "
+            "%.1f s.",
             done.batches, passed - started, built - started, done.first_seconds,
-            done.input_seconds, done.compute_seconds, path, time.monotonic() - passed,
+            done.input_seconds, done.compute_seconds, done.end_seconds, path,
+            time.monotonic() - passed,
         )
     return done.batches * options.batch_size

@@ -92,6 +92,21 @@ def test_waits_for_input_are_timed_apart_from_the_forward_passes():
     assert done.compute_seconds < delay
 
 
+def test_the_end_of_the_input_is_timed_apart():
+    model = _model()
+    delay = 0.2
+
+    def batches_with_a_slow_end():
+        yield np.ones((2, 3), "float32")
+        yield np.ones((2, 3), "float32")
+        time.sleep(delay)  # As an input pipeline slow to end or to tear down.
+
+    done = recompute_batch_norm_statistics(model, batches_with_a_slow_end())
+    assert done.batches == 2
+    assert delay <= done.end_seconds < 2 * delay
+    assert done.input_seconds < delay
+
+
 def test_a_model_without_batch_norm_reads_no_batches():
     model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2)])
     read = []
