@@ -13,7 +13,6 @@ them: 15 s for a NEU-DET run against the 1.5 s of one prediction trace.
 
 import dataclasses
 import os
-import shutil
 import tempfile
 import time
 
@@ -136,15 +135,14 @@ def measure_step_time(
 def _time_load(model) -> tuple:
     """`(loaded model, seconds)`: `model` saved whole as the best model is, then loaded
     as the run loads it after training (timed)."""
-    folder = tempfile.mkdtemp(prefix="warm_up_load_")
-    try:
+    with tempfile.TemporaryDirectory(
+        prefix="warm_up_load_", ignore_cleanup_errors=True
+    ) as folder:
         path = os.path.join(folder, "best.keras")
         model.save(path)
         started = time.perf_counter()
         loaded = load_model(path)
         seconds = time.perf_counter() - started
-    finally:
-        shutil.rmtree(folder, ignore_errors=True)
     logging.info("Time budget: loading the best model timed: %.1f s", seconds)
     return loaded, seconds
 
@@ -205,12 +203,11 @@ def _time_prediction_pass(data: TrainingData, model) -> tuple:
 
 def _time_export(data: TrainingData, model) -> float:
     """Seconds of `model`'s SavedModel export, into a temporary folder then deleted."""
-    folder = tempfile.mkdtemp(prefix="warm_up_export_")
-    try:
+    with tempfile.TemporaryDirectory(
+        prefix="warm_up_export_", ignore_cleanup_errors=True
+    ) as folder:
         started = time.perf_counter()
         export_saved_model(model, os.path.join(folder, "1"), data.class_names)
         seconds = time.perf_counter() - started
-    finally:
-        shutil.rmtree(folder, ignore_errors=True)
     logging.info("Time budget: export timed: %.1f s", seconds)
     return seconds
