@@ -111,6 +111,11 @@ P2_OUTPUT_CONV = flags.DEFINE_boolean(
     "p2_output_conv", None, "Give the top-down pathway's P2 the FPN's 3x3 output conv "
     "(--nop2_output_conv: the segmentation branch's own convs smooth it; cheaper).",
 )
+SEGMENTATION_CHANNELS = flags.DEFINE_integer(
+    "segmentation_channels", None, "Channels of the segmentation branch's convolutions "
+    "(paper-size network 128; 64 with --nop2_output_conv is the lean top-down pathway).",
+    lower_bound=1,
+)
 INIT_CHECKPOINT = flags.DEFINE_string(
     "init_checkpoint", None, "A run's --model_dir (its best.keras) or a .keras file to "
     "start from: layers whose names and shapes match are copied (fine-tuning).",
@@ -141,6 +146,7 @@ _FIELDS = {
     "backbone_weights": "model.backbone_weights",
     "input_normalization": "model.input_normalization",
     "p2_output_conv": "model.p2_output_conv",
+    "segmentation_channels": "model.segmentation_channels",
     "init_checkpoint": "init_checkpoint",
     "dataset": "dataset",
     "train_split": "train_split",
@@ -218,6 +224,8 @@ def experiment_from_flags(test_split: str | None = None) -> ExperimentConfig:
         model_changes["input_normalization"] = INPUT_NORMALIZATION.value
     if P2_OUTPUT_CONV.value is not None:
         model_changes["p2_output_conv"] = P2_OUTPUT_CONV.value
+    if SEGMENTATION_CHANNELS.value is not None:
+        model_changes["segmentation_channels"] = SEGMENTATION_CHANNELS.value
     try:
         model = dataclasses.replace(preset.model, **model_changes)
     except ValueError as error:

@@ -129,6 +129,21 @@ def test_model_preset_picks_the_networks_config_and_the_recipe_serves_every_netw
         experiment_flags.experiment_from_flags()
 
 
+@flagsaver.flagsaver
+def test_the_lean_top_down_pathway_from_flags_and_kept_by_the_recipe():
+    parse("--dataset=neu_det", "--nop2_output_conv", "--segmentation_channels=16")
+    experiment = experiment_flags.experiment_from_flags()
+    assert (experiment.model.p2_output_conv, experiment.model.segmentation_channels) == (False, 16)
+    assert {"model.p2_output_conv", "model.segmentation_channels"} <= (
+        experiment_flags.given_fields()
+    )
+    parse("--model=segdec", "--segmentation_channels=16")
+    with pytest.raises(ValueError, match="--segmentation_channels does not apply to --model=segdec"):
+        experiment_flags.experiment_from_flags()
+    with pytest.raises(flags.IllegalFlagValueError):
+        flags.FLAGS["segmentation_channels"].parse("0")
+
+
 def test_model_flag_is_validated_and_in_help():
     with pytest.raises(flags.IllegalFlagValueError):
         flags.FLAGS["model"].parse("unet3d")
