@@ -8,12 +8,18 @@ for the model's: `model.attention`), so rows of other networks join by setting
 The paper's numbers are typed from its text (`../shared/papers`, OCR'd): Tables I-IV
 on TekErreka (not public); Figs. 10 (Severstal) and 11 (TekErreka) are only plotted,
 so they have no numbers to compare with but parameter counts from Tables IV and VI.
-Table VI's networks and numbers are those `performance.inference_latency` measures.
+Table VI's networks and numbers are those `performance.inference_latency` measures,
+then the same two networks with its lean top-down pathway.
 """
 
 import dataclasses
 
-from defect_aux_net.performance.inference_latency import PAPER_NETWORKS, PAPER_TABLE6
+from defect_aux_net.performance.inference_latency import (
+    LEAN_NETWORKS,
+    LEAN_TOP_DOWN,
+    PAPER_NETWORKS,
+    PAPER_TABLE6,
+)
 
 # The parameter count of the trained model (best.keras), in millions; every other
 # metric key is a dotted key of the run's metrics_<split>.json.
@@ -253,6 +259,16 @@ TABLES = {
                      LATENCY: PAPER_TABLE6["latency_s"][key]},
                 )
                 for key, (name, model, fields) in PAPER_NETWORKS.items()
+            ) + tuple(
+                # The cheaper design the paper does not measure: no numbers of its own.
+                Row(
+                    name, key,
+                    {"model_name": PAPER_NETWORKS[slimmed][1],
+                     **{f"model.{field}": value for field, value in
+                        {**PAPER_NETWORKS[slimmed][2], **LEAN_TOP_DOWN}.items()}},
+                    {},
+                )
+                for key, (name, slimmed) in LEAN_NETWORKS.items()
             ),
         ),
     )

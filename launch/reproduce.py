@@ -7,7 +7,9 @@ Tables (`defect_aux_net.paper_tables`): T1, the five segmentation losses (the da
 needs masks); T2, the segmentation networks; T3, the classification networks; T4, the
 four attention variants; F10, 90/75/50 % of the training data; F11, the detectors;
 T6, batch-1 latency and parameters of the paper's single-task networks (ResNet-50,
-ResNet-50 FPN, ResNet-50 RetinaNet) and of Defect-Aux-Net.
+ResNet-50 FPN, ResNet-50 RetinaNet) and of Defect-Aux-Net, then of the FPN segmenter
+and Defect-Aux-Net with the lean top-down pathway (no 3x3 output convolution at P2,
+the segmentation branch at 64 channels instead of 128).
 Each row is a launch.train run in <output_dir>/<row>, all with the same schedule:
 --budget=cpu is the automatic recipe (small network, input size from the data), the
 first row's epochs fitted to 10 minutes and every other row trained with the first
@@ -30,8 +32,9 @@ is its network untrained, at the dataset's class count, timed at batch 1 on one
 thread (`defect_aux_net.performance.latency_table`): --budget=paper at the paper's
 600x600 (ResNet-50 networks), cpu at 256x256 (the same networks, minutes on 2
 cores), smoke the small networks at 64x64. Its table adds the sum of the single-task
-networks and the multi-task network's ratios against their targets; a row's command
-is the launch.reproduce one that measures it alone.
+networks and the multi-task network's ratios against their targets, for the default
+design and for the lean one; a row's command is the launch.reproduce one that
+measures it alone.
 """
 
 import shlex

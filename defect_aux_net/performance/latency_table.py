@@ -1,7 +1,8 @@
 """Table VI as `launch.reproduce --table=T6` makes it: each network measured in its own folder.
 
 The rows are the paper's Table VI networks (`inference_latency.paper_networks`),
-untrained: latency and parameter counts do not depend on the weights, so the table
+then its FPN segmenter and Defect-Aux-Net with the lean top-down pathway
+(`inference_latency.LEAN_NETWORKS`), untrained: latency and parameter counts do not depend on the weights, so the table
 needs no training, and its networks are the paper's whatever network the other
 tables' rows train at a budget. `--dataset` gives them its class count; the input
 channels are the presets' (3; the input pipeline repeats grey images), as in every
@@ -12,7 +13,8 @@ A row is measured once: `<output_dir>/<row>/latency.json` holds its figures, wri
 whole, and a later runner reads it (unless overwritten), so a killed runner resumes
 with the rows it had not measured. The report puts the paper's figures beside ours,
 with the sum of the single-task networks and the multi-task network's ratios checked
-against the issue's targets (`report.TARGETS`).
+against the issue's targets (`report.TARGETS`), for the default design and again for
+the lean one.
 """
 
 import dataclasses
@@ -90,7 +92,7 @@ def row_configs(budget: str, num_classes: int) -> dict:
     if budget not in BUDGETS:
         raise ValueError(f"Unknown budget {budget!r}; allowed values: {', '.join(BUDGETS)}.")
     settings = BUDGETS[budget]
-    configs = inference_latency.paper_networks(settings.preset)
+    configs = inference_latency.paper_networks(settings.preset, lean=True)
     changes = {"num_classes": num_classes}
     if settings.input_size is not None:
         channels = configs[inference_latency.MULTI_TASK].input_shape[2]
@@ -183,9 +185,10 @@ def _check_same_network(path: str, config, budget: str):
         )
 
 
-def ratios(results: list):
+def ratios(results: list, lean: bool = False):
     """`inference_latency.table6` of the results, and of the paper's figures; (None, paper)
-    unless every row was measured."""
+    unless every row it needs was measured. With `lean`, the results' table with the lean
+    networks (`inference_latency.lean_table6`); the paper's is its own."""
     paper = inference_latency.table6({
         key: {"latency_s": inference_latency.PAPER_TABLE6["latency_s"][key],
               "params": inference_latency.PAPER_TABLE6["params_millions"][key] * 1e6,
@@ -193,9 +196,14 @@ def ratios(results: list):
         for key in inference_latency.PAPER_NETWORKS
     })
     measured = {result.row.folder: result.measured for result in results}
-    if set(measured) != set(inference_latency.PAPER_NETWORKS):
+    needed = set(inference_latency.PAPER_NETWORKS)
+    if lean:
+        needed = needed - {slimmed for _, slimmed in inference_latency.LEAN_NETWORKS.values()}
+        needed |= set(inference_latency.LEAN_NETWORKS)
+    if not needed <= set(measured):
         return None, paper
-    return inference_latency.table6(measured), paper
+    table6 = inference_latency.lean_table6 if lean else inference_latency.table6
+    return table6(measured), paper
 
 
 def targets(ours) -> list:
@@ -212,7 +220,8 @@ def _figure(key: str, value) -> str:
 
 def report_markdown(table: PaperTable, results: list, commands: list, heading: str) -> str:
     """Table VI as markdown: the paper's figures beside ours, the sum of the single-task
-    networks, the ratios and their targets; rows without a result marked "not run"."""
+    networks, the ratios and their targets, for the default design and again with the
+    lean top-down pathway; rows without a result marked "not run"."""
     missing = _not_run(table, results)
     settings = _settings(results)
     lines = [f"# {table.key}: {table.title}", "", (
@@ -232,7 +241,7 @@ def report_markdown(table: PaperTable, results: list, commands: list, heading: s
         cells = [row.name]
         for metric in table.metrics:
             ours = "not run" if result is None else _figure(metric.key, result.figures[metric.key])
-            cells += [_figure(metric.key, row.paper[metric.key]), ours]
+            cells += [_figure(metric.key, row.paper.get(metric.key)), ours]
         if result is None:
             cells += ["—", "not run"]
         else:
@@ -240,26 +249,26 @@ def report_markdown(table: PaperTable, results: list, commands: list, heading: s
                       f"`{command}`"]
         lines.append("| " + " | ".join(cells) + " |")
     ours, paper = ratios(results)
+    lean, _ = ratios(results, lean=True)
     sums = [paper["params"][SUM] / 1e6, _sum(ours, "params", 1e-6),
             paper["latency_s"][SUM], _sum(ours, "latency_s")]
-    lines.append("| Sum of the single-task networks | "
-                 + " | ".join(_figure(key, value) for key, value in
-                              zip((PARAMETERS, PARAMETERS, LATENCY, LATENCY), sums))
-                 + " | | |")
-    checked = {} if ours is None else {name: met for name, _, _, met in targets(ours)}
-    lines += ["", "| Multi-task network | paper | ours | target | met |", "|---|---|---|---|---|"]
-    for name, key, bound in _ratio_rows():
-        measured = "—" if ours is None else f"{ours[key]:.3f}"
-        answer = {True: "yes", False: "no"}.get(checked.get(name), "—")
-        lines.append(f"| {name} | {paper[key]:.3f} | {measured} | {bound} | {answer} |")
-    if ours is None:
+    lines.append(_sum_row("Sum of the single-task networks", sums))
+    lines.append(_sum_row("Sum with the lean FPN segmenter",
+                          [None, _sum(lean, "params", 1e-6), None, _sum(lean, "latency_s")]))
+    for title, measured in (("Multi-task network", ours),
+                            ("Multi-task network, lean top-down (both networks)", lean)):
+        lines += ["", f"| {title} | paper | ours | target | met |", "|---|---|---|---|---|"]
+        lines += _ratio_lines(measured, paper)
+    if ours is None or lean is None:
         lines += ["", "The ratios need every row measured."]
     return "\n".join(lines) + "\n"
 
 
 def report_json(table: PaperTable, results: list, commands: list, heading: str) -> dict:
-    """Every figure of the report, for scripts; `not_run` names the rows without one."""
+    """Every figure of the report, for scripts; `not_run` names the rows without one.
+    `lean` holds the sum, ratios and targets with the lean top-down pathway."""
     ours, paper = ratios(results)
+    lean, _ = ratios(results, lean=True)
     return {
         "table": table.key,
         "title": table.title,
@@ -272,6 +281,16 @@ def report_json(table: PaperTable, results: list, commands: list, heading: str) 
              "measured": result.measured}
             for result, command in zip(results, commands)
         ],
+        **_ratio_figures(ours, paper),
+        "lean": _ratio_figures(lean, paper),
+        "not_run": [{"name": row.name, "row": row.folder} for row in _not_run(table, results)],
+    }
+
+
+def _ratio_figures(ours, paper) -> dict:
+    """The sum of the single-task networks, the ratios and the targets of `ours` (a
+    `table6` result, or None), beside the paper's."""
+    return {
         "single_task_sum": {
             "paper": {PARAMETERS: paper["params"][SUM] / 1e6, LATENCY: paper["latency_s"][SUM]},
             "ours": None if ours is None else {
@@ -284,7 +303,6 @@ def report_json(table: PaperTable, results: list, commands: list, heading: str) 
             {"name": name, "measured": measured, "bound": bound, "met": met}
             for name, measured, bound, met in ([] if ours is None else targets(ours))
         ],
-        "not_run": [{"name": row.name, "row": row.folder} for row in _not_run(table, results)],
     }
 
 
@@ -294,6 +312,23 @@ def write_report(table: PaperTable, results, commands, heading: str, output_dir:
         table, output_dir, report_markdown(table, results, commands, heading),
         report_json(table, results, commands, heading),
     )
+
+
+def _sum_row(name: str, sums: list) -> str:
+    """A sum's row: parameters paper / ours, latency paper / ours."""
+    figures = zip((PARAMETERS, PARAMETERS, LATENCY, LATENCY), sums)
+    return f"| {name} | " + " | ".join(_figure(key, value) for key, value in figures) + " | | |"
+
+
+def _ratio_lines(ours, paper) -> list:
+    """The ratio table's rows of `ours` (a `table6` result, or None), beside the paper's."""
+    checked = {} if ours is None else {name: met for name, _, _, met in targets(ours)}
+    lines = []
+    for name, key, bound in _ratio_rows():
+        measured = "—" if ours is None else f"{ours[key]:.3f}"
+        answer = {True: "yes", False: "no"}.get(checked.get(name), "—")
+        lines.append(f"| {name} | {paper[key]:.3f} | {measured} | {bound} | {answer} |")
+    return lines
 
 
 def _sum(ours, key, scale=1.0):

@@ -1,3 +1,5 @@
+import dataclasses
+
 import pytest
 
 from defect_aux_net.config import DefectAuxNetConfig
@@ -8,6 +10,7 @@ from defect_aux_net.performance.inference_latency import (
     MULTI_TASK,
     PAPER_TABLE6,
     inference_latency,
+    lean_table6,
     paper_networks,
     table6,
     task_networks,
@@ -49,6 +52,44 @@ def test_paper_networks_are_the_papers_at_defect_aux_nets_input(preset):
     )
     assert networks["detection"].backbone == multi_task.backbone
     assert {config.input_shape for config in networks.values()} == {multi_task.input_shape}
+
+
+def test_the_lean_networks_slim_the_segmenter_and_defect_aux_net_only():
+    networks = paper_networks("tekerreka", lean=True)
+    assert list(networks) == [
+        "classification", "segmentation", "detection", MULTI_TASK,
+        "segmentation_lean", f"{MULTI_TASK}_lean",
+    ]
+    assert networks["segmentation"].p2_output_conv and networks[MULTI_TASK].p2_output_conv
+    assert networks["segmentation"].segmentation_channels == 128
+    for key in ("segmentation", MULTI_TASK):
+        lean = networks[f"{key}_lean"]
+        assert (lean.p2_output_conv, lean.segmentation_channels) == (False, 64)
+        # Nothing else changes: the other fields are the network's own.
+        assert lean == dataclasses.replace(networks[key], p2_output_conv=False,
+                                           segmentation_channels=64)
+    assert paper_networks("tekerreka") == {
+        key: networks[key] for key in ("classification", "segmentation", "detection", MULTI_TASK)
+    }
+
+
+def test_the_lean_table_swaps_in_the_lean_networks_by_hand():
+    def network(latency, params):
+        return {"latency_s": latency, "params": params, "cpu_per_wall": 1.0}
+
+    measured = {
+        "classification": network(1.0, 10), "segmentation": network(2.0, 20),
+        "detection": network(3.0, 30), MULTI_TASK: network(3.3, 15),
+        "segmentation_lean": network(1.5, 18), f"{MULTI_TASK}_lean": network(2.5, 14),
+    }
+    table = lean_table6(measured)
+    # 1 + 1.5 + 3 = 5.5 s and 10 + 18 + 30 = 58 parameters; 2.5 / 5.5, 2.5 / 3, 14 / 58.
+    assert table["latency_s"]["single_task_sum"] == 5.5
+    assert table["params"]["single_task_sum"] == 58
+    assert table["latency_ratio"] == pytest.approx(2.5 / 5.5)
+    assert table["detection_latency_ratio"] == pytest.approx(2.5 / 3)
+    assert table["params_ratio"] == pytest.approx(14 / 58)
+    assert table6(measured)["latency_ratio"] == pytest.approx(3.3 / 6)
 
 
 def test_paper_table6_sums_and_ratios_are_the_papers():
