@@ -33,11 +33,12 @@ PAPER_NETWORKS = {
     "detection": ("ResNet-50 RetinaNet", "retinanet", {}),
     MULTI_TASK: ("Defect-Aux-Net", "defect_aux_net", {}),
 }
-# The cheapest top-down pathway measured that keeps the paper's (section III-A-2: 1x1
+# A cheaper top-down pathway that keeps the paper's (section III-A-2: 1x1
 # laterals merged by addition down to 1/4 scale, then the segmentation branch's
 # convolutions and bilinear upsampling): without FPN's 3x3 output convolution at P2,
 # which the paper does not name, and the branch at half the paper-size network's 128
-# channels. Not the default: its accuracy at equal budget is measured in
+# channels (a width, not a fraction: the flags a user gives; the small networks' branch
+# has 32, so there it widens). Not the default: its accuracy at equal budget is in
 # benchmarks/README.md. Keyed as the network it slims, plus `LEAN`: (name, that key).
 LEAN = "_lean"
 LEAN_TOP_DOWN = {"p2_output_conv": False, "segmentation_channels": 64}
