@@ -96,6 +96,19 @@ def inference_latency(config, warmup: int, repeats: int, jit_compile: bool = Fal
     Returns:
       `{"latency_s", "cpu_per_wall", "params", "peak_memory_bytes"}`.
     """
+    predict, params = latency_function(config, jit_compile)
+    timing = median_seconds(predict, warmup, repeats)
+    return {
+        "latency_s": timing["median_s"],
+        "cpu_per_wall": timing["cpu_per_wall"],
+        "params": params,
+        "peak_memory_bytes": peak_memory_bytes(),
+    }
+
+
+def latency_function(config, jit_compile: bool = False):
+    """(a call that predicts one random image with the network of `config` and waits for
+    it, the network's parameter count): what `inference_latency` times."""
     model = build_model(config)
     images = keras.random.uniform((1, *config.input_shape), seed=0)
     predict = tf.function(
@@ -103,13 +116,7 @@ def inference_latency(config, warmup: int, repeats: int, jit_compile: bool = Fal
         input_signature=[tf.TensorSpec([None, *config.input_shape], tf.float32)],
         jit_compile=jit_compile,
     )
-    timing = median_seconds(lambda: to_numpy(predict(images)), warmup, repeats)
-    return {
-        "latency_s": timing["median_s"],
-        "cpu_per_wall": timing["cpu_per_wall"],
-        "params": model.count_params(),
-        "peak_memory_bytes": peak_memory_bytes(),
-    }
+    return lambda: to_numpy(predict(images)), model.count_params()
 
 
 def table6(measurements: dict) -> dict:

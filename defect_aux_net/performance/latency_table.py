@@ -11,7 +11,8 @@ one `tf.function` graph without XLA, as TF Serving runs an export.
 
 A row is measured once: `<output_dir>/<row>/latency.json` holds its figures, written
 whole, and a later runner reads it (unless overwritten), so a killed runner resumes
-with the rows it had not measured. The report puts the paper's figures beside ours,
+with the rows it had not measured. The rows a runner measures are timed in turn, one
+call of each per round, so that their ratios are measured side by side. The report puts the paper's figures beside ours,
 with the sum of the single-task networks and the multi-task network's ratios checked
 against the issue's targets (`report.TARGETS`), for the default design and again for
 the lean one.
@@ -28,7 +29,7 @@ from defect_aux_net.config_errors import ConfigError
 from defect_aux_net.data import datasets
 from defect_aux_net.paper_tables import LATENCY, PARAMETERS, PaperTable
 from defect_aux_net.performance import inference_latency, report
-from defect_aux_net.performance.measurement import run_isolated
+from defect_aux_net.performance.measurement import interleaved_median_seconds, run_isolated
 from defect_aux_net.row_runs import SMOKE_INPUT_SIZE, check_models
 from defect_aux_net.training import run_files
 from defect_aux_net.training.table_runner import not_run, selected_rows, write_table_files
@@ -103,17 +104,22 @@ def row_configs(budget: str, num_classes: int) -> dict:
 def measure_rows(rows: list, warmup: int, repeats: int):
     """Measures each `(config, path)` of `rows` and writes its latency.json at `path`.
 
-    Run in a process of its own at `THREADS` threads (`run_isolated`); each row is
-    written as soon as it is measured, so a kill loses the row being measured only.
+    Run in a process of its own at `THREADS` threads (`run_isolated`). The networks are
+    timed in turn, one call each per round (`interleaved_median_seconds`): measured side
+    by side, their ratios hold on a machine whose speed drifts. So all are built first
+    and written when the last round ends; a kill loses the rows being measured.
     """
     from defect_aux_net.models.model_builders import model_name
 
+    functions, params = {}, {}
     for config, path in rows:
-        measured = inference_latency.inference_latency(config, warmup, repeats)
+        functions[path], params[path] = inference_latency.latency_function(config)
+    timings = interleaved_median_seconds(functions, warmup, repeats)
+    for config, path in rows:
         atomic_writes.write_json(path, {
             "config": config.to_dict(), "model_name": model_name(config),
-            "params": measured["params"], "latency_s": measured["latency_s"],
-            "cpu_per_wall": measured["cpu_per_wall"], "threads": THREADS,
+            "params": params[path], "latency_s": timings[path]["median_s"],
+            "cpu_per_wall": timings[path]["cpu_per_wall"], "threads": THREADS,
             "warmup": warmup, "repeats": repeats,
         })
 

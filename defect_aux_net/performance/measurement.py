@@ -39,6 +39,36 @@ def median_seconds(function, warmup: int, repeats: int) -> dict:
     }
 
 
+def interleaved_median_seconds(functions: dict, warmup: int, repeats: int) -> dict:
+    """`median_seconds` of each of `functions` (a dict), timed in turn: each round calls
+    every function once, in order, after `warmup` such rounds untimed.
+
+    A machine whose speed drifts (a cloud VM's neighbours, clock changes) then slows
+    every function alike, so the ratios of their times hold; timed one after another,
+    a drift between them enters the ratio.
+
+    Returns:
+      `{key: {"median_s", "cpu_per_wall"}}`, as `median_seconds` for each.
+    """
+    if warmup < 0 or repeats < 1:
+        raise ValueError(f"Need warmup >= 0 and repeats >= 1, got {warmup} and {repeats}.")
+    for _ in range(warmup):
+        for function in functions.values():
+            function()
+    times = {key: [] for key in functions}
+    cpu = dict.fromkeys(functions, 0.0)
+    for _ in range(repeats):
+        for key, function in functions.items():
+            cpu_start, start = time.process_time(), time.perf_counter()
+            function()
+            times[key].append(time.perf_counter() - start)
+            cpu[key] += time.process_time() - cpu_start
+    return {
+        key: {"median_s": statistics.median(times[key]), "cpu_per_wall": cpu[key] / sum(times[key])}
+        for key in functions
+    }
+
+
 def peak_memory_bytes() -> int:
     """The peak resident memory of this process so far (Linux reports KiB)."""
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024

@@ -6,6 +6,7 @@ import pytest
 import tensorflow as tf
 
 from defect_aux_net.performance.measurement import (
+    interleaved_median_seconds,
     median_seconds,
     run_isolated,
     to_numpy,
@@ -43,6 +44,37 @@ def test_median_seconds_counts_cpu_time():
 def test_median_seconds_rejects_no_repeats():
     with pytest.raises(ValueError, match="repeats >= 1"):
         median_seconds(lambda: None, warmup=0, repeats=0)
+
+
+def test_interleaved_timing_calls_each_function_once_a_round_and_takes_each_median():
+    calls = []
+    # a sleeps 0.3 s in the warm-up round, then 0.05, 0.01, 0.03 (median 0.03 s); b busy-
+    # waits 0.02, 0.06, 0.04 s of CPU after its warm-up (the median is its middle call's).
+    sleeps = iter([0.3, 0.05, 0.01, 0.03])
+    busy = iter([0.0, 0.02, 0.06, 0.04])
+
+    def a():
+        calls.append("a")
+        time.sleep(next(sleeps))
+
+    wall, cpu = [], []  # b's own clocks, as in the test above
+
+    def b():
+        calls.append("b")
+        seconds, wall_start, start = next(busy), time.perf_counter(), time.process_time()
+        while time.process_time() - start < seconds:
+            pass
+        wall.append(time.perf_counter() - wall_start)
+        cpu.append(time.process_time() - start)
+
+    timing = interleaved_median_seconds({"a": a, "b": b}, warmup=1, repeats=3)
+    assert calls == ["a", "b"] * 4  # one call each per round: side by side
+    assert timing["a"]["median_s"] == pytest.approx(0.03, abs=0.01)
+    assert timing["b"]["median_s"] == pytest.approx(sorted(wall[1:])[1], rel=0.01)
+    assert timing["a"]["cpu_per_wall"] < 0.1  # sleeping uses no CPU
+    assert timing["b"]["cpu_per_wall"] == pytest.approx(sum(cpu[1:]) / sum(wall[1:]), rel=0.01)
+    with pytest.raises(ValueError, match="repeats >= 1"):
+        interleaved_median_seconds({"a": a}, warmup=0, repeats=0)
 
 
 def test_to_numpy_converts_dicts_of_tensors():
