@@ -2,20 +2,21 @@
 
 The rows are the paper's Table VI networks (`inference_latency.paper_networks`),
 then its FPN segmenter and Defect-Aux-Net with the lean top-down pathway
-(`inference_latency.LEAN_NETWORKS`), untrained: latency and parameter counts do not depend on the weights, so the table
-needs no training, and its networks are the paper's whatever network the other
-tables' rows train at a budget. `--dataset` gives them its class count; the input
-channels are the presets' (3; the input pipeline repeats grey images), as in every
-training run. Each network runs at batch 1 on one thread, as the paper measures, as
-one `tf.function` graph without XLA, as TF Serving runs an export.
+(`inference_latency.LEAN_NETWORKS`), untrained: latency and parameter counts do not
+depend on the weights, so the table needs no training, and its networks are the
+paper's whatever network the other tables' rows train at a budget. `--dataset` gives
+them its class count; the input channels are the presets' (3; the input pipeline
+repeats grey images), as in every training run. Each network runs at batch 1 on one
+thread, as the paper measures, as one `tf.function` graph without XLA, as TF Serving
+runs an export.
 
 A row is measured once: `<output_dir>/<row>/latency.json` holds its figures, written
 whole, and a later runner reads it (unless overwritten), so a killed runner resumes
 with the rows it had not measured. The rows a runner measures are timed in turn, one
-call of each per round, so that their ratios are measured side by side. The report puts the paper's figures beside ours,
-with the sum of the single-task networks and the multi-task network's ratios checked
-against the issue's targets (`report.TARGETS`), for the default design and again for
-the lean one.
+call of each per round, so that their ratios are measured side by side. The report
+puts the paper's figures beside ours, with the sum of the single-task networks and the
+multi-task network's ratios checked against the issue's targets (`report.TARGETS`),
+for the default design and again for the lean one.
 """
 
 import dataclasses

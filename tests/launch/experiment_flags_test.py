@@ -138,7 +138,7 @@ def test_the_lean_top_down_pathway_from_flags_and_kept_by_the_recipe():
         experiment_flags.given_fields()
     )
     parse("--model=segdec", "--segmentation_channels=16")
-    with pytest.raises(ValueError, match="--segmentation_channels does not apply to --model=segdec"):
+    with pytest.raises(ValueError, match="--segmentation_channels does not apply to --model=seg"):
         experiment_flags.experiment_from_flags()
     with pytest.raises(flags.IllegalFlagValueError):
         flags.FLAGS["segmentation_channels"].parse("0")

@@ -104,7 +104,8 @@ def test_a_row_not_measured_is_named_and_leaves_the_ratios_unmeasured():
     lines = markdown.splitlines()
     assert ("Not run: ResNet-50 FPN, lean top-down (segmentation_lean), Defect-Aux-Net, lean "
             "top-down (multi_task_lean).") in lines
-    assert "| Defect-Aux-Net, lean top-down | — | not run | — | not run | — | not run |" in lines
+    assert ("| Defect-Aux-Net, lean top-down | — | not run | — | not run | — | not run |"
+            in lines)
     ratio_lines = [line for line in lines if "latency / sum of single-task" in line]
     assert ratio_lines == [
         "| Table VI: multi-task latency / sum of single-task latencies | 0.544 | 0.333 "
