@@ -23,25 +23,13 @@ def median_seconds(function, warmup: int, repeats: int) -> dict:
       process CPU time over the wall time of the timed calls (about the number of
       cores used; it checks the thread limit).
     """
-    if warmup < 0 or repeats < 1:
-        raise ValueError(f"Need warmup >= 0 and repeats >= 1, got {warmup} and {repeats}.")
-    for _ in range(warmup):
-        function()
-    times = []
-    cpu_start = time.process_time()
-    for _ in range(repeats):
-        start = time.perf_counter()
-        function()
-        times.append(time.perf_counter() - start)
-    return {
-        "median_s": statistics.median(times),
-        "cpu_per_wall": (time.process_time() - cpu_start) / sum(times),
-    }
+    return interleaved_median_seconds({"function": function}, warmup, repeats)["function"]
 
 
 def interleaved_median_seconds(functions: dict, warmup: int, repeats: int) -> dict:
     """`median_seconds` of each of `functions` (a dict), timed in turn: each round calls
-    every function once, in order, after `warmup` such rounds untimed.
+    every function once, in order, after `warmup` such rounds untimed. Each function's
+    CPU time is counted over its own calls.
 
     A machine whose speed drifts (a cloud VM's neighbours, clock changes) then slows
     every function alike, so the ratios of their times hold; timed one after another,
